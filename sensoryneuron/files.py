@@ -1,0 +1,87 @@
+"""Safe file I/O: atomic writes and pickle-free ``.npz`` reads."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+
+from sensoryneuron.errors import CheckpointError
+
+META_KEY = "meta"
+
+
+def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], None]) -> None:
+    """Write a file through ``write(fileobj)`` to a temp file, fsync, then rename over ``path``.
+
+    A reader sees either the old file or the complete new one, never a partial write.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    try:  # make the rename itself durable
+        dir_fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+    except OSError:
+        pass
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    atomic_write(path, lambda f: f.write(text.encode("utf-8")))
+
+
+def save_npz(path: str | os.PathLike, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> None:
+    """Atomically save arrays plus a JSON ``meta`` dict (stored as a unicode array, not pickle)."""
+    if META_KEY in arrays:
+        raise ValueError(f"array name {META_KEY!r} is reserved for the metadata")
+    payload = {k: np.asarray(v) for k, v in arrays.items()}
+    for key, value in payload.items():
+        if value.dtype == object:
+            raise ValueError(f"array {key!r} has dtype object, which would need pickle")
+    payload[META_KEY] = np.array(json.dumps(meta, sort_keys=True))
+    atomic_write(path, lambda f: np.savez(f, **payload))
+
+
+def load_npz(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """Read a file written by :func:`save_npz` without ever unpickling.
+
+    Raises:
+        CheckpointError: the file is missing, not an ``.npz``, holds object arrays, or has no
+            valid JSON metadata.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such file")
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            arrays = {key: npz[key] for key in npz.files}
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError) as exc:
+        raise CheckpointError(f"{path}: not a readable .npz file ({exc})") from None
+    if META_KEY not in arrays:
+        raise CheckpointError(f"{path}: no '{META_KEY}' entry; not written by sensoryneuron")
+    raw = arrays.pop(META_KEY)
+    try:
+        meta = json.loads(str(raw[()]))
+    except (json.JSONDecodeError, TypeError, IndexError, ValueError) as exc:
+        raise CheckpointError(f"{path}: metadata is not valid JSON ({exc})") from None
+    if not isinstance(meta, dict):
+        raise CheckpointError(f"{path}: metadata must be a JSON object")
+    return arrays, meta

@@ -1,0 +1,62 @@
+"""Population-batched building blocks.
+
+Every function takes parameters with a leading population axis ``P`` and evaluates all
+members in one call with batched matmuls (``bmm``/``baddbmm``), never a loop over members.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+
+def sinusoidal_table(
+    num_positions: int, dim: int, dtype: torch.dtype = torch.float32
+) -> torch.Tensor:
+    """Fixed Transformer position encodings, shape ``[num_positions, dim]``.
+
+    ``angle(p, j) = p / 10000 ** (2 * (j // 2) / dim)``; sine on even ``j``, cosine on odd.
+    """
+    pos = torch.arange(num_positions, dtype=torch.float64)[:, None]
+    j = torch.arange(dim, dtype=torch.float64)[None, :]
+    angle = pos / torch.pow(10000.0, 2.0 * torch.div(j, 2, rounding_mode="floor") / dim)
+    table = torch.where(j.long() % 2 == 0, torch.sin(angle), torch.cos(angle))
+    return table.to(dtype)
+
+
+def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    """Batched ``x W^T + b``: ``x[P, K, I]``, ``weight[P, O, I]``, ``bias[P, O]`` -> ``[P, K, O]``."""
+    wt = weight.transpose(1, 2)
+    if bias is None:
+        return torch.bmm(x, wt)
+    return torch.baddbmm(bias.unsqueeze(1), x, wt)
+
+
+def lstm_cell(
+    x: torch.Tensor,
+    h: torch.Tensor,
+    c: torch.Tensor,
+    weight_ih: torch.Tensor,
+    weight_hh: torch.Tensor,
+    bias: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Batched ``nn.LSTMCell`` step with PyTorch's gate order (i, f, g, o).
+
+    Args:
+        x: ``[P, K, I]`` inputs for K cells per member.
+        h, c: ``[P, K, H]`` previous state.
+        weight_ih: ``[P, 4H, I]``; weight_hh: ``[P, 4H, H]``.
+        bias: ``[P, 4H]``, the sum ``bias_ih + bias_hh``.
+    """
+    gates = torch.baddbmm(bias.unsqueeze(1), x, weight_ih.transpose(1, 2))
+    gates = gates.baddbmm(h, weight_hh.transpose(1, 2))
+    i, f, g, o = gates.chunk(4, dim=2)
+    c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+    h = torch.sigmoid(o) * torch.tanh(c)
+    return h, c
+
+
+def scaled(x: torch.Tensor, dim: int, enabled: bool) -> torch.Tensor:
+    """Divide attention scores by ``sqrt(dim)`` when ``enabled``."""
+    return x / math.sqrt(dim) if enabled else x

@@ -1,0 +1,356 @@
+"""Policy architectures as pure, population-batched functions.
+
+A model is a frozen description of an architecture. It owns no parameters and no state:
+``step(params[P, D], obs[P, B, N], state) -> (action[P, B, A], state)`` evaluates P parameter
+vectors on B episodes each in one call.
+
+>>> import torch
+>>> from sensoryneuron.models import AttentionNeuronModel
+>>> model = AttentionNeuronModel(act_dim=1)
+>>> model.num_params
+913
+>>> params = 0.1 * torch.randn(4, model.num_params)
+>>> state = model.init_state(members=4, batch=2)
+>>> action, state = model.step(params, torch.randn(4, 2, 5), state)
+>>> tuple(action.shape)
+(4, 2, 1)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import torch
+
+from sensoryneuron.errors import ConfigError
+from sensoryneuron.layers import linear, lstm_cell, scaled, sinusoidal_table
+from sensoryneuron.params import ParamSpec
+from sensoryneuron.state import PolicyState
+
+Weights = dict[str, torch.Tensor]
+
+
+def _lstm_entries(prefix: str, input_size: int, hidden: int) -> list[tuple[str, tuple[int, ...]]]:
+    return [
+        (f"{prefix}.weight_ih", (4 * hidden, input_size)),
+        (f"{prefix}.weight_hh", (4 * hidden, hidden)),
+        (f"{prefix}.bias_ih", (4 * hidden,)),
+        (f"{prefix}.bias_hh", (4 * hidden,)),
+    ]
+
+
+def _check_positive(**values: int) -> None:
+    for name, value in values.items():
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ConfigError(f"{name} must be a positive integer; got {value!r}")
+
+
+def _check_hidden(hidden: tuple[int, ...]) -> None:
+    if not isinstance(hidden, tuple) or any(
+        isinstance(h, bool) or not isinstance(h, int) or h < 1 for h in hidden
+    ):
+        raise ConfigError(f"hidden must be a tuple of positive integers; got {hidden!r}")
+
+
+class Model(ABC):
+    """Shared behaviour of the batched architectures."""
+
+    kind: ClassVar[str]
+    act_dim: int
+
+    @property
+    @abstractmethod
+    def param_spec(self) -> ParamSpec: ...
+
+    @property
+    def num_params(self) -> int:
+        return self.param_spec.num_params
+
+    def unflatten(self, params: torch.Tensor) -> Weights:
+        return self.param_spec.unflatten(params)
+
+    def flatten(self, weights: Weights) -> torch.Tensor:
+        return self.param_spec.flatten(weights)
+
+    @abstractmethod
+    def init_state(
+        self,
+        members: int,
+        batch: int,
+        num_inputs: int | None = None,
+        dtype: torch.dtype = torch.float32,
+    ) -> PolicyState:
+        """Zero state at reset for ``members x batch`` episodes."""
+
+    @abstractmethod
+    def prepare(self, params: torch.Tensor) -> Weights:
+        """Named weights plus quantities that depend only on the parameters."""
+
+    @abstractmethod
+    def step_prepared(
+        self, weights: Weights, obs: torch.Tensor, state: PolicyState, with_attention: bool = False
+    ) -> tuple[torch.Tensor, PolicyState] | tuple[torch.Tensor, PolicyState, torch.Tensor]:
+        """One step from prepared weights (see :meth:`step`)."""
+
+    def step(
+        self, params: torch.Tensor, obs: torch.Tensor, state: PolicyState
+    ) -> tuple[torch.Tensor, PolicyState]:
+        """``params[P, D]``, ``obs[P, B, N]`` -> ``(action[P, B, A], new_state)``."""
+        return self.step_prepared(self.prepare(params), obs, state)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = {"kind": self.kind}
+        for f in dataclasses.fields(self):  # type: ignore[arg-type]
+            value = getattr(self, f.name)
+            d[f.name] = list(value) if isinstance(value, tuple) else value
+        return d
+
+    @staticmethod
+    def _check_obs(obs: torch.Tensor, weights: Weights) -> tuple[int, int, int]:
+        if obs.ndim != 3:
+            raise ConfigError(
+                f"obs must have shape (members, batch, inputs); got {tuple(obs.shape)}"
+            )
+        members = next(iter(weights.values())).shape[0]
+        if obs.shape[0] != members:
+            raise ConfigError(
+                f"obs has {obs.shape[0]} members but params have {members}; "
+                "the leading axes must agree"
+            )
+        return obs.shape[0], obs.shape[1], obs.shape[2]
+
+
+@dataclass(frozen=True)
+class AttentionNeuronModel(Model):
+    """Permutation-invariant policy: an AttentionNeuron layer, then a head.
+
+    The layer (Tang & Ha 2021, vector version): one LSTMCell shared by every input slot reads
+    ``[o_i, a_{t-1}]``; its hidden states are the keys; fixed sinusoidal rows are the queries;
+    ``latent = tanh(tanh(Q K^T) @ o)``. The head is an optional LSTM, optional tanh FC layers,
+    then a tanh output layer. The parameter count does not depend on the number of inputs.
+
+    Attributes:
+        act_dim: size of the action.
+        num_latents: M, the size of the latent code.
+        msg_dim: width of the query/key projections.
+        pos_dim: d_pe, the sensory LSTM's hidden size and the width of the position table.
+        attention_bias: whether the query/key projections have biases.
+        attention_scale: whether scores are divided by sqrt(msg_dim).
+        hidden: widths of tanh FC layers between the latent (or head LSTM) and the output.
+        head_lstm: hidden size of an LSTMCell on the latent (0: none).
+    """
+
+    kind: ClassVar[str] = "attention-neuron"
+    act_dim: int = 1
+    num_latents: int = 16
+    msg_dim: int = 32
+    pos_dim: int = 8
+    attention_bias: bool = False
+    attention_scale: bool = False
+    hidden: tuple[int, ...] = ()
+    head_lstm: int = 0
+
+    def __post_init__(self) -> None:
+        _check_positive(
+            act_dim=self.act_dim,
+            num_latents=self.num_latents,
+            msg_dim=self.msg_dim,
+            pos_dim=self.pos_dim,
+        )
+        _check_hidden(self.hidden)
+        if (
+            isinstance(self.head_lstm, bool)
+            or not isinstance(self.head_lstm, int)
+            or self.head_lstm < 0
+        ):
+            raise ConfigError(f"head_lstm must be a non-negative integer; got {self.head_lstm!r}")
+        for name in ("attention_bias", "attention_scale"):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError(f"{name} must be true or false; got {getattr(self, name)!r}")
+
+    @property
+    def param_spec(self) -> ParamSpec:
+        d, msg = self.pos_dim, self.msg_dim
+        entries = _lstm_entries("neuron", 1 + self.act_dim, d)
+        entries.append(("query.weight", (msg, d)))
+        if self.attention_bias:
+            entries.append(("query.bias", (msg,)))
+        entries.append(("key.weight", (msg, d)))
+        if self.attention_bias:
+            entries.append(("key.bias", (msg,)))
+        width = self.num_latents
+        if self.head_lstm:
+            entries += _lstm_entries("head_lstm", width, self.head_lstm)
+            width = self.head_lstm
+        for i, h in enumerate(self.hidden):
+            entries += [(f"fc{i}.weight", (h, width)), (f"fc{i}.bias", (h,))]
+            width = h
+        entries += [("out.weight", (self.act_dim, width)), ("out.bias", (self.act_dim,))]
+        return ParamSpec.of(entries)
+
+    def init_state(
+        self,
+        members: int,
+        batch: int,
+        num_inputs: int | None = None,
+        dtype: torch.dtype = torch.float32,
+    ) -> PolicyState:
+        slots = {}
+        if num_inputs is not None:
+            shape = (members, batch, num_inputs, self.pos_dim)
+            slots = {"h": torch.zeros(shape, dtype=dtype), "c": torch.zeros(shape, dtype=dtype)}
+        carry = {"prev_action": torch.zeros(members, batch, self.act_dim, dtype=dtype)}
+        if self.head_lstm:
+            carry["head_h"] = torch.zeros(members, batch, self.head_lstm, dtype=dtype)
+            carry["head_c"] = torch.zeros(members, batch, self.head_lstm, dtype=dtype)
+        return PolicyState(slots=slots, carry=carry)
+
+    def prepare(self, params: torch.Tensor) -> Weights:
+        w = dict(self.unflatten(params))
+        members = params.shape[0]
+        w["neuron.bias"] = w["neuron.bias_ih"] + w["neuron.bias_hh"]
+        if self.head_lstm:
+            w["head_lstm.bias"] = w["head_lstm.bias_ih"] + w["head_lstm.bias_hh"]
+        table = sinusoidal_table(self.num_latents, self.pos_dim, params.dtype)
+        q = linear(table.expand(members, -1, -1), w["query.weight"], w.get("query.bias"))
+        w["queries"] = scaled(q, self.msg_dim, self.attention_scale)  # [P, M, msg]
+        return w
+
+    def step_prepared(
+        self, weights: Weights, obs: torch.Tensor, state: PolicyState, with_attention: bool = False
+    ) -> tuple[torch.Tensor, PolicyState] | tuple[torch.Tensor, PolicyState, torch.Tensor]:
+        P, B, N = self._check_obs(obs, weights)
+        d, A = self.pos_dim, self.act_dim
+        obs = obs.to(weights["queries"].dtype)
+        prev = state.carry["prev_action"]
+        if state.num_slots is None:
+            h = obs.new_zeros(P, B * N, d)
+            c = obs.new_zeros(P, B * N, d)
+        elif state.num_slots != N:
+            raise ConfigError(
+                f"obs has {N} inputs but the state holds {state.num_slots} slots; "
+                "reset the state when the number of inputs changes"
+            )
+        else:
+            h = state.slots["h"].reshape(P, B * N, d)
+            c = state.slots["c"].reshape(P, B * N, d)
+        x = torch.cat([obs.unsqueeze(-1), prev.unsqueeze(2).expand(P, B, N, A)], dim=-1)
+        h, c = lstm_cell(
+            x.reshape(P, B * N, 1 + A),
+            h,
+            c,
+            weights["neuron.weight_ih"],
+            weights["neuron.weight_hh"],
+            weights["neuron.bias"],
+        )
+        keys = linear(h, weights["key.weight"], weights.get("key.bias"))  # [P, B*N, msg]
+        attention = torch.tanh(torch.bmm(weights["queries"], keys.transpose(1, 2)))
+        attention = attention.view(P, self.num_latents, B, N)
+        latent = torch.tanh((attention * obs.unsqueeze(1)).sum(-1)).transpose(1, 2)  # [P, B, M]
+
+        carry: dict[str, torch.Tensor] = {}
+        x = latent
+        if self.head_lstm:
+            hh, hc = lstm_cell(
+                x,
+                state.carry["head_h"],
+                state.carry["head_c"],
+                weights["head_lstm.weight_ih"],
+                weights["head_lstm.weight_hh"],
+                weights["head_lstm.bias"],
+            )
+            carry["head_h"], carry["head_c"] = hh, hc
+            x = hh
+        for i in range(len(self.hidden)):
+            x = torch.tanh(linear(x, weights[f"fc{i}.weight"], weights[f"fc{i}.bias"]))
+        action = torch.tanh(linear(x, weights["out.weight"], weights["out.bias"]))
+        carry["prev_action"] = action
+        new_state = PolicyState(
+            slots={"h": h.view(P, B, N, d), "c": c.view(P, B, N, d)}, carry=carry
+        )
+        if with_attention:
+            return action, new_state, attention.permute(0, 2, 1, 3)  # [P, B, M, N]
+        return action, new_state
+
+
+@dataclass(frozen=True)
+class FeedForwardModel(Model):
+    """The non-invariant baseline: tanh FC layers on the observation in its given order.
+
+    Attributes:
+        obs_dim: number of inputs (fixed: this model is not permutation invariant).
+        act_dim: size of the action.
+        hidden: widths of the tanh hidden layers.
+    """
+
+    kind: ClassVar[str] = "fnn"
+    obs_dim: int = 5
+    act_dim: int = 1
+    hidden: tuple[int, ...] = (16,)
+
+    def __post_init__(self) -> None:
+        _check_positive(obs_dim=self.obs_dim, act_dim=self.act_dim)
+        _check_hidden(self.hidden)
+
+    @property
+    def param_spec(self) -> ParamSpec:
+        entries = []
+        width = self.obs_dim
+        for i, h in enumerate(self.hidden):
+            entries += [(f"fc{i}.weight", (h, width)), (f"fc{i}.bias", (h,))]
+            width = h
+        entries += [("out.weight", (self.act_dim, width)), ("out.bias", (self.act_dim,))]
+        return ParamSpec.of(entries)
+
+    def init_state(
+        self,
+        members: int,
+        batch: int,
+        num_inputs: int | None = None,
+        dtype: torch.dtype = torch.float32,
+    ) -> PolicyState:
+        return PolicyState()
+
+    def prepare(self, params: torch.Tensor) -> Weights:
+        return dict(self.unflatten(params))
+
+    def step_prepared(
+        self, weights: Weights, obs: torch.Tensor, state: PolicyState, with_attention: bool = False
+    ) -> tuple[torch.Tensor, PolicyState] | tuple[torch.Tensor, PolicyState, torch.Tensor]:
+        P, B, N = self._check_obs(obs, weights)
+        if N != self.obs_dim:
+            raise ConfigError(
+                f"this feed-forward policy takes exactly {self.obs_dim} inputs; got {N}"
+            )
+        x = obs.to(weights["out.weight"].dtype)
+        for i in range(len(self.hidden)):
+            x = torch.tanh(linear(x, weights[f"fc{i}.weight"], weights[f"fc{i}.bias"]))
+        action = torch.tanh(linear(x, weights["out.weight"], weights["out.bias"]))
+        if with_attention:
+            return action, state, action.new_zeros(P, B, 0, N)
+        return action, state
+
+
+MODELS: dict[str, type[Model]] = {
+    AttentionNeuronModel.kind: AttentionNeuronModel,
+    FeedForwardModel.kind: FeedForwardModel,
+}
+
+
+def model_from_dict(d: dict[str, Any]) -> Model:
+    """Rebuild a model from :meth:`Model.to_dict` output (e.g. a checkpoint's JSON)."""
+    if not isinstance(d, dict) or d.get("kind") not in MODELS:
+        kind = d.get("kind") if isinstance(d, dict) else d
+        raise ConfigError(f"unknown model kind {kind!r}; allowed: {', '.join(sorted(MODELS))}")
+    cls = MODELS[d["kind"]]
+    names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    unknown = sorted(set(d) - names - {"kind"})
+    if unknown:
+        raise ConfigError(
+            f"unknown field(s) {unknown} for model kind {d['kind']!r}; allowed: {sorted(names)}"
+        )
+    kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in d.items() if k != "kind"}
+    return cls(**kwargs)
