@@ -37,8 +37,7 @@ def lstm_cell(
     x: torch.Tensor,
     h: torch.Tensor,
     c: torch.Tensor,
-    weight_ih: torch.Tensor,
-    weight_hh: torch.Tensor,
+    weight: torch.Tensor,
     bias: torch.Tensor,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Batched ``nn.LSTMCell`` step with PyTorch's gate order (i, f, g, o).
@@ -46,15 +45,24 @@ def lstm_cell(
     Args:
         x: ``[P, K, I]`` inputs for K cells per member.
         h, c: ``[P, K, H]`` previous state.
-        weight_ih: ``[P, 4H, I]``; weight_hh: ``[P, 4H, H]``.
+        weight: ``[P, 4H, I + H]``, ``weight_ih`` and ``weight_hh`` side by side (see
+            :func:`fuse_lstm_weights`), so both products are one batched matmul.
         bias: ``[P, 4H]``, the sum ``bias_ih + bias_hh``.
     """
-    gates = torch.baddbmm(bias.unsqueeze(1), x, weight_ih.transpose(1, 2))
-    gates = gates.baddbmm(h, weight_hh.transpose(1, 2))
-    i, f, g, o = gates.chunk(4, dim=2)
-    c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
-    h = torch.sigmoid(o) * torch.tanh(c)
+    gates = torch.baddbmm(bias.unsqueeze(1), torch.cat([x, h], dim=2), weight.transpose(1, 2))
+    hidden = h.shape[-1]
+    ifo = torch.sigmoid(gates)
+    g = torch.tanh(gates[..., 2 * hidden : 3 * hidden])
+    c = ifo[..., hidden : 2 * hidden] * c + ifo[..., :hidden] * g
+    h = ifo[..., 3 * hidden :] * torch.tanh(c)
     return h, c
+
+
+def fuse_lstm_weights(
+    weight_ih: torch.Tensor, weight_hh: torch.Tensor, bias_ih: torch.Tensor, bias_hh: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``nn.LSTMCell`` parameters ``[P, ...]`` to the fused ``(weight, bias)`` of :func:`lstm_cell`."""
+    return torch.cat([weight_ih, weight_hh], dim=2), bias_ih + bias_hh
 
 
 def scaled(x: torch.Tensor, dim: int, enabled: bool) -> torch.Tensor:

@@ -26,7 +26,7 @@ from typing import Any, ClassVar
 import torch
 
 from sensoryneuron.errors import ConfigError
-from sensoryneuron.layers import linear, lstm_cell, scaled, sinusoidal_table
+from sensoryneuron.layers import fuse_lstm_weights, linear, lstm_cell, scaled, sinusoidal_table
 from sensoryneuron.params import ParamSpec
 from sensoryneuron.state import PolicyState
 
@@ -53,6 +53,12 @@ def _check_hidden(hidden: tuple[int, ...]) -> None:
         isinstance(h, bool) or not isinstance(h, int) or h < 1 for h in hidden
     ):
         raise ConfigError(f"hidden must be a tuple of positive integers; got {hidden!r}")
+
+
+def _contiguous(weights: Weights) -> Weights:
+    # One memory layout whatever the population size, so that a member's result does not
+    # depend on how the population is sharded (matmul kernels follow the layout).
+    return {k: v.contiguous() for k, v in weights.items()}
 
 
 class Model(ABC):
@@ -211,20 +217,26 @@ class AttentionNeuronModel(Model):
     def prepare(self, params: torch.Tensor) -> Weights:
         w = dict(self.unflatten(params))
         members = params.shape[0]
-        w["neuron.bias"] = w["neuron.bias_ih"] + w["neuron.bias_hh"]
-        if self.head_lstm:
-            w["head_lstm.bias"] = w["head_lstm.bias_ih"] + w["head_lstm.bias_hh"]
+        for prefix in ("neuron", "head_lstm") if self.head_lstm else ("neuron",):
+            w[f"{prefix}.weight"], w[f"{prefix}.bias"] = fuse_lstm_weights(
+                *(w[f"{prefix}.{name}"] for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"))
+            )
         table = sinusoidal_table(self.num_latents, self.pos_dim, params.dtype)
         q = linear(table.expand(members, -1, -1), w["query.weight"], w.get("query.bias"))
-        w["queries"] = scaled(q, self.msg_dim, self.attention_scale)  # [P, M, msg]
-        return w
+        q = scaled(q, self.msg_dim, self.attention_scale)  # [P, M, msg]
+        # Scores Q (H W_k^T + b_k)^T = (Q W_k) H^T + Q b_k: fold the key map into the queries.
+        w["query_key"] = torch.bmm(q, w["key.weight"])  # [P, M, d_pe]
+        if self.attention_bias:
+            # an elementwise product and sum: a [P, msg, 1] matmul's kernel depends on P
+            w["query_key_bias"] = (q * w["key.bias"].unsqueeze(1)).sum(-1, keepdim=True)
+        return _contiguous(w)
 
     def step_prepared(
         self, weights: Weights, obs: torch.Tensor, state: PolicyState, with_attention: bool = False
     ) -> tuple[torch.Tensor, PolicyState] | tuple[torch.Tensor, PolicyState, torch.Tensor]:
         P, B, N = self._check_obs(obs, weights)
         d, A = self.pos_dim, self.act_dim
-        obs = obs.to(weights["queries"].dtype)
+        obs = obs.to(weights["query_key"].dtype)
         prev = state.carry["prev_action"]
         if state.num_slots is None:
             h = obs.new_zeros(P, B * N, d)
@@ -239,16 +251,14 @@ class AttentionNeuronModel(Model):
             c = state.slots["c"].reshape(P, B * N, d)
         x = torch.cat([obs.unsqueeze(-1), prev.unsqueeze(2).expand(P, B, N, A)], dim=-1)
         h, c = lstm_cell(
-            x.reshape(P, B * N, 1 + A),
-            h,
-            c,
-            weights["neuron.weight_ih"],
-            weights["neuron.weight_hh"],
-            weights["neuron.bias"],
+            x.reshape(P, B * N, 1 + A), h, c, weights["neuron.weight"], weights["neuron.bias"]
         )
-        keys = linear(h, weights["key.weight"], weights.get("key.bias"))  # [P, B*N, msg]
-        attention = torch.tanh(torch.bmm(weights["queries"], keys.transpose(1, 2)))
-        attention = attention.view(P, self.num_latents, B, N)
+        qk_bias = weights.get("query_key_bias")
+        if qk_bias is None:
+            scores = torch.bmm(weights["query_key"], h.transpose(1, 2))  # [P, M, B*N]
+        else:
+            scores = torch.baddbmm(qk_bias, weights["query_key"], h.transpose(1, 2))
+        attention = torch.tanh(scores).view(P, self.num_latents, B, N)
         latent = torch.tanh((attention * obs.unsqueeze(1)).sum(-1)).transpose(1, 2)  # [P, B, M]
 
         carry: dict[str, torch.Tensor] = {}
@@ -258,8 +268,7 @@ class AttentionNeuronModel(Model):
                 x,
                 state.carry["head_h"],
                 state.carry["head_c"],
-                weights["head_lstm.weight_ih"],
-                weights["head_lstm.weight_hh"],
+                weights["head_lstm.weight"],
                 weights["head_lstm.bias"],
             )
             carry["head_h"], carry["head_c"] = hh, hc
@@ -315,7 +324,7 @@ class FeedForwardModel(Model):
         return PolicyState()
 
     def prepare(self, params: torch.Tensor) -> Weights:
-        return dict(self.unflatten(params))
+        return _contiguous(self.unflatten(params))
 
     def step_prepared(
         self, weights: Weights, obs: torch.Tensor, state: PolicyState, with_attention: bool = False

@@ -121,6 +121,8 @@ def test_batched_step_equals_a_loop_over_members(model):
     looped = torch.cat(
         [rollout_open_loop(model, params[p : p + 1], obs[:, p : p + 1])[0] for p in range(P)], dim=1
     )
+    # Equal up to float32 round-off: vectorised elementwise kernels treat a tensor's tail
+    # elements apart, so the last bit can depend on the population size.
     torch.testing.assert_close(batched, looped, atol=1e-6, rtol=0)
 
 
@@ -158,9 +160,8 @@ def test_scaling_and_bias_change_the_scores():
     base = AttentionNeuronModel(act_dim=1, attention_bias=True)
     scaled = AttentionNeuronModel(act_dim=1, attention_bias=True, attention_scale=True)
     params = random_params(base, 1, scale=1.0)
-    qb = base.prepare(params)["queries"]
-    qs = scaled.prepare(params)["queries"]
-    torch.testing.assert_close(qs * math.sqrt(32), qb)
+    for key in ("query_key", "query_key_bias"):
+        torch.testing.assert_close(scaled.prepare(params)[key] * math.sqrt(32), base.prepare(params)[key])
 
 
 def test_attention_weights_are_returned_per_latent_and_input():
