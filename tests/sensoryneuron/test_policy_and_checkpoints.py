@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pickle
 import re
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,9 +17,6 @@ from sensoryneuron import (
     Policy,
 )
 from sensoryneuron.files import load_npz, save_npz
-
-REFERENCE = Path(__file__).resolve().parents[3] / "shared" / "reference"
-
 
 def make_policy(seed=0, model=None):
     model = model or AttentionNeuronModel(act_dim=1, head_lstm=4)
@@ -170,14 +166,12 @@ def test_save_npz_refuses_object_arrays(tmp_path):
         save_npz(tmp_path / "o.npz", {"x": np.array([{}], dtype=object)}, {})
 
 
-@pytest.mark.skipif(
-    not (REFERENCE / "cartpole_pi.npz").is_file(), reason="../shared/reference absent"
-)
-def test_reference_cartpole_policy_loads_with_913_parameters():
-    policy = sn.load_reference_policy(REFERENCE / "cartpole_pi.npz", name="cartpole_pi")
+def test_reference_cartpole_policy_loads_with_913_parameters(reference_path):
+    path = reference_path("cartpole_pi")
+    policy = sn.load_reference_policy(path, name="cartpole_pi")
     assert policy.num_params == 913
     assert policy.model == AttentionNeuronModel(act_dim=1, num_latents=16, msg_dim=32, pos_dim=8)
-    raw = np.load(REFERENCE / "cartpole_pi.npz", allow_pickle=False)["params"]
+    raw = np.load(path, allow_pickle=False)["params"]
     np.testing.assert_array_equal(policy.params, raw)
 
 

@@ -1,0 +1,291 @@
+"""Observation perturbations shared by the Gymnasium wrappers and the vectorised path.
+
+The wrappers in :mod:`tasks.wrappers` (one episode) and :class:`BatchPerturbation` (a
+``[members, episodes]`` batch) call the same draw helpers in the same order, so from the same
+Generator they produce bit-identical observations.
+
+Conventions:
+    - Permutation: ``shuffled = raw[..., perm]``, i.e. ``shuffled[j] = raw[perm[j]]``.
+    - Stack order: duplicate -> shuffle -> append noise channels.
+    - Draw order per episode. At reset: the env's initial state, then the permutation (then the
+      first interval when intervals are random), then the noise. At each step: the permutation
+      and the next interval where a reshuffle is due, then the noise.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from numbers import Integral, Real
+
+import gymnasium as gym
+import numpy as np
+
+from sensoryneuron.errors import ConfigError
+
+ReshuffleEvery = int | tuple[int, int] | None
+
+
+def _is_int(value: object) -> bool:
+    """True for Python and NumPy integers, False for bools."""
+    return isinstance(value, Integral) and not isinstance(value, (bool, np.bool_))
+
+
+def validate_reshuffle_every(value: object) -> ReshuffleEvery:
+    """Checks and normalises a reshuffle schedule.
+
+    Args:
+        value: ``None`` (shuffle at reset only), a positive int ``t`` (a new permutation after
+            every ``t`` steps) or a ``(low, high)`` pair with ``1 <= low <= high`` (random
+            intervals, each drawn as ``rng.integers(low, high + 1)``).
+
+    Returns:
+        ``None``, an ``int`` or a ``tuple[int, int]``.
+
+    Raises:
+        ConfigError: For bools, non-positive values, non-integers and malformed pairs.
+    """
+    if value is None:
+        return None
+    if _is_int(value) and value >= 1:
+        return int(value)
+    if (
+        isinstance(value, (tuple, list))
+        and len(value) == 2
+        and all(_is_int(v) for v in value)
+        and 1 <= value[0] <= value[1]
+    ):
+        return (int(value[0]), int(value[1]))
+    raise ConfigError(
+        "reshuffle_every must be None, an int >= 1 or a (low, high) pair of ints with "
+        f"1 <= low <= high, got {value!r}"
+    )
+
+
+def validate_int(name: str, value: object, minimum: int) -> int:
+    """Checks that ``value`` is an int (not a bool) ``>= minimum`` and returns it as ``int``."""
+    if not (_is_int(value) and value >= minimum):
+        raise ConfigError(f"{name} must be an int >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def validate_std(name: str, value: object) -> float:
+    """Checks that ``value`` is a finite real number > 0 and returns it as ``float``."""
+    if (
+        isinstance(value, (bool, np.bool_))
+        or not isinstance(value, Real)
+        or not math.isfinite(value)
+        or value <= 0
+    ):
+        raise ConfigError(f"{name} must be a finite number > 0, got {value!r}")
+    return float(value)
+
+
+def check_vector_box(space: gym.Space, wrapper: str, *, floating: bool = False) -> gym.spaces.Box:
+    """Checks that ``space`` is a 1-D Box (of a float dtype when ``floating``) and returns it."""
+    ok = isinstance(space, gym.spaces.Box) and len(space.shape) == 1
+    if ok and floating:
+        ok = np.issubdtype(space.dtype, np.floating)
+    if not ok:
+        kind = "a 1-D float Box" if floating else "a 1-D Box"
+        raise ConfigError(f"{wrapper} needs {kind} observation space, got {space}")
+    return space
+
+
+def draw_permutation(rng: np.random.Generator, n: int) -> np.ndarray:
+    """Draws a uniform permutation of ``range(n)`` (int64) with ``rng.permutation(n)``."""
+    return rng.permutation(n).astype(np.int64, copy=False)
+
+
+def draw_interval(rng: np.random.Generator, reshuffle_every: ReshuffleEvery) -> int | None:
+    """Steps until the next reshuffle: ``None``, the fixed ``t`` (no draw) or a random draw."""
+    if reshuffle_every is None:
+        return None
+    if isinstance(reshuffle_every, tuple):
+        low, high = reshuffle_every
+        return int(rng.integers(low, high + 1))
+    return reshuffle_every
+
+
+def draw_shuffle(
+    rng: np.random.Generator, n: int, reshuffle_every: ReshuffleEvery
+) -> tuple[np.ndarray, int | None]:
+    """Draws a new permutation, then the interval until the next one (in that order)."""
+    perm = draw_permutation(rng, n)
+    return perm, draw_interval(rng, reshuffle_every)
+
+
+def draw_noise(rng: np.random.Generator, n: int, std: float) -> np.ndarray:
+    """Draws ``n`` i.i.d. N(0, std^2) values (float64) with ``rng.normal(0.0, std, size=n)``."""
+    return rng.normal(0.0, std, size=n)
+
+
+def relative_permutation(old_perm: np.ndarray, new_perm: np.ndarray) -> np.ndarray:
+    """The permutation that takes the old shuffled observation to the new one.
+
+    With ``obs_old = raw[old_perm]`` and ``obs_new = raw[new_perm]``, returns ``rel`` such that
+    ``obs_new == obs_old[rel]`` (``rel = argsort(old_perm)[new_perm]``). Works on ``[..., n]``
+    batches of permutations.
+    """
+    old_perm = np.asarray(old_perm)
+    new_perm = np.asarray(new_perm)
+    inverse_old = np.argsort(old_perm, axis=-1)
+    return np.take_along_axis(inverse_old, new_perm, axis=-1).astype(np.int64, copy=False)
+
+
+def duplicate_observation(obs: np.ndarray, copies: int) -> np.ndarray:
+    """Repeats the last axis ``copies`` times (``np.tile``): ``[..., n] -> [..., copies * n]``."""
+    return np.tile(obs, (1,) * (obs.ndim - 1) + (copies,))
+
+
+def apply_permutation(obs: np.ndarray, perm: np.ndarray) -> np.ndarray:
+    """Returns ``obs[..., perm]``; ``perm`` ``[..., n]`` broadcasts against ``obs`` ``[..., n]``."""
+    if perm.ndim == 1:
+        return obs[..., perm]
+    index = np.broadcast_to(perm, obs.shape[:-1] + perm.shape[-1:])
+    return np.take_along_axis(obs, index, axis=-1)
+
+
+def append_noise(obs: np.ndarray, noise: np.ndarray) -> np.ndarray:
+    """Appends noise channels (cast to ``obs.dtype``) after the observation on the last axis."""
+    noise = np.broadcast_to(noise.astype(obs.dtype), obs.shape[:-1] + noise.shape[-1:])
+    return np.concatenate([obs, noise], axis=-1)
+
+
+class BatchPerturbation:
+    """The batched equivalent of ``DuplicateObservation -> ShuffleObservation -> NoiseChannels``.
+
+    Observations have the layout ``[members, episodes, obs_dim]``. Permutations and noise are
+    drawn per episode ``b`` from ``rngs[b]`` and shared by all members (common random numbers),
+    in the same order as the wrapper stack draws from ``env.np_random``.
+
+    Attributes:
+        out_dim: Size of the perturbed observation: ``obs_dim * duplicate + noise_channels``.
+        permutations: int64 ``[episodes, obs_dim * duplicate]``, the current permutations
+            (identity when ``shuffle`` is False).
+        reshuffled: bool ``[episodes]``, True where a new permutation was drawn at the last
+            step (always False after reset; a new draw may by chance equal the old one).
+        steps: Steps taken since the last reset.
+
+    Example:
+        >>> import numpy as np
+        >>> pert = BatchPerturbation(5, shuffle=True, reshuffle_every=25, noise_channels=3)
+        >>> rngs = [np.random.default_rng(s) for s in range(4)]
+        >>> pert.reset(np.zeros((2, 4, 5), dtype=np.float32), rngs).shape
+        (2, 4, 8)
+    """
+
+    def __init__(
+        self,
+        obs_dim: int,
+        *,
+        duplicate: int = 1,
+        shuffle: bool = False,
+        reshuffle_every: ReshuffleEvery = None,
+        noise_channels: int = 0,
+        noise_std: float = 0.1,
+    ) -> None:
+        """Validates the settings.
+
+        Args:
+            obs_dim: Size of the raw observation.
+            duplicate: Copies of the raw observation (``DuplicateObservation``); 1 = off.
+            shuffle: Whether to permute the (duplicated) observation (``ShuffleObservation``).
+            reshuffle_every: Reshuffle schedule, see :func:`validate_reshuffle_every`; needs
+                ``shuffle=True``.
+            noise_channels: Number of appended noise channels (``NoiseChannels``); 0 = off.
+            noise_std: Standard deviation of the noise channels.
+        """
+        self.obs_dim = validate_int("obs_dim", obs_dim, 1)
+        self.duplicate = validate_int("duplicate", duplicate, 1)
+        if not isinstance(shuffle, (bool, np.bool_)):
+            raise ConfigError(f"shuffle must be a bool, got {shuffle!r}")
+        self.shuffle = bool(shuffle)
+        self.reshuffle_every = validate_reshuffle_every(reshuffle_every)
+        if self.reshuffle_every is not None and not self.shuffle:
+            raise ConfigError(
+                f"reshuffle_every={self.reshuffle_every!r} needs shuffle=True; "
+                "use reshuffle_every=None without shuffling"
+            )
+        self.noise_channels = validate_int("noise_channels", noise_channels, 0)
+        self.noise_std = validate_std("noise_std", noise_std)
+        self.n_shuffled = self.obs_dim * self.duplicate
+        self.out_dim = self.n_shuffled + self.noise_channels
+        self.permutations: np.ndarray | None = None
+        self.reshuffled: np.ndarray | None = None
+        self.steps = 0
+        self._next_reshuffle: list[int | None] = []
+
+    def _check(self, obs: np.ndarray, rngs: Sequence[np.random.Generator]) -> np.ndarray:
+        obs = np.asarray(obs)
+        if obs.ndim != 3 or obs.shape[-1] != self.obs_dim:
+            raise ConfigError(
+                f"obs must have shape [members, episodes, {self.obs_dim}], got {obs.shape}"
+            )
+        if len(rngs) != obs.shape[1]:
+            raise ConfigError(
+                f"expected one Generator per episode ({obs.shape[1]}), got {len(rngs)}"
+            )
+        return obs
+
+    def reset(self, obs: np.ndarray, rngs: Sequence[np.random.Generator]) -> np.ndarray:
+        """Starts new episodes: draws the permutations and the first noise.
+
+        Args:
+            obs: Raw observations ``[members, episodes, obs_dim]`` right after reset.
+            rngs: One Generator per episode, the ones the initial states came from.
+
+        Returns:
+            float32 ``[members, episodes, out_dim]``.
+        """
+        obs = self._check(obs, rngs)
+        episodes = obs.shape[1]
+        self.steps = 0
+        self.reshuffled = np.zeros(episodes, dtype=bool)
+        if self.shuffle:
+            drawn = [draw_shuffle(rng, self.n_shuffled, self.reshuffle_every) for rng in rngs]
+            self.permutations = np.stack([perm for perm, _ in drawn])
+            self._next_reshuffle = [interval for _, interval in drawn]
+        else:
+            identity = np.arange(self.n_shuffled, dtype=np.int64)
+            self.permutations = np.tile(identity, (episodes, 1))
+            self._next_reshuffle = [None] * episodes
+        return self._perturb(obs, rngs)
+
+    def step(self, obs: np.ndarray, rngs: Sequence[np.random.Generator]) -> np.ndarray:
+        """Perturbs the observations of one step: reshuffles where due, then draws noise.
+
+        Args:
+            obs: Raw observations ``[members, episodes, obs_dim]`` after the step.
+            rngs: The same Generators as at reset.
+
+        Returns:
+            float32 ``[members, episodes, out_dim]``.
+        """
+        if self.permutations is None:
+            raise gym.error.ResetNeeded("Call reset() before step().")
+        obs = self._check(obs, rngs)
+        if obs.shape[1] != self.permutations.shape[0]:
+            raise ConfigError(
+                f"reset() saw {self.permutations.shape[0]} episodes, step() got {obs.shape[1]}"
+            )
+        self.steps += 1
+        self.reshuffled = np.zeros(len(rngs), dtype=bool)
+        for b, rng in enumerate(rngs):
+            if self._next_reshuffle[b] == self.steps:
+                perm, interval = draw_shuffle(rng, self.n_shuffled, self.reshuffle_every)
+                self.permutations[b] = perm
+                self._next_reshuffle[b] = self.steps + interval
+                self.reshuffled[b] = True
+        return self._perturb(obs, rngs)
+
+    def _perturb(self, obs: np.ndarray, rngs: Sequence[np.random.Generator]) -> np.ndarray:
+        out = obs.astype(np.float32, copy=False)
+        if self.duplicate > 1:
+            out = duplicate_observation(out, self.duplicate)
+        if self.shuffle:
+            out = apply_permutation(out, self.permutations)
+        if self.noise_channels > 0:
+            noise = np.stack([draw_noise(rng, self.noise_channels, self.noise_std) for rng in rngs])
+            out = append_noise(out, noise)
+        return np.array(out, dtype=np.float32)

@@ -1,0 +1,241 @@
+"""Named task presets: the recipe for a run, one readable dataclass each.
+
+A preset bundles the environment, the perturbations it trains under, the policy
+architecture, and the strategy and training hyperparameters. ``evolve train NAME`` runs it;
+``config.json`` in every run folder is :meth:`TaskPreset.to_dict`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from sensoryneuron.errors import ConfigError
+from sensoryneuron.models import AttentionNeuronModel, FeedForwardModel, Model, model_from_dict
+from tasks.perturbations import BatchPerturbation, validate_reshuffle_every
+from tasks.registry import CARTPOLE_SWINGUP_HARDER_ID, CARTPOLE_SWINGUP_ID
+
+
+@dataclass(frozen=True)
+class Perturbations:
+    """What happens to the observation on its way to the agent (applied in this order).
+
+    Attributes:
+        duplicate: each input repeated this many times (1: off).
+        shuffle: permute the inputs at reset.
+        reshuffle_every: None (reset only), steps between reshuffles, or a (low, high) range
+            from which each interval is drawn.
+        noise_channels: i.i.d. N(0, noise_std^2) inputs appended after the shuffled ones.
+        noise_std: their standard deviation.
+    """
+
+    duplicate: int = 1
+    shuffle: bool = True
+    reshuffle_every: int | tuple[int, int] | None = None
+    noise_channels: int = 0
+    noise_std: float = 0.1
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "reshuffle_every", validate_reshuffle_every(self.reshuffle_every))
+        self.batch(1)  # BatchPerturbation owns the validation of every field
+
+    def batch(self, obs_dim: int) -> BatchPerturbation:
+        """The vectorised perturbation for observations of size ``obs_dim``."""
+        return BatchPerturbation(
+            obs_dim,
+            duplicate=self.duplicate,
+            shuffle=self.shuffle,
+            reshuffle_every=self.reshuffle_every,
+            noise_channels=self.noise_channels,
+            noise_std=self.noise_std,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        if isinstance(self.reshuffle_every, tuple):
+            d["reshuffle_every"] = list(self.reshuffle_every)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Perturbations:
+        d = dict(d)
+        if isinstance(d.get("reshuffle_every"), list):
+            d["reshuffle_every"] = tuple(d["reshuffle_every"])
+        return _build(cls, d, "perturbations")
+
+    def describe(self) -> str:
+        parts = []
+        if self.duplicate > 1:
+            parts.append(f"inputs x{self.duplicate}")
+        if not self.shuffle:
+            parts.append("unshuffled")
+        elif self.reshuffle_every is None:
+            parts.append("shuffled at reset")
+        elif isinstance(self.reshuffle_every, tuple):
+            low, high = self.reshuffle_every
+            parts.append(f"reshuffled every {low}-{high} steps")
+        else:
+            parts.append(f"reshuffled every {self.reshuffle_every} steps")
+        if self.noise_channels:
+            parts.append(f"+{self.noise_channels} noise")
+        return ", ".join(parts)
+
+
+@dataclass(frozen=True)
+class StrategyConfig:
+    """Which evolution strategy, and its hyperparameters.
+
+    Attributes:
+        name: a registered strategy (``pgpe``, ``cma``, ``sep-cma``).
+        popsize: members per generation.
+        sigma_init: initial search standard deviation.
+        options: further strategy-specific hyperparameters.
+    """
+
+    name: str = "pgpe"
+    popsize: int = 256
+    sigma_init: float = 0.1
+    options: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> StrategyConfig:
+        return _build(cls, d, "strategy")
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    """How long and how carefully to train.
+
+    Attributes:
+        generations: strategy updates to run.
+        repeats: episodes per member per generation (the same seeds for every member).
+        test_every: generations between held-out tests of the distribution centre.
+        test_episodes: held-out episodes per test.
+        seed: the master seed, split by role (strategy, training episodes).
+    """
+
+    generations: int = 300
+    repeats: int = 4
+    test_every: int = 10
+    test_episodes: int = 64
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("generations", "repeats", "test_every", "test_episodes"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"{name} must be a positive integer; got {value!r}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            raise ConfigError(f"seed must be a non-negative integer; got {self.seed!r}")
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TrainingConfig:
+        return _build(cls, d, "training")
+
+
+@dataclass(frozen=True)
+class TaskPreset:
+    """A complete, named training recipe."""
+
+    name: str
+    description: str
+    env_id: str
+    model: Model
+    perturbations: Perturbations = Perturbations()
+    strategy: StrategyConfig = StrategyConfig()
+    training: TrainingConfig = TrainingConfig()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "description": self.description,
+            "env_id": self.env_id,
+            "model": self.model.to_dict(),
+            "perturbations": self.perturbations.to_dict(),
+            "strategy": dataclasses.asdict(self.strategy),
+            "training": dataclasses.asdict(self.training),
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TaskPreset:
+        if not isinstance(d, dict):
+            raise ConfigError("a task configuration must be a JSON object")
+        missing = {"name", "env_id", "model"} - set(d)
+        if missing:
+            raise ConfigError(f"task configuration lacks {sorted(missing)}")
+        return cls(
+            name=d["name"],
+            description=d.get("description", ""),
+            env_id=d["env_id"],
+            model=model_from_dict(d["model"]),
+            perturbations=Perturbations.from_dict(d.get("perturbations", {})),
+            strategy=StrategyConfig.from_dict(d.get("strategy", {})),
+            training=TrainingConfig.from_dict(d.get("training", {})),
+        )
+
+    def replace(self, **sections: Any) -> TaskPreset:
+        """Copy with fields replaced; nested sections take dicts of their own fields."""
+        updates = {}
+        for key, value in sections.items():
+            current = getattr(self, key)
+            if isinstance(value, dict) and dataclasses.is_dataclass(current):
+                updates[key] = dataclasses.replace(current, **value)
+            else:
+                updates[key] = value
+        return dataclasses.replace(self, **updates)
+
+
+def _build(cls: type, d: dict[str, Any], section: str) -> Any:
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(d) - names)
+    if unknown:
+        raise ConfigError(f"unknown {section} field(s) {unknown}; allowed: {sorted(names)}")
+    return cls(**d)
+
+
+PRESETS: dict[str, TaskPreset] = {}
+
+
+def register_preset(preset: TaskPreset) -> TaskPreset:
+    PRESETS[preset.name] = preset
+    return preset
+
+
+register_preset(
+    TaskPreset(
+        name="cartpole-swingup-harder",
+        description="AttentionNeuron on CartPoleSwingUpHarder, inputs shuffled at reset",
+        env_id=CARTPOLE_SWINGUP_HARDER_ID,
+        model=AttentionNeuronModel(act_dim=1),
+        perturbations=Perturbations(shuffle=True),
+    )
+)
+register_preset(
+    TaskPreset(
+        name="cartpole-swingup",
+        description="AttentionNeuron on CartPoleSwingUp (start near hanging down), shuffled at reset",
+        env_id=CARTPOLE_SWINGUP_ID,
+        model=AttentionNeuronModel(act_dim=1),
+        perturbations=Perturbations(shuffle=True),
+        training=TrainingConfig(generations=150),
+    )
+)
+register_preset(
+    TaskPreset(
+        name="cartpole-swingup-harder-fnn",
+        description="Feed-forward baseline on CartPoleSwingUpHarder, inputs in their true order",
+        env_id=CARTPOLE_SWINGUP_HARDER_ID,
+        model=FeedForwardModel(obs_dim=5, act_dim=1, hidden=(16,)),
+        perturbations=Perturbations(shuffle=False),
+    )
+)
+
+DEFAULT_PRESET = "cartpole-swingup-harder"
+
+
+def get_preset(name: str) -> TaskPreset:
+    """The preset called ``name``; ConfigError listing the allowed names otherwise."""
+    if name not in PRESETS:
+        raise ConfigError(f"unknown task {name!r}; allowed: {', '.join(sorted(PRESETS))}")
+    return PRESETS[name]
