@@ -30,6 +30,13 @@ class PolicyState:
             return t.shape[2]
         return None
 
+    def select_members(self, index: torch.Tensor) -> PolicyState:
+        """The state of the members in ``index`` only (leading axis)."""
+        return PolicyState(
+            slots={k: v.index_select(0, index) for k, v in self.slots.items()},
+            carry={k: v.index_select(0, index) for k, v in self.carry.items()},
+        )
+
     def permute(self, perm: torch.Tensor) -> PolicyState:
         """Realign the per-slot state: ``new_slots[..., j, :] = old_slots[..., perm[j], :]``.
 

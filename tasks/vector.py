@@ -51,6 +51,10 @@ class VectorTask(Protocol):
         """Returns an RGB frame of one environment."""
         ...
 
+    def keep_members(self, index: np.ndarray) -> None:
+        """Drop every member not in ``index`` (in that order); the engine's compaction."""
+        ...
+
 
 class VecCartPoleSwingUp:
     """Cart-pole swing-up for ``[members, episodes]`` at once (implements :class:`VectorTask`).
@@ -122,6 +126,12 @@ class VecCartPoleSwingUp:
             raise ConfigError(f"action must have shape {expected}, got {action.shape}")
         self.state = step_physics(self.state, action[..., 0])
         return observe(self.state), reward(self.state), out_of_bounds(self.state)
+
+    def keep_members(self, index: np.ndarray) -> None:
+        """Keeps only the members in ``index`` (the rollout engine drops finished ones)."""
+        if self.state is None:
+            raise gym.error.ResetNeeded("Call reset() before keep_members().")
+        self.state = self.state[index]
 
     def render(self, member: int, episode: int) -> np.ndarray:
         """Draws environment ``(member, episode)`` as a ``(384, 640, 3)`` uint8 frame."""

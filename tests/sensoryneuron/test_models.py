@@ -161,7 +161,9 @@ def test_scaling_and_bias_change_the_scores():
     scaled = AttentionNeuronModel(act_dim=1, attention_bias=True, attention_scale=True)
     params = random_params(base, 1, scale=1.0)
     for key in ("query_key", "query_key_bias"):
-        torch.testing.assert_close(scaled.prepare(params)[key] * math.sqrt(32), base.prepare(params)[key])
+        torch.testing.assert_close(
+            scaled.prepare(params)[key] * math.sqrt(32), base.prepare(params)[key]
+        )
 
 
 def test_attention_weights_are_returned_per_latent_and_input():

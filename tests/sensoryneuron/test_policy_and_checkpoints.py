@@ -18,6 +18,7 @@ from sensoryneuron import (
 )
 from sensoryneuron.files import load_npz, save_npz
 
+
 def make_policy(seed=0, model=None):
     model = model or AttentionNeuronModel(act_dim=1, head_lstm=4)
     rng = np.random.default_rng(seed)

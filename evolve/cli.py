@@ -1,0 +1,258 @@
+"""The ``evolve`` command: train, evaluate and list tasks.
+
+Bad input never shows a traceback: one line on stderr says what was wrong and what is
+allowed, and the exit code is 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, NoReturn
+
+from evolve.backends import BACKENDS, make_backend
+from evolve.conditions import DEFAULT_CONDITIONS, GRAMMAR, parse_condition
+from evolve.evaluate import evaluate_policy, format_table
+from evolve.logs import setup_console
+from evolve.strategies import STRATEGIES
+from evolve.train import resume_preset, train
+from sensoryneuron.checkpoints import REFERENCE_MODELS, load_policy, load_reference_policy
+from sensoryneuron.errors import SensoryNeuronError
+from sensoryneuron.files import atomic_write_text
+from tasks.perturbations import validate_reshuffle_every
+from tasks.presets import DEFAULT_PRESET, PRESETS, get_preset
+from tasks.registry import VECTOR_TASKS
+
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+UNSET = object()  # an option not given (where None is a meaningful value)
+
+
+class UsageError(Exception):
+    """Bad command-line input: reported as one line with exit code 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(message)
+
+
+def _number(kind: Callable[[str], Any], minimum: float, what: str) -> Callable[[str], Any]:
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
+        return value
+
+    return parse
+
+
+positive_int = _number(int, 1, "a positive integer")
+non_negative_int = _number(int, 0, "an integer >= 0")
+positive_float = _number(float, 1e-300, "a positive number")
+
+
+def workers_arg(text: str) -> int | str:
+    return "max" if text == "max" else positive_int(text)
+
+
+def reshuffle_arg(text: str) -> int | tuple[int, int] | None:
+    if text == "never":
+        return None
+    try:
+        if "-" in text:
+            low, high = text.split("-", 1)
+            return validate_reshuffle_every((int(low), int(high)))
+        return validate_reshuffle_every(int(text))
+    except (ValueError, SensoryNeuronError):
+        raise argparse.ArgumentTypeError(
+            f"expected 'never', a positive integer T or a range LOW-HIGH, got {text!r}"
+        ) from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="evolve",
+        description="Train and evaluate permutation-invariant sensory-neuron agents.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="{train,eval,tasks}", parser_class=_Parser)
+
+    t = sub.add_parser("train", help="train a task preset (default: %s)" % DEFAULT_PRESET)
+    t.add_argument(
+        "task", nargs="?", help=f"a preset from `evolve tasks` (default {DEFAULT_PRESET})"
+    )
+    t.add_argument("--resume", metavar="RUN", help="continue the run in folder RUN")
+    t.add_argument("--generations", type=positive_int, help="total generations of the run")
+    t.add_argument("--popsize", type=positive_int, help="members per generation")
+    t.add_argument("--repeats", type=positive_int, help="episodes per member per generation")
+    t.add_argument("--strategy", help=f"one of {', '.join(sorted(STRATEGIES))}")
+    t.add_argument("--sigma", type=positive_float, help="initial search standard deviation")
+    t.add_argument("--seed", type=non_negative_int, help="master seed")
+    t.add_argument("--test-every", type=positive_int, help="generations between held-out tests")
+    t.add_argument("--test-episodes", type=positive_int, help="episodes per held-out test")
+    t.add_argument(
+        "--reshuffle-every", type=reshuffle_arg, default=UNSET, metavar="T|LOW-HIGH|never"
+    )
+    t.add_argument("--noise-channels", type=non_negative_int, metavar="N")
+    t.add_argument("--workers", type=workers_arg, default=2, help="worker processes, or 'max'")
+    t.add_argument("--backend", default="local", help=f"one of {', '.join(sorted(BACKENDS))}")
+    t.add_argument("--out", metavar="DIR", help="run folder (default runs/<task>-s<seed>-<time>)")
+    t.add_argument("--runs-dir", default="runs", help="where new run folders go (default runs)")
+    t.add_argument("--checkpoint-every", type=positive_int, default=5, metavar="N")
+    t.add_argument("--final-episodes", type=non_negative_int, default=100, metavar="N")
+    t.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    e = sub.add_parser("eval", help="evaluate a run, checkpoint or shipped agent")
+    e.add_argument("source", help="a run folder, a .npz checkpoint, or a shipped agent's name")
+    e.add_argument("--episodes", type=positive_int, default=100, help="held-out episodes")
+    e.add_argument(
+        "--condition",
+        action="append",
+        metavar="C",
+        help=f"repeatable; {GRAMMAR} (default: {' '.join(DEFAULT_CONDITIONS)})",
+    )
+    e.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
+    e.add_argument("--workers", type=workers_arg, default=2, help="worker processes, or 'max'")
+    e.add_argument(
+        "--reference",
+        metavar="NAME",
+        help=f"SOURCE is a published model: {', '.join(sorted(REFERENCE_MODELS))}",
+    )
+    e.add_argument("--env-id", help=f"override the task: {', '.join(sorted(VECTOR_TASKS))}")
+    e.add_argument("--seed-offset", type=non_negative_int, default=0, help="first test seed")
+    e.add_argument("--float64", action="store_true", help="run the policy in double precision")
+
+    sub.add_parser("tasks", help="list the task presets")
+    return parser
+
+
+def _training_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    sections: dict[str, dict[str, Any]] = {"strategy": {}, "training": {}, "perturbations": {}}
+    for arg, section, key in [
+        ("popsize", "strategy", "popsize"),
+        ("strategy", "strategy", "name"),
+        ("sigma", "strategy", "sigma_init"),
+        ("generations", "training", "generations"),
+        ("repeats", "training", "repeats"),
+        ("seed", "training", "seed"),
+        ("test_every", "training", "test_every"),
+        ("test_episodes", "training", "test_episodes"),
+        ("noise_channels", "perturbations", "noise_channels"),
+    ]:
+        if getattr(args, arg) is not None:
+            sections[section][key] = getattr(args, arg)
+    if args.reshuffle_every is not UNSET:
+        sections["perturbations"]["reshuffle_every"] = args.reshuffle_every
+    return {k: v for k, v in sections.items() if v}
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    if args.strategy is not None and args.strategy not in STRATEGIES:
+        raise UsageError(
+            f"unknown strategy {args.strategy!r}; allowed: {', '.join(sorted(STRATEGIES))}"
+        )
+    overrides = _training_overrides(args)
+    if args.resume:
+        run_dir = Path(args.resume)
+        preset, _ = resume_preset(run_dir)
+        if args.task and args.task != preset.name:
+            raise UsageError(f"{run_dir} is a {preset.name!r} run, not {args.task!r}")
+        changed = sorted(k for section in overrides.values() for k in section if k != "generations")
+        if changed:
+            raise UsageError(
+                f"cannot change {', '.join(changed)} when resuming; only --generations may change"
+            )
+        preset = preset.replace(**overrides)
+    else:
+        preset = get_preset(args.task or DEFAULT_PRESET).replace(**overrides)
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        run_dir = Path(
+            args.out or Path(args.runs_dir) / f"{preset.name}-s{preset.training.seed}-{stamp}"
+        )
+    setup_console()
+    with make_backend(args.backend, args.workers) as backend:
+        result = train(
+            preset,
+            run_dir,
+            resume=bool(args.resume),
+            backend=backend,
+            checkpoint_every=args.checkpoint_every,
+            final_episodes=args.final_episodes,
+            progress=not args.no_progress and sys.stderr.isatty(),
+            run_settings={"backend": backend.name, "workers": backend.workers},
+        )
+    print(f"run folder: {result.run_dir}")
+    return EXIT_INTERRUPTED if result.interrupted else 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    conditions = [parse_condition(c) for c in (args.condition or DEFAULT_CONDITIONS)]
+    if args.reference:
+        policy = load_reference_policy(args.source, name=args.reference)
+    else:
+        policy = load_policy(args.source)
+    env_id = args.env_id or (policy.task or {}).get("env_id")
+    if env_id is None:
+        raise UsageError(f"{args.source} does not say which task it was trained on; pass --env-id")
+    if env_id not in VECTOR_TASKS:
+        raise UsageError(f"unknown --env-id {env_id!r}; allowed: {', '.join(sorted(VECTOR_TASKS))}")
+    with make_backend("local", args.workers) as backend:
+        rows = evaluate_policy(
+            policy,
+            env_id,
+            conditions,
+            episodes=args.episodes,
+            seed_offset=args.seed_offset,
+            backend=backend,
+            float64=args.float64,
+        )
+    print(format_table(rows, f"{args.source} on {env_id}, held-out episodes"))
+    if args.json:
+        payload = {"source": str(args.source), "env_id": env_id, "conditions": rows}
+        atomic_write_text(args.json, json.dumps(payload, indent=1) + "\n")
+    return 0
+
+
+def cmd_tasks(args: argparse.Namespace) -> int:
+    for name in sorted(PRESETS):
+        p = PRESETS[name]
+        default = " (default)" if name == DEFAULT_PRESET else ""
+        print(f"{name}{default}")
+        print(f"    {p.description}")
+        print(
+            f"    env {p.env_id} | {p.perturbations.describe()} | {p.model.kind} "
+            f"({p.model.num_params} params) | {p.strategy.name} x{p.strategy.popsize} | "
+            f"{p.training.generations} generations x {p.training.repeats} episodes"
+        )
+    return 0
+
+
+COMMANDS = {"train": cmd_train, "eval": cmd_eval, "tasks": cmd_tasks}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+        if args.command is None:
+            raise UsageError("a command is required; allowed: train, eval, tasks")
+        return COMMANDS[args.command](args)
+    except (UsageError, SensoryNeuronError) as exc:
+        logging.shutdown()
+        print(f"evolve: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("evolve: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,78 @@
+"""Test conditions: how observations are perturbed when a policy is evaluated.
+
+A condition is written as ``+``-joined terms:
+
+- ``unshuffled``: inputs in their true order.
+- ``shuffled``: one permutation drawn at reset.
+- ``reshuffle=T`` or ``reshuffle=LOW-HIGH``: a new permutation every T steps (or at
+  intervals drawn from LOW..HIGH).
+- ``realigned=T``: reshuffle every T steps and permute the policy's per-slot state with the
+  inputs (exact invariance: equals ``shuffled`` episode by episode up to round-off).
+- ``noise=N``: N noise channels appended (after shuffling).
+- ``duplicate=K``: each input given K times.
+
+Every term but ``unshuffled`` implies shuffling; ``unshuffled+noise=5`` is allowed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sensoryneuron.errors import ConfigError
+from tasks.presets import Perturbations
+
+GRAMMAR = (
+    "unshuffled, shuffled, reshuffle=T, reshuffle=LOW-HIGH, realigned=T, noise=N, "
+    "duplicate=K, joined with '+'"
+)
+DEFAULT_CONDITIONS = ("unshuffled", "shuffled", "reshuffle=100", "noise=5")
+
+
+@dataclass(frozen=True)
+class Condition:
+    """A named perturbation setting for evaluation."""
+
+    name: str
+    perturbations: Perturbations
+    realign: bool = False
+
+
+def _int_value(term: str, value: str, minimum: int) -> int:
+    if not value.isdigit() or int(value) < minimum:
+        raise ConfigError(
+            f"bad condition term {term!r}: expected an integer >= {minimum}; allowed: {GRAMMAR}"
+        )
+    return int(value)
+
+
+def parse_condition(text: str) -> Condition:
+    """Parse one condition string (see the module docstring)."""
+    fields: dict = {"shuffle": True}
+    realign = False
+    terms = text.strip().split("+")
+    for term in terms:
+        key, _, value = term.partition("=")
+        if term == "unshuffled":
+            fields["shuffle"] = False
+        elif term == "shuffled":
+            pass
+        elif key in ("reshuffle", "realigned") and value:
+            if "-" in value:
+                low, _, high = value.partition("-")
+                fields["reshuffle_every"] = (_int_value(term, low, 1), _int_value(term, high, 1))
+            else:
+                fields["reshuffle_every"] = _int_value(term, value, 1)
+            realign = realign or key == "realigned"
+        elif key == "noise" and value:
+            fields["noise_channels"] = _int_value(term, value, 0)
+        elif key == "duplicate" and value:
+            fields["duplicate"] = _int_value(term, value, 1)
+        else:
+            raise ConfigError(f"unknown condition {text!r}; allowed: {GRAMMAR}")
+    if not fields["shuffle"] and "reshuffle_every" in fields:
+        raise ConfigError(f"condition {text!r} both unshuffles and reshuffles; allowed: {GRAMMAR}")
+    try:
+        perturbations = Perturbations(**fields)
+    except ConfigError as exc:
+        raise ConfigError(f"bad condition {text!r}: {exc}") from None
+    return Condition(name=text.strip(), perturbations=perturbations, realign=realign)

@@ -1,0 +1,29 @@
+"""One master seed, split by role.
+
+Training episodes get seeds below 2**32; held-out test episodes get seeds from 2**32 up, so
+evaluation never sees a training seed.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+ROLE_STRATEGY = 1
+ROLE_TRAIN_EPISODES = 2
+TEST_SEED_BASE = 2**32
+
+
+def strategy_seed(master_seed: int) -> int:
+    """The seed of the strategy's own random generator."""
+    return int(np.random.SeedSequence([master_seed, ROLE_STRATEGY]).generate_state(1)[0])
+
+
+def training_seeds(master_seed: int, generation: int, repeats: int) -> list[int]:
+    """Episode seeds for one generation, shared by every member (common random numbers)."""
+    seq = np.random.SeedSequence([master_seed, ROLE_TRAIN_EPISODES, generation])
+    return [int(s) for s in seq.generate_state(repeats, dtype=np.uint32)]
+
+
+def test_seeds(episodes: int, offset: int = 0) -> list[int]:
+    """Held-out episode seeds, disjoint from every training seed."""
+    return [TEST_SEED_BASE + offset + i for i in range(episodes)]

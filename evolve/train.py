@@ -1,0 +1,267 @@
+"""The training loop: ask, evaluate the population as batched rollouts, tell, test, save.
+
+Reads top to bottom: set up (or resume) the run folder, then one generation per iteration.
+A run resumed from its ``state.npz`` ends with exactly the parameters an uninterrupted run
+would have reached: episode seeds depend only on (seed, generation), and the strategy's
+state, random generator included, round-trips exactly.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+from tqdm.contrib.logging import logging_redirect_tqdm
+
+from evolve.backends import Backend, LocalBackend
+from evolve.conditions import DEFAULT_CONDITIONS, Condition, parse_condition
+from evolve.evaluate import evaluate_policy, format_table
+from evolve.logs import attach_file, get_logger
+from evolve.rollout import EpisodeJob
+from evolve.run_folder import (
+    RunState,
+    load_state,
+    plot_curve,
+    read_config,
+    save_state,
+    write_config,
+    write_log_csv,
+)
+from evolve.seeds import strategy_seed, training_seeds
+from evolve.strategies import Strategy, make_strategy
+from sensoryneuron.checkpoints import load_policy, save_policy
+from sensoryneuron.errors import CheckpointError
+from sensoryneuron.files import atomic_write_text
+from sensoryneuron.policy import Policy
+from tasks.presets import TaskPreset
+
+log = get_logger()
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """Where a run ended."""
+
+    run_dir: Path
+    generation: int
+    best_test: float
+    interrupted: bool
+    final_table: list[dict[str, Any]] | None
+
+
+def build_strategy(preset: TaskPreset) -> Strategy:
+    s = preset.strategy
+    return make_strategy(
+        s.name,
+        num_params=preset.model.num_params,
+        popsize=s.popsize,
+        seed=strategy_seed(preset.training.seed),
+        sigma_init=s.sigma_init,
+        **s.options,
+    )
+
+
+def _job(preset: TaskPreset, seeds: list[int]) -> EpisodeJob:
+    return EpisodeJob(
+        model=preset.model.to_dict(),
+        env_id=preset.env_id,
+        perturbations=preset.perturbations.to_dict(),
+        seeds=tuple(seeds),
+    )
+
+
+def _policy(preset: TaskPreset, center: np.ndarray, info: dict[str, Any]) -> Policy:
+    return Policy(preset.model, center.astype(np.float32), task=preset.to_dict(), info=info)
+
+
+def train(
+    preset: TaskPreset,
+    run_dir: str | Path,
+    *,
+    resume: bool = False,
+    backend: Backend | None = None,
+    checkpoint_every: int = 5,
+    final_episodes: int = 100,
+    progress: bool = True,
+    run_settings: dict[str, Any] | None = None,
+) -> TrainResult:
+    """Train ``preset`` into ``run_dir`` (or continue the run there with ``resume``).
+
+    Args:
+        preset: the recipe; with ``resume`` it must be the run's own (see ``read_config``).
+        run_dir: the run folder.
+        resume: continue from ``run_dir/state.npz``.
+        backend: where rollouts run (default: inline, one process).
+        checkpoint_every: generations between ``state.npz``/``latest.npz`` writes.
+        final_episodes: held-out episodes per condition in the closing table (0: skip it).
+        progress: show a progress bar with ETA.
+        run_settings: extra facts for ``config.json`` (workers, backend); not part of the
+            recipe and not affecting results.
+    """
+    run_dir = Path(run_dir)
+    backend = backend or LocalBackend(1)
+    cfg = preset.training
+    strategy = build_strategy(preset)
+    if resume:
+        state, strategy_meta, strategy_arrays = load_state(run_dir)
+        strategy.load_state_dict(strategy_meta, strategy_arrays)
+    else:
+        if (run_dir / "state.npz").exists():
+            raise CheckpointError(f"{run_dir} already holds a run; resume it with --resume")
+        run_dir.mkdir(parents=True, exist_ok=True)
+        write_config(run_dir, preset, run_settings or {})
+        state = RunState()
+    file_handler = attach_file(run_dir)
+    log.info("config %s", json.dumps(preset.to_dict(), sort_keys=True))
+    log.info(
+        "%s run %s: %s, %d params, %s x%d, %d workers (%s)",
+        "resuming" if resume else "starting",
+        run_dir,
+        preset.name,
+        preset.model.num_params,
+        preset.strategy.name,
+        preset.strategy.popsize,
+        backend.workers,
+        backend.name,
+    )
+    snapshot = strategy.state_dict()
+    interrupted = False
+    bar = tqdm(
+        total=cfg.generations,
+        initial=state.generation,
+        disable=not progress,
+        unit="gen",
+        dynamic_ncols=True,
+    )
+    try:
+        with logging_redirect_tqdm(loggers=[log]):
+            while state.generation < cfg.generations:
+                started = time.perf_counter()
+                gen = state.generation
+                population = strategy.ask()
+                result = backend.evaluate(
+                    _job(preset, training_seeds(cfg.seed, gen, cfg.repeats)),
+                    population.astype(np.float32),
+                )
+                fitness = result.fitness
+                strategy.tell(fitness)
+                elapsed = time.perf_counter() - started
+                test_score = math.nan
+                if (gen + 1) % cfg.test_every == 0 or gen + 1 == cfg.generations:
+                    test_score = _test(preset, strategy.center, backend, gen, state, run_dir)
+                    elapsed = time.perf_counter() - started
+                state.wall_time += elapsed
+                state.generation = gen + 1
+                state.log.append(
+                    [
+                        gen,
+                        float(fitness.max()),
+                        float(fitness.mean()),
+                        float(fitness.min()),
+                        float(fitness.std()),
+                        test_score,
+                        result.member_steps / elapsed,
+                        state.wall_time,
+                    ]
+                )
+                snapshot = strategy.state_dict()
+                log.info(
+                    "gen %5d | best %8.2f | mean %8.2f | worst %8.2f | std %7.2f | %8.0f steps/s",
+                    gen + 1,
+                    fitness.max(),
+                    fitness.mean(),
+                    fitness.min(),
+                    fitness.std(),
+                    result.member_steps / elapsed,
+                )
+                bar.update(1)
+                bar.set_postfix(best=f"{fitness.max():.1f}", mean=f"{fitness.mean():.1f}")
+                if state.generation % checkpoint_every == 0 or not math.isnan(test_score):
+                    _checkpoint(run_dir, preset, strategy, snapshot, state)
+    except KeyboardInterrupt:
+        interrupted = True
+        log.info("interrupted: saving generation %d and exiting", state.generation)
+    finally:
+        bar.close()
+    _checkpoint(run_dir, preset, strategy, snapshot, state)
+    table = None
+    if not interrupted and final_episodes > 0:
+        table = _final_table(preset, run_dir, backend, final_episodes)
+    log.removeHandler(file_handler)
+    file_handler.close()
+    return TrainResult(run_dir, state.generation, state.best_test, interrupted, table)
+
+
+def _test(
+    preset: TaskPreset,
+    center: np.ndarray,
+    backend: Backend,
+    gen: int,
+    state: RunState,
+    run_dir: Path,
+) -> float:
+    """Score the centre on held-out seeds under the training perturbations; keep the best."""
+    episodes = preset.training.test_episodes
+    policy = _policy(preset, center, {})
+    trained = Condition("trained", preset.perturbations)
+    (row,) = evaluate_policy(policy, preset.env_id, [trained], episodes, backend=backend)
+    score = row["mean"]
+    improved = score > state.best_test
+    if improved:
+        state.best_test, state.best_generation = score, gen + 1
+        info = {"generation": gen + 1, "test_score": score, "test_episodes": episodes}
+        save_policy(run_dir / "best.npz", _policy(preset, center, info))
+    log.info(
+        "[test] gen %5d | test %8.2f +- %6.2f over %d held-out episodes | best %8.2f (gen %d)%s",
+        gen + 1,
+        score,
+        row["std"],
+        episodes,
+        state.best_test,
+        state.best_generation,
+        " *" if improved else "",
+    )
+    return score
+
+
+def _checkpoint(
+    run_dir: Path,
+    preset: TaskPreset,
+    strategy: Strategy,
+    snapshot: tuple[dict[str, Any], dict[str, np.ndarray]],
+    state: RunState,
+) -> None:
+    meta, arrays = snapshot
+    info = {"generation": state.generation}
+    save_policy(run_dir / "latest.npz", _policy(preset, strategy.center, info))
+    save_state(run_dir, state, meta, arrays)
+    write_log_csv(run_dir, state.log)
+    plot_curve(run_dir, state.log, f"{preset.name} ({preset.perturbations.describe()})")
+
+
+def _final_table(
+    preset: TaskPreset, run_dir: Path, backend: Backend, episodes: int
+) -> list[dict[str, Any]]:
+    policy = load_policy(run_dir)
+    rows = evaluate_policy(
+        policy,
+        preset.env_id,
+        [parse_condition(c) for c in DEFAULT_CONDITIONS],
+        episodes=episodes,
+        backend=backend,
+    )
+    title = f"{run_dir.name}: {policy.info.get('generation', '?')} generations, held-out episodes"
+    log.info("\n%s", format_table(rows, title))
+    atomic_write_text(run_dir / "eval.json", json.dumps(rows, indent=1) + "\n")
+    return rows
+
+
+def resume_preset(run_dir: str | Path) -> tuple[TaskPreset, dict[str, Any]]:
+    """The recipe and run settings a run folder was started with."""
+    return read_config(Path(run_dir))

@@ -1,0 +1,153 @@
+"""The `evolve` command, run as a user would: subprocesses, exit codes, one-line errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+import sensoryneuron as sn
+from tasks.presets import PRESETS
+
+TINY = [
+    "--generations", "2", "--popsize", "8", "--repeats", "1", "--test-every", "1",
+    "--test-episodes", "2", "--workers", "1", "--final-episodes", "2", "--no-progress",
+]  # fmt: skip
+
+
+def evolve(*args, check=False):
+    result = subprocess.run(
+        [sys.executable, "-m", "evolve", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    if check:
+        assert result.returncode == 0, result.stderr
+    return result
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    out = tmp_path_factory.mktemp("cli") / "run"
+    result = evolve("train", "cartpole-swingup-harder", *TINY, "--out", out, check=True)
+    assert f"run folder: {out}" in result.stdout
+    return out
+
+
+def test_train_smoke_writes_a_complete_run_folder(run_dir):
+    for name in ("config.json", "state.npz", "latest.npz", "best.npz", "log.csv", "curve.png"):
+        assert (run_dir / name).is_file(), name
+    log = (run_dir / "train.log").read_text()
+    assert log.splitlines()[0].split(" ", 2)[1] == "config"  # the config is the first line
+    assert "gen     2 | best" in log and "[test] gen     2" in log
+    assert "reshuffle=100" in log  # the closing evaluation table
+
+
+def test_eval_prints_a_table_and_writes_json(run_dir, tmp_path):
+    out = tmp_path / "eval.json"
+    result = evolve(
+        "eval", run_dir, "--episodes", "3", "--condition", "shuffled", "--condition",
+        "reshuffle=25+noise=2", "--json", out, "--workers", "1", check=True,
+    )  # fmt: skip
+    assert "shuffled at reset" in result.stdout and "+2 noise" in result.stdout
+    payload = json.loads(out.read_text())
+    rows = payload["conditions"]
+    assert [r["condition"] for r in rows] == ["shuffled", "reshuffle=25+noise=2"]
+    assert all(len(r["returns"]) == 3 for r in rows)
+    assert payload["env_id"] == "SensoryNeuron/CartPoleSwingUpHarder-v0"
+
+
+def test_tasks_lists_every_preset():
+    out = evolve("tasks", check=True).stdout
+    for name in PRESETS:
+        assert name in out
+    assert "cartpole-swingup-harder (default)" in out
+
+
+def test_eval_of_a_reference_model(reference_path):
+    path = reference_path("cartpole_pi")
+    result = evolve(
+        "eval", path, "--reference", "cartpole_pi", "--episodes", "2", "--condition", "shuffled",
+        "--workers", "1", check=True,
+    )  # fmt: skip
+    assert "shuffled at reset" in result.stdout
+
+
+def test_feed_forward_rows_say_why_a_condition_does_not_apply(tmp_path):
+    fnn = PRESETS["cartpole-swingup-harder-fnn"].model
+    policy = sn.Policy(
+        fnn, [0.0] * fnn.num_params, task={"env_id": "SensoryNeuron/CartPoleSwingUpHarder-v0"}
+    )
+    sn.save_policy(tmp_path / "fnn.npz", policy)
+    out = evolve(
+        "eval", tmp_path / "fnn.npz", "--episodes", "2", "--workers", "1", check=True
+    ).stdout
+    assert "n/a: the feed-forward policy takes exactly 5 inputs, this condition gives 10" in out
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["train", "pong"],
+            "unknown task 'pong'; allowed: cartpole-swingup, cartpole-swingup-harder, cartpole-swingup-harder-fnn",
+        ),
+        (
+            ["train", "--generations", "ten"],
+            "argument --generations: expected a positive integer, got 'ten'",
+        ),
+        (["train", "--popsize", "0"], "argument --popsize: expected a positive integer, got '0'"),
+        (["train", "--strategy", "adam"], "unknown strategy 'adam'; allowed: cma, pgpe, sep-cma"),
+        (
+            ["train", "--reshuffle-every", "0"],
+            "argument --reshuffle-every: expected 'never', a positive integer T or a range LOW-HIGH, got '0'",
+        ),
+        (["train", "--workers", "-1"], "argument --workers: expected a positive integer, got '-1'"),
+        (
+            ["train", "--resume", "no/such/run"],
+            "no/such/run is not a run folder: it has no config.json",
+        ),
+        (
+            ["eval", "no/such/run"],
+            "no/such/run: no such run folder, checkpoint file or pretrained agent",
+        ),
+        (
+            ["eval", "x", "--condition", "sideways"],
+            "unknown condition 'sideways'; allowed: unshuffled, shuffled",
+        ),
+        (
+            ["eval", "x", "--episodes", "-3"],
+            "argument --episodes: expected a positive integer, got '-3'",
+        ),
+        (["frobnicate"], "invalid choice: 'frobnicate' (choose from 'train', 'eval', 'tasks')"),
+        ([], "a command is required; allowed: train, eval, tasks"),
+    ],
+)
+def test_bad_input_is_one_line_with_exit_code_2(args, message):
+    result = evolve(*args)
+    assert result.returncode == 2
+    assert result.stderr.startswith("evolve: error: ")
+    assert message in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_corrupt_run_folders_are_rejected_cleanly(tmp_path, run_dir):
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "best.npz").write_bytes(b"\x00" * 64)
+    result = evolve("eval", broken)
+    assert result.returncode == 2 and "best.npz: not a readable .npz file" in result.stderr
+    (broken / "config.json").write_text("{not json")
+    result = evolve("train", "--resume", broken)
+    assert result.returncode == 2 and "config.json: not a valid run configuration" in result.stderr
+    result = evolve("train", "--resume", run_dir, "--popsize", "4")
+    assert result.returncode == 2
+    assert "cannot change popsize when resuming; only --generations may change" in result.stderr
+    result = evolve("train", "--out", run_dir, *TINY)
+    assert (
+        result.returncode == 2 and "already holds a run; resume it with --resume" in result.stderr
+    )

@@ -1,0 +1,161 @@
+"""The batched rollout engine: bookkeeping, common random numbers, equivalence to gym."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import gymnasium as gym
+import numpy as np
+import pytest
+
+import tasks
+from evolve.backends import LocalBackend, shard_bounds
+from evolve.rollout import EpisodeJob, rollout
+from sensoryneuron import AttentionNeuronModel, FeedForwardModel, Policy
+from tasks import registry
+
+HARDER = "SensoryNeuron/CartPoleSwingUpHarder-v0"
+EASY = "SensoryNeuron/CartPoleSwingUp-v0"
+MODEL = AttentionNeuronModel(act_dim=1)
+
+
+def population(n, seed=0, scale=0.3, model=MODEL):
+    rng = np.random.default_rng(seed)
+    return (scale * rng.standard_normal((n, model.num_params))).astype(np.float32)
+
+
+class CountdownTask:
+    """A stub task: reward 1 per step; episode b terminates after ``b + 2`` steps."""
+
+    obs_dim, act_dim, max_steps = 3, 1, 50
+
+    def reset(self, rngs, members):
+        self.t = 0
+        self.limit = np.arange(len(rngs)) + 2
+        self.members = members
+        return np.zeros((members, len(rngs), 3), dtype=np.float32)
+
+    def step(self, action):
+        self.t += 1
+        shape = (self.members, self.limit.size)
+        terminated = np.broadcast_to(self.t >= self.limit, shape)
+        return np.zeros((*shape, 3), np.float32), np.ones(shape), terminated
+
+    def render(self, member, episode):
+        return np.zeros((16, 16, 3), np.uint8)
+
+
+def test_no_reward_is_counted_after_termination(monkeypatch):
+    monkeypatch.setitem(registry.VECTOR_TASKS, "Stub/Countdown-v0", CountdownTask)
+    job = EpisodeJob(model=MODEL.to_dict(), env_id="Stub/Countdown-v0", seeds=(1, 2, 3, 4))
+    result = rollout(job, population(3))
+    expected = np.tile(np.arange(4) + 2, (3, 1))
+    np.testing.assert_array_equal(result.returns, expected)
+    np.testing.assert_array_equal(result.steps, expected)
+
+
+def test_max_steps_truncates():
+    job = EpisodeJob(model=MODEL.to_dict(), env_id=EASY, seeds=(0, 1), max_steps=30)
+    assert rollout(job, population(2)).steps.max() <= 30
+
+
+def test_members_with_equal_params_see_equal_episodes():
+    params = np.repeat(population(1), 4, axis=0)
+    job = EpisodeJob(model=MODEL.to_dict(), env_id=HARDER, seeds=(5, 6, 7))
+    result = rollout(job, params)
+    assert np.all(result.returns == result.returns[0])
+    assert len(set(result.returns[0])) == 3  # the episodes themselves differ
+
+
+def test_an_episode_does_not_depend_on_its_batch_neighbours():
+    params = population(3)
+    job = EpisodeJob(
+        model=MODEL.to_dict(),
+        env_id=HARDER,
+        seeds=(11, 12, 13),
+        perturbations={"noise_channels": 2},
+    )
+    together = rollout(job, params).returns
+    for b, seed in enumerate(job.seeds):
+        alone = rollout(dataclasses.replace(job, seeds=(seed,)), params).returns[:, 0]
+        np.testing.assert_allclose(alone, together[:, b], rtol=1e-6)  # float32 round-off
+    np.testing.assert_array_equal(rollout(job, params).returns, together)  # no state leaks
+
+
+@pytest.mark.parametrize(
+    "perturbations",
+    [
+        {"shuffle": False},
+        {"shuffle": True},
+        {"shuffle": True, "reshuffle_every": 20},
+        {"shuffle": True, "reshuffle_every": [5, 30], "noise_channels": 3, "duplicate": 2},
+    ],
+    ids=["plain", "shuffled", "reshuffle", "dup-noise-random"],
+)
+def test_engine_matches_a_gym_loop_with_the_wrapper_stack(perturbations):
+    """Training (vectorised) sees what evaluation through gym wrappers sees."""
+    steps = 150
+    policy = Policy(MODEL, population(1, seed=3, scale=0.2)[0])
+    job = EpisodeJob(
+        model=MODEL.to_dict(),
+        env_id=EASY,
+        perturbations=perturbations,
+        seeds=(21, 22),
+        max_steps=steps,
+    )
+    engine = rollout(job, policy.params[None]).returns[0]
+    p = tasks.Perturbations.from_dict(perturbations)
+    for b, seed in enumerate(job.seeds):
+        env = gym.make(EASY, max_episode_steps=steps)
+        if p.duplicate > 1:
+            env = tasks.DuplicateObservation(env, copies=p.duplicate)
+        if p.shuffle:
+            env = tasks.ShuffleObservation(env, reshuffle_every=p.reshuffle_every)
+        if p.noise_channels:
+            env = tasks.NoiseChannels(env, n=p.noise_channels, std=p.noise_std)
+        obs, _ = env.reset(seed=seed)
+        state, total = policy.reset(1), 0.0
+        while True:
+            action, state = policy.act(obs[None], state)
+            obs, reward, terminated, truncated, _ = env.step(action[0])
+            total += reward
+            if terminated or truncated:
+                break
+        assert total == pytest.approx(engine[b], rel=1e-4, abs=1e-3)
+
+
+def test_realigned_reshuffles_equal_shuffle_at_reset_episode_by_episode():
+    params = population(2, seed=4, scale=0.2)
+    base = EpisodeJob(
+        model=MODEL.to_dict(), env_id=EASY, seeds=(31, 32, 33), float64=True, max_steps=400
+    )
+    shuffled = rollout(dataclasses.replace(base, perturbations={"shuffle": True}), params)
+    realigned = rollout(
+        dataclasses.replace(base, perturbations={"reshuffle_every": 25}, realign=True), params
+    )
+    moved = rollout(dataclasses.replace(base, perturbations={"reshuffle_every": 25}), params)
+    np.testing.assert_allclose(realigned.returns, shuffled.returns, rtol=1e-9)
+    assert not np.allclose(moved.returns, shuffled.returns, rtol=1e-3)
+
+
+def test_feed_forward_policy_runs_in_the_engine():
+    fnn = FeedForwardModel(obs_dim=5, act_dim=1)
+    job = EpisodeJob(
+        model=fnn.to_dict(), env_id=HARDER, perturbations={"shuffle": False}, seeds=(1,)
+    )
+    assert rollout(job, population(3, model=fnn)).returns.shape == (3, 1)
+
+
+def test_shards_cover_the_population_in_order():
+    assert shard_bounds(10, 3) == [(0, 3), (3, 7), (7, 10)]
+    assert shard_bounds(2, 8) == [(0, 1), (1, 2)]
+
+
+def test_local_backend_with_workers_equals_inline():
+    params = population(6, seed=8)
+    job = EpisodeJob(model=MODEL.to_dict(), env_id=HARDER, seeds=(41, 42), max_steps=300)
+    with LocalBackend(1) as inline, LocalBackend(2) as pool:
+        a = inline.evaluate(job, params)
+        b = pool.evaluate(job, params)
+    np.testing.assert_allclose(a.returns, b.returns, rtol=1e-5)
+    assert a.returns.shape == (6, 2)

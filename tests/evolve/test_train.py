@@ -1,0 +1,150 @@
+"""Training runs: determinism, resume after a kill, run-folder contents, learning."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import sensoryneuron as sn
+from evolve.backends import LocalBackend
+from evolve.run_folder import LOG_COLUMNS, load_state
+from evolve.train import train
+from tasks.presets import get_preset
+
+
+def tiny(name="cartpole-swingup-harder", **training):
+    settings = {"generations": 3, "repeats": 2, "test_every": 2, "test_episodes": 4, "seed": 7}
+    settings.update(training)
+    return get_preset(name).replace(strategy={"popsize": 16}, training=settings)
+
+
+def log_rows(run_dir: Path) -> list[dict[str, str]]:
+    with open(run_dir / "log.csv") as f:
+        return list(csv.DictReader(f))
+
+
+def test_same_seed_gives_identical_fitness(tmp_path):
+    runs = []
+    for name in ("a", "b"):
+        train(tiny(generations=2), tmp_path / name, final_episodes=0, progress=False)
+        state, _, _ = load_state(tmp_path / name)
+        runs.append(np.asarray(state.log)[:, 1:5])  # best, mean, worst, std
+    np.testing.assert_array_equal(runs[0], runs[1])
+    train(tiny(generations=2, seed=8), tmp_path / "c", final_episodes=0, progress=False)
+    other, _, _ = load_state(tmp_path / "c")
+    assert not np.array_equal(np.asarray(other.log)[:, 1:5], runs[0])
+
+
+def test_run_folder_holds_config_checkpoints_log_and_curve(tmp_path):
+    preset = tiny()
+    result = train(preset, tmp_path / "run", final_episodes=3, progress=False)
+    run = tmp_path / "run"
+    config = json.loads((run / "config.json").read_text())
+    assert config["task"] == preset.to_dict()
+    rows = log_rows(run)
+    assert list(rows[0]) == list(LOG_COLUMNS) and len(rows) == 3
+    assert [r["test_score"] != "" for r in rows] == [False, True, True]
+    assert (run / "curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    best = sn.load_policy(run)
+    assert best.info["test_score"] == pytest.approx(result.best_test)
+    assert best.task == preset.to_dict()
+    latest = sn.load_policy(run / "latest.npz")
+    assert latest.info["generation"] == 3
+    assert [r["condition"] for r in result.final_table] == [
+        "unshuffled",
+        "shuffled",
+        "reshuffle=100",
+        "noise=5",
+    ]
+    assert json.loads((run / "eval.json").read_text())[0]["episodes"] == 3
+    assert not list(run.glob(".*.tmp"))
+
+
+def test_resume_in_process_matches_an_uninterrupted_run(tmp_path):
+    for strategy in ("pgpe", "sep-cma"):
+        preset = tiny(generations=4).replace(strategy={"name": strategy})
+        train(preset, tmp_path / f"{strategy}-full", final_episodes=0, progress=False)
+        split = tmp_path / f"{strategy}-split"
+        train(preset.replace(training={"generations": 2}), split, final_episodes=0, progress=False)
+        train(preset, split, resume=True, final_episodes=0, progress=False)
+        full = sn.load_policy(tmp_path / f"{strategy}-full" / "latest.npz")
+        resumed = sn.load_policy(split / "latest.npz")
+        np.testing.assert_array_equal(resumed.params, full.params)
+        assert log_rows(split)[-1]["mean"] == log_rows(tmp_path / f"{strategy}-full")[-1]["mean"]
+
+
+def test_a_killed_run_resumes_to_the_same_final_parameters(tmp_path):
+    """SIGKILL the CLI mid-run, resume it, and compare with a run never interrupted."""
+    args = [
+        "--generations", "8", "--popsize", "16", "--repeats", "1", "--test-every", "3",
+        "--test-episodes", "4", "--seed", "3", "--workers", "1", "--final-episodes", "0",
+        "--checkpoint-every", "1", "--no-progress",
+    ]  # fmt: skip
+    cmd = [sys.executable, "-m", "evolve", "train"]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    full = tmp_path / "full"
+    subprocess.run([*cmd, *args, "--out", str(full)], check=True, env=env, capture_output=True)
+
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen(
+        [*cmd, *args, "--out", str(killed)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        if (killed / "state.npz").exists() and load_state(killed)[0].generation >= 3:
+            break
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    reached = load_state(killed)[0].generation
+    assert 3 <= reached < 8, "the kill should land mid-run"
+
+    resumed = subprocess.run(
+        [*cmd, "--resume", str(killed), "--final-episodes", "0", "--no-progress", "--workers", "1"],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resuming run" in resumed.stderr
+    np.testing.assert_array_equal(
+        sn.load_policy(killed / "latest.npz").params, sn.load_policy(full / "latest.npz").params
+    )
+    assert [r["best"] for r in log_rows(killed)] == [r["best"] for r in log_rows(full)]
+    assert len(log_rows(killed)) == 8
+
+
+def test_training_improves_the_held_out_score(tmp_path):
+    """Does it learn: a short run on the easier swing-up clearly beats its starting point."""
+    preset = get_preset("cartpole-swingup").replace(
+        strategy={"popsize": 64},
+        training={
+            "generations": 30,
+            "repeats": 2,
+            "test_every": 30,
+            "test_episodes": 16,
+            "seed": 1,
+        },
+    )
+    with LocalBackend(2) as backend:
+        start = train(
+            preset.replace(training={"generations": 1, "test_every": 1}),
+            tmp_path / "start",
+            final_episodes=0,
+            progress=False,
+            backend=backend,
+        )
+        result = train(preset, tmp_path / "run", final_episodes=0, progress=False, backend=backend)
+    assert result.best_test > start.best_test + 100, (start.best_test, result.best_test)
