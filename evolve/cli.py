@@ -85,7 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", metavar="{train,eval,tasks}", parser_class=_Parser)
 
-    t = sub.add_parser("train", help="train a task preset (default: %s)" % DEFAULT_PRESET)
+    t = sub.add_parser("train", help=f"train a task preset (default: {DEFAULT_PRESET})")
     t.add_argument(
         "task", nargs="?", help=f"a preset from `evolve tasks` (default {DEFAULT_PRESET})"
     )
