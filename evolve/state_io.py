@@ -1,9 +1,7 @@
-"""Pickle-free state files: atomic ``.npz`` I/O and a whitelisted object-graph codec.
+"""A whitelisted, pickle-free object-graph codec for strategy state.
 
 A strategy's state is a pair ``(meta, arrays)``: JSON-serialisable metadata and named numpy
-arrays. :func:`write_state_file` stores both in one uncompressed ``.npz`` (the metadata as a
-0-d unicode array under :data:`META_KEY`); :func:`read_state_file` reads it back with
-``allow_pickle=False``.
+arrays, stored with :func:`sensoryneuron.files.save_npz`.
 
 :func:`encode_graph` / :func:`decode_graph` turn an object graph (here: a pycma
 ``CMAEvolutionStrategy``) into such a pair and back. They rebuild instances only of classes
@@ -16,123 +14,17 @@ order) come back exactly as they were.
 from __future__ import annotations
 
 import importlib
-import json
 import math
-import os
-import tempfile
 import types
-import zipfile
 from collections.abc import Callable, Iterable
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from sensoryneuron.errors import CheckpointError
 
-META_KEY = "__meta__"
-"""Name of the 0-d unicode array that holds the JSON metadata inside a state file."""
-
 # Tags of the encoded tree. Every JSON object in an encoded tree carries exactly one of them.
 _TAGS = ("$f", "$np", "$tuple", "$ref", "$array", "$list", "$dict", "$global", "$method", "$obj")
-
-
-# ---------------------------------------------------------------------------------------------
-# Files
-# ---------------------------------------------------------------------------------------------
-
-
-def write_state_file(
-    path: str | os.PathLike[str], meta: dict, arrays: dict[str, np.ndarray]
-) -> None:
-    """Write ``meta`` and ``arrays`` to one ``.npz`` file, atomically.
-
-    The file is written to a temporary name in the same folder, fsynced, then moved over
-    ``path`` with :func:`os.replace`, so a crash leaves either the old or the new file.
-
-    Args:
-        path: Destination; used as given (no ``.npz`` suffix is appended).
-        meta: JSON-serialisable metadata (strict JSON: no NaN or infinity).
-        arrays: Named arrays; names must not start with ``"__"``.
-    """
-    path = Path(path)
-    for name, value in arrays.items():
-        if name.startswith("__"):
-            raise CheckpointError(
-                f"array name {name!r} is reserved (names must not start with '__')"
-            )
-        if not isinstance(value, np.ndarray) or value.dtype.hasobject:
-            raise CheckpointError(f"array {name!r} must be a numpy array without objects")
-    text = json.dumps(meta, allow_nan=False, separators=(",", ":"))
-    entries = {**arrays, META_KEY: np.array(text, dtype=np.str_)}
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            # The layout np.savez writes (uncompressed zip of .npy members), without pickle.
-            with zipfile.ZipFile(f, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
-                for name, value in entries.items():
-                    with zf.open(f"{name}.npy", "w", force_zip64=True) as member:
-                        np.lib.format.write_array(member, value, allow_pickle=False)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
-
-
-def _fsync_dir(folder: Path) -> None:
-    """Best-effort fsync of a folder so that a rename survives a crash (POSIX only)."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def read_state_file(path: str | os.PathLike[str]) -> tuple[dict, dict[str, np.ndarray]]:
-    """Read a file written by :func:`write_state_file`.
-
-    Returns:
-        ``(meta, arrays)``.
-
-    Raises:
-        CheckpointError: The file is missing, not an ``.npz``, holds pickled objects, or has no
-            valid metadata.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"state file not found: {path}")
-    unreadable = (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile)
-    try:
-        data = np.load(path, allow_pickle=False)
-    except unreadable as e:
-        raise CheckpointError(f"{path} is not a readable strategy state file: {e}") from e
-    if not isinstance(data, np.lib.npyio.NpzFile):
-        raise CheckpointError(f"{path} is not a readable strategy state file: not an .npz archive")
-    with data:
-        try:
-            arrays = {name: data[name] for name in data.files}
-        except unreadable as e:  # e.g. pickled object arrays, refused by allow_pickle=False
-            raise CheckpointError(f"{path} is not a readable strategy state file: {e}") from e
-    meta_array = arrays.pop(META_KEY, None)
-    if meta_array is None:
-        raise CheckpointError(f"{path} has no {META_KEY!r} entry")
-    if meta_array.ndim != 0 or meta_array.dtype.kind != "U":
-        raise CheckpointError(f"{path}: {META_KEY!r} must be a 0-d unicode array")
-    try:
-        meta = json.loads(str(meta_array[()]))
-    except ValueError as e:
-        raise CheckpointError(f"{path}: {META_KEY!r} is not valid JSON: {e}") from e
-    if not isinstance(meta, dict):
-        raise CheckpointError(f"{path}: {META_KEY!r} must hold a JSON object")
-    return meta, arrays
 
 
 # ---------------------------------------------------------------------------------------------

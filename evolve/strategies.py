@@ -34,8 +34,9 @@ import cma
 import cma.utilities.utils
 import numpy as np
 
-from evolve.state_io import decode_graph, encode_graph, read_state_file, write_state_file
+from evolve.state_io import decode_graph, encode_graph
 from sensoryneuron.errors import CheckpointError, ConfigError, SensoryNeuronError
+from sensoryneuron.files import load_npz, save_npz
 
 STATE_FORMAT = "sensoryneuron.evolve.strategy"
 STATE_VERSION = 1
@@ -726,7 +727,7 @@ def make_strategy(name: str, num_params: int, popsize: int, seed: int, **hyper: 
 def save_strategy(strategy: Strategy, path: str | os.PathLike[str]) -> None:
     """Write the strategy's complete state to one ``.npz`` file at ``path``, atomically."""
     meta, arrays = strategy.state_dict()
-    write_state_file(path, meta, arrays)
+    save_npz(path, arrays, meta)
 
 
 def load_strategy(path: str | os.PathLike[str]) -> Strategy:
@@ -735,7 +736,7 @@ def load_strategy(path: str | os.PathLike[str]) -> Strategy:
     Raises:
         CheckpointError: The file is missing, malformed or names an unknown strategy.
     """
-    meta, arrays = read_state_file(path)
+    arrays, meta = load_npz(path)
     name = meta.get("strategy")
     cls = STRATEGIES.get(name) if isinstance(name, str) else None
     if cls is None:

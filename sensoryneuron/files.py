@@ -49,15 +49,27 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
 
 
 def save_npz(path: str | os.PathLike, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> None:
-    """Atomically save arrays plus a JSON ``meta`` dict (stored as a unicode array, not pickle)."""
+    """Atomically save arrays plus a JSON ``meta`` dict in one uncompressed ``.npz``.
+
+    The metadata is a 0-d unicode array under :data:`META_KEY`. Members are written with
+    ``allow_pickle=False``, so an object array is refused rather than pickled.
+    """
     if META_KEY in arrays:
         raise ValueError(f"array name {META_KEY!r} is reserved for the metadata")
     payload = {k: np.asarray(v) for k, v in arrays.items()}
     for key, value in payload.items():
-        if value.dtype == object:
+        if value.dtype.hasobject:
             raise ValueError(f"array {key!r} has dtype object, which would need pickle")
-    payload[META_KEY] = np.array(json.dumps(meta, sort_keys=True))
-    atomic_write(path, lambda f: np.savez(f, **payload))
+    payload[META_KEY] = np.array(json.dumps(meta, sort_keys=True, allow_nan=False), dtype=np.str_)
+
+    def write(f: IO[bytes]) -> None:
+        # np.savez's layout (a stored zip of .npy members), but never pickling.
+        with zipfile.ZipFile(f, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
+            for name, value in payload.items():
+                with zf.open(f"{name}.npy", "w", force_zip64=True) as member:
+                    np.lib.format.write_array(member, value, allow_pickle=False)
+
+    atomic_write(path, write)
 
 
 def load_npz(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
@@ -73,14 +85,16 @@ def load_npz(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dict[str, 
     try:
         with np.load(path, allow_pickle=False) as npz:
             arrays = {key: npz[key] for key in npz.files}
-    except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError) as exc:
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError, AttributeError) as exc:
         raise CheckpointError(f"{path}: not a readable .npz file ({exc})") from None
-    if META_KEY not in arrays:
+    raw = arrays.pop(META_KEY, None)
+    if raw is None:
         raise CheckpointError(f"{path}: no '{META_KEY}' entry; not written by sensoryneuron")
-    raw = arrays.pop(META_KEY)
+    if raw.ndim != 0 or raw.dtype.kind != "U":
+        raise CheckpointError(f"{path}: '{META_KEY}' must be a 0-d unicode array")
     try:
         meta = json.loads(str(raw[()]))
-    except (json.JSONDecodeError, TypeError, IndexError, ValueError) as exc:
+    except ValueError as exc:
         raise CheckpointError(f"{path}: metadata is not valid JSON ({exc})") from None
     if not isinstance(meta, dict):
         raise CheckpointError(f"{path}: metadata must be a JSON object")

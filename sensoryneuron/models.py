@@ -219,7 +219,10 @@ class AttentionNeuronModel(Model):
         members = params.shape[0]
         for prefix in ("neuron", "head_lstm") if self.head_lstm else ("neuron",):
             w[f"{prefix}.weight"], w[f"{prefix}.bias"] = fuse_lstm_weights(
-                *(w[f"{prefix}.{name}"] for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"))
+                *(
+                    w[f"{prefix}.{name}"]
+                    for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+                )
             )
         table = sinusoidal_table(self.num_latents, self.pos_dim, params.dtype)
         q = linear(table.expand(members, -1, -1), w["query.weight"], w.get("query.bias"))

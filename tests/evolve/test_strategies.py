@@ -13,7 +13,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from evolve.state_io import META_KEY, read_state_file, write_state_file
 from evolve.strategies import (
     STRATEGIES,
     AskTellError,
@@ -25,6 +24,7 @@ from evolve.strategies import (
     save_strategy,
 )
 from sensoryneuron.errors import CheckpointError, ConfigError
+from sensoryneuron.files import META_KEY, load_npz, save_npz
 
 NAMES = sorted(STRATEGIES)
 CMA_NAMES = [n for n in NAMES if "cma" in n]
@@ -336,16 +336,17 @@ def _saved(tmp_path: Path, name: str = "cma") -> tuple[dict, dict]:
     strategy = make_strategy(name, 6, 8, seed=0)
     run(strategy, sphere(np.zeros(6)), 2)
     save_strategy(strategy, tmp_path / "good.npz")
-    return read_state_file(tmp_path / "good.npz")
+    arrays, meta = load_npz(tmp_path / "good.npz")
+    return meta, arrays
 
 
 def test_state_file_that_is_not_an_npz(tmp_path: Path) -> None:
     path = tmp_path / "garbage.npz"
     path.write_bytes(b"definitely not a zip file")
-    msg = f"{path} is not a readable strategy state file: "
+    msg = f"{path}: not a readable .npz file ("
     with pytest.raises(CheckpointError, match=re.escape(msg)):
         load_strategy(path)
-    msg = f"state file not found: {tmp_path / 'none.npz'}"
+    msg = f"{tmp_path / 'none.npz'}: no such file"
     with pytest.raises(CheckpointError, match=re.escape(msg)):
         load_strategy(tmp_path / "none.npz")
 
@@ -353,7 +354,7 @@ def test_state_file_that_is_not_an_npz(tmp_path: Path) -> None:
 def test_state_file_with_pickled_objects_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "pickled.npz"
     np.savez(path, **{META_KEY: np.array("{}"), "x": np.array([{"a": 1}], dtype=object)})
-    msg = f"{path} is not a readable strategy state file: "
+    msg = f"{path}: not a readable .npz file ("
     with pytest.raises(CheckpointError, match=re.escape(msg)):
         load_strategy(path)
 
@@ -361,10 +362,10 @@ def test_state_file_with_pickled_objects_is_refused(tmp_path: Path) -> None:
 def test_state_file_without_or_with_bad_metadata(tmp_path: Path) -> None:
     path = tmp_path / "nometa.npz"
     np.savez(path, center=np.zeros(3))
-    with pytest.raises(CheckpointError, match=re.escape(f"{path} has no '__meta__' entry")):
+    with pytest.raises(CheckpointError, match=re.escape(f"{path}: no 'meta' entry")):
         load_strategy(path)
     np.savez(path, **{META_KEY: np.array("{not json")})
-    with pytest.raises(CheckpointError, match=re.escape(f"{path}: '__meta__' is not valid JSON: ")):
+    with pytest.raises(CheckpointError, match=re.escape(f"{path}: metadata is not valid JSON (")):
         load_strategy(path)
 
 
@@ -408,7 +409,7 @@ def test_cma_graph_outside_the_whitelist_is_refused(
 ) -> None:
     meta, arrays = _saved(tmp_path)
     assert _replace_first(meta["pycma"]["graph"], tag, value)
-    write_state_file(tmp_path / "evil.npz", meta, arrays)
+    save_npz(tmp_path / "evil.npz", arrays, meta)
     with pytest.raises(CheckpointError, match=re.escape(msg)):
         load_strategy(tmp_path / "evil.npz")
 
