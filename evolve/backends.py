@@ -14,6 +14,7 @@ from abc import ABC, abstractmethod
 from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
+import torch
 
 from evolve.rollout import EpisodeJob, RolloutResult, rollout
 from sensoryneuron.errors import ConfigError
@@ -61,8 +62,6 @@ class Backend(ABC):
 def _init_worker() -> None:
     # The parent handles Ctrl-C (it saves and exits); workers just stop when told.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    import torch
-
     torch.set_num_threads(1)
 
 
@@ -76,7 +75,10 @@ class LocalBackend(Backend):
             raise ConfigError(f"workers must be a positive integer; got {workers!r}")
         self.workers = workers
         self._pool: ProcessPoolExecutor | None = None
-        if workers > 1:
+        if workers == 1:
+            # Rollouts are many small ops: one thread is as fast, and never oversubscribes.
+            torch.set_num_threads(1)
+        else:
             self._pool = ProcessPoolExecutor(
                 max_workers=workers,
                 mp_context=multiprocessing.get_context("spawn"),

@@ -152,25 +152,7 @@ def train(
                 fitness = result.fitness
                 strategy.tell(fitness)
                 elapsed = time.perf_counter() - started
-                test_score = math.nan
-                if (gen + 1) % cfg.test_every == 0 or gen + 1 == cfg.generations:
-                    test_score = _test(preset, strategy.center, backend, gen, state, run_dir)
-                    elapsed = time.perf_counter() - started
-                state.wall_time += elapsed
-                state.generation = gen + 1
-                state.log.append(
-                    [
-                        gen,
-                        float(fitness.max()),
-                        float(fitness.mean()),
-                        float(fitness.min()),
-                        float(fitness.std()),
-                        test_score,
-                        result.member_steps / elapsed,
-                        state.wall_time,
-                    ]
-                )
-                snapshot = strategy.state_dict()
+                speed = result.member_steps / elapsed
                 log.info(
                     "gen %5d | best %8.2f | mean %8.2f | worst %8.2f | std %7.2f | %8.0f steps/s",
                     gen + 1,
@@ -178,8 +160,16 @@ def train(
                     fitness.mean(),
                     fitness.min(),
                     fitness.std(),
-                    result.member_steps / elapsed,
+                    speed,
                 )
+                test_score = math.nan
+                if (gen + 1) % cfg.test_every == 0 or gen + 1 == cfg.generations:
+                    test_score = _test(preset, strategy.center, backend, gen, state, run_dir)
+                state.wall_time += time.perf_counter() - started
+                state.generation = gen + 1
+                row = [fitness.max(), fitness.mean(), fitness.min(), fitness.std()]
+                state.log.append([gen, *map(float, row), test_score, speed, state.wall_time])
+                snapshot = strategy.state_dict()
                 bar.update(1)
                 bar.set_postfix(best=f"{fitness.max():.1f}", mean=f"{fitness.mean():.1f}")
                 if state.generation % checkpoint_every == 0 or not math.isnan(test_score):
