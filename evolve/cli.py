@@ -1,4 +1,4 @@
-"""The ``evolve`` command: train, evaluate and list tasks.
+"""The ``evolve`` command: train, evaluate, record videos and list tasks.
 
 Bad input never shows a traceback: one line on stderr says what was wrong and what is
 allowed, and the exit code is 2.
@@ -19,13 +19,21 @@ from evolve.backends import BACKENDS, make_backend
 from evolve.conditions import DEFAULT_CONDITIONS, GRAMMAR, parse_condition
 from evolve.evaluate import evaluate_policy, format_table
 from evolve.logs import setup_console
+from evolve.record import default_label, record
 from evolve.strategies import STRATEGIES
 from evolve.train import resume_preset, train
-from sensoryneuron.checkpoints import REFERENCE_MODELS, load_policy, load_reference_policy
-from sensoryneuron.errors import SensoryNeuronError
+from evolve.video import check_fps, check_output
+from sensoryneuron.checkpoints import (
+    REFERENCE_MODELS,
+    load_policy,
+    load_reference_policy,
+    pretrained_names,
+)
+from sensoryneuron.errors import CheckpointError, SensoryNeuronError
 from sensoryneuron.files import atomic_write_text
+from sensoryneuron.policy import Policy
 from tasks.perturbations import validate_reshuffle_every
-from tasks.presets import DEFAULT_PRESET, PRESETS, get_preset
+from tasks.presets import DEFAULT_PRESET, PRESETS, Perturbations, get_preset
 from tasks.registry import VECTOR_TASKS
 
 EXIT_USAGE = 2
@@ -83,7 +91,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="evolve",
         description="Train and evaluate permutation-invariant sensory-neuron agents.",
     )
-    sub = parser.add_subparsers(dest="command", metavar="{train,eval,tasks}", parser_class=_Parser)
+    sub = parser.add_subparsers(
+        dest="command", metavar="{train,eval,record,tasks}", parser_class=_Parser
+    )
 
     t = sub.add_parser("train", help=f"train a task preset (default: {DEFAULT_PRESET})")
     t.add_argument(
@@ -129,6 +139,43 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--env-id", help=f"override the task: {', '.join(sorted(VECTOR_TASKS))}")
     e.add_argument("--seed-offset", type=non_negative_int, default=0, help="first test seed")
     e.add_argument("--float64", action="store_true", help="run the policy in double precision")
+
+    r = sub.add_parser("record", help="record a video of an agent whose inputs are shuffled")
+    r.add_argument(
+        "source", help="a run folder, a .npz checkpoint, a shipped agent, or a preset's name"
+    )
+    r.add_argument("-o", "--output", required=True, metavar="PATH", help="a .mp4 or .gif file")
+    r.add_argument("--compare", metavar="SOURCE2", help="a second agent, side by side")
+    r.add_argument(
+        "--reference",
+        metavar="NAME",
+        help=f"SOURCE is a published model: {', '.join(sorted(REFERENCE_MODELS))}",
+    )
+    r.add_argument("--compare-reference", metavar="NAME", help="SOURCE2 is a published model")
+    r.add_argument(
+        "--reshuffle-every",
+        type=reshuffle_arg,
+        default=None,
+        metavar="T|LOW-HIGH|never",
+        help="new permutations during the episode (default never)",
+    )
+    r.add_argument("--noise-channels", type=non_negative_int, default=0, metavar="N")
+    r.add_argument(
+        "--shuffle",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="shuffle the inputs at reset (default: on)",
+    )
+    r.add_argument("--seed", type=non_negative_int, default=0, help="episode seed (default 0)")
+    r.add_argument(
+        "--steps",
+        type=positive_int,
+        default=1000,
+        help="most frames (default 1000); the video ends sooner once every episode has ended",
+    )
+    r.add_argument("--fps", type=positive_float, default=50, help="default 50; at most 50 for .gif")
+    r.add_argument("--env-id", help=f"override the task: {', '.join(sorted(VECTOR_TASKS))}")
+    r.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     sub.add_parser("tasks", help="list the task presets")
     return parser
@@ -221,6 +268,69 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _record_source(source: str, reference: str | None) -> tuple[Policy, str]:
+    """Load one SOURCE of `evolve record`, and name it for the video."""
+    if reference:
+        policy = load_reference_policy(source, name=reference)
+        return policy, default_label(policy)
+    try:
+        policy = load_policy(source)
+    except CheckpointError:
+        if source in PRESETS and not Path(source).exists():
+            shipped = ", ".join(pretrained_names()) or "none shipped yet"
+            raise CheckpointError(
+                f"{source}: no trained agent is shipped for this task yet (pretrained agents: "
+                f"{shipped}); record a run folder or a .npz instead"
+            ) from None
+        raise
+    return policy, f"{default_label(policy)}: {Path(source).name}"
+
+
+def cmd_record(args: argparse.Namespace) -> int:
+    output = check_output(args.output)  # before any loading: a bad path fails at once
+    check_fps(args.fps, output)
+    if args.reshuffle_every is not None and not args.shuffle:
+        raise UsageError("--reshuffle-every needs shuffled inputs; drop --no-shuffle")
+    if args.compare_reference and not args.compare:
+        raise UsageError("--compare-reference names the model of --compare SOURCE2; add --compare")
+    sources = [_record_source(args.source, args.reference)]
+    if args.compare:
+        sources.append(_record_source(args.compare, args.compare_reference))
+    preset_env = PRESETS[args.source].env_id if args.source in PRESETS else None
+    env_id = args.env_id or (sources[0][0].task or {}).get("env_id") or preset_env
+    if env_id is None:
+        raise UsageError(f"{args.source} does not say which task it was trained on; pass --env-id")
+    if env_id not in VECTOR_TASKS:
+        raise UsageError(f"unknown --env-id {env_id!r}; allowed: {', '.join(sorted(VECTOR_TASKS))}")
+    perturbations = Perturbations(
+        shuffle=args.shuffle,
+        reshuffle_every=args.reshuffle_every,
+        noise_channels=args.noise_channels,
+    )
+    result = record(
+        [policy for policy, _ in sources],
+        env_id,
+        output,
+        perturbations,
+        seed=args.seed,
+        steps=args.steps,
+        fps=args.fps,
+        labels=[label for _, label in sources],
+        progress=not args.no_progress and sys.stderr.isatty(),
+    )
+    width, height = result.size
+    print(
+        f"wrote {result.path}: {result.frames} frames, {width}x{height} at {result.fps:g} fps "
+        f"({result.seconds:.1f} s)"
+    )
+    for agent in result.agents:
+        print(
+            f"  {agent.label}: return {agent.episode_return:.1f} over {agent.steps} steps, "
+            f"{len(agent.reshuffle_steps)} reshuffles"
+        )
+    return 0
+
+
 def cmd_tasks(args: argparse.Namespace) -> int:
     for name in sorted(PRESETS):
         p = PRESETS[name]
@@ -235,7 +345,7 @@ def cmd_tasks(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"train": cmd_train, "eval": cmd_eval, "tasks": cmd_tasks}
+COMMANDS = {"train": cmd_train, "eval": cmd_eval, "record": cmd_record, "tasks": cmd_tasks}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -243,7 +353,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = parser.parse_args(argv)
         if args.command is None:
-            raise UsageError("a command is required; allowed: train, eval, tasks")
+            raise UsageError("a command is required; allowed: train, eval, record, tasks")
         return COMMANDS[args.command](args)
     except (UsageError, SensoryNeuronError) as exc:
         logging.shutdown()

@@ -11,10 +11,13 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+import gymnasium as gym
+
 from sensoryneuron.errors import ConfigError
 from sensoryneuron.models import AttentionNeuronModel, FeedForwardModel, Model, model_from_dict
 from tasks.perturbations import BatchPerturbation, validate_reshuffle_every
 from tasks.registry import CARTPOLE_SWINGUP_HARDER_ID, CARTPOLE_SWINGUP_ID
+from tasks.wrappers import DuplicateObservation, NoiseChannels, ShuffleObservation
 
 
 @dataclass(frozen=True)
@@ -50,6 +53,16 @@ class Perturbations:
             noise_channels=self.noise_channels,
             noise_std=self.noise_std,
         )
+
+    def wrap(self, env: gym.Env) -> gym.Env:
+        """The Gymnasium twin of :meth:`batch`: ``env`` wrapped as the agent sees it."""
+        if self.duplicate > 1:
+            env = DuplicateObservation(env, copies=self.duplicate)
+        if self.shuffle:
+            env = ShuffleObservation(env, reshuffle_every=self.reshuffle_every)
+        if self.noise_channels:
+            env = NoiseChannels(env, n=self.noise_channels, std=self.noise_std)
+        return env
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)

@@ -33,6 +33,13 @@ VECTOR_TASKS: dict[str, Callable[[], VectorTask]] = {
 }
 
 
+# What each element of the raw observation measures, in order (legends in videos).
+OBSERVATION_NAMES: dict[str, tuple[str, ...]] = {
+    CARTPOLE_SWINGUP_ID: ("x", "x_dot", "cos th", "sin th", "th_dot"),
+    CARTPOLE_SWINGUP_HARDER_ID: ("x", "x_dot", "cos th", "sin th", "th_dot"),
+}
+
+
 def register_envs() -> None:
     """Register the Gymnasium ids (idempotent; runs on ``import tasks``)."""
     for env_id, spec in GYM_ENVS.items():

@@ -122,8 +122,11 @@ def test_feed_forward_rows_say_why_a_condition_does_not_apply(tmp_path):
             ["eval", "x", "--episodes", "-3"],
             "argument --episodes: expected a positive integer, got '-3'",
         ),
-        (["frobnicate"], "invalid choice: 'frobnicate' (choose from 'train', 'eval', 'tasks')"),
-        ([], "a command is required; allowed: train, eval, tasks"),
+        (
+            ["frobnicate"],
+            "invalid choice: 'frobnicate' (choose from 'train', 'eval', 'record', 'tasks')",
+        ),
+        ([], "a command is required; allowed: train, eval, record, tasks"),
     ],
 )
 def test_bad_input_is_one_line_with_exit_code_2(args, message):

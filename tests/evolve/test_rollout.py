@@ -106,13 +106,7 @@ def test_engine_matches_a_gym_loop_with_the_wrapper_stack(perturbations):
     engine = rollout(job, policy.params[None]).returns[0]
     p = tasks.Perturbations.from_dict(perturbations)
     for b, seed in enumerate(job.seeds):
-        env = gym.make(EASY, max_episode_steps=steps)
-        if p.duplicate > 1:
-            env = tasks.DuplicateObservation(env, copies=p.duplicate)
-        if p.shuffle:
-            env = tasks.ShuffleObservation(env, reshuffle_every=p.reshuffle_every)
-        if p.noise_channels:
-            env = tasks.NoiseChannels(env, n=p.noise_channels, std=p.noise_std)
+        env = p.wrap(gym.make(EASY, max_episode_steps=steps))
         obs, _ = env.reset(seed=seed)
         state, total = policy.reset(1), 0.0
         while True:
