@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import pickle
 import re
 
@@ -93,6 +94,9 @@ def test_checkpoint_round_trip(tmp_path, model):
     np.testing.assert_array_equal(loaded.params, policy.params)
     assert loaded.task == {"env_id": "x"} and loaded.info == {"generation": 3}
     assert not list(tmp_path.glob(".*.tmp")), "atomic write left a temp file behind"
+    umask = os.umask(0)
+    os.umask(umask)
+    assert (tmp_path / "p.npz").stat().st_mode & 0o777 == 0o666 & ~umask  # not mkstemp's 0600
 
 
 def test_load_policy_accepts_a_run_folder_and_prefers_best(tmp_path):
