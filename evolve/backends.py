@@ -2,7 +2,9 @@
 
 The population is split into contiguous shards, one per worker; every worker runs the same
 :func:`evolve.rollout.rollout` on its shard and the results are concatenated in order. A
-distributed backend (e.g. Ray) implements the same two methods.
+distributed backend (:mod:`evolve.ray_backend`) implements the same methods. A population
+may come as explicit parameters or as a :class:`~evolve.population.PopulationSpec` (PGPE's
+centre, stdev and noise seeds), which a distributed backend sends instead of the parameters.
 """
 
 from __future__ import annotations
@@ -11,11 +13,13 @@ import multiprocessing
 import os
 import signal
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
 import torch
 
+from evolve.population import PopulationSpec
 from evolve.rollout import EpisodeJob, RolloutResult, rollout
 from sensoryneuron.errors import ConfigError
 
@@ -28,14 +32,29 @@ def shard_bounds(members: int, shards: int) -> list[tuple[int, int]]:
 
 
 def combine(results: list[RolloutResult]) -> RolloutResult:
+    """Concatenate shard results in member order."""
     return RolloutResult(
         returns=np.concatenate([r.returns for r in results]),
         steps=np.concatenate([r.steps for r in results]),
     )
 
 
+def population_size(population: np.ndarray | PopulationSpec) -> int:
+    """Number of members of explicit parameters ``[P, D]`` or of a spec."""
+    if isinstance(population, PopulationSpec):
+        return population.popsize
+    return int(population.shape[0])
+
+
+def population_shard(population: np.ndarray | PopulationSpec, start: int, stop: int) -> np.ndarray:
+    """Members ``[start, stop)`` as parameter rows (a spec regenerates them)."""
+    if isinstance(population, PopulationSpec):
+        return population.members(start, stop)
+    return population[start:stop]
+
+
 class Backend(ABC):
-    """Evaluates ``params[P, D]`` on an :class:`EpisodeJob`; results are in member order."""
+    """Evaluates a population on an :class:`EpisodeJob`; results are in member order."""
 
     name: str
     workers: int
@@ -44,10 +63,16 @@ class Backend(ABC):
     def run(self, tasks: list[tuple[EpisodeJob, np.ndarray]]) -> list[RolloutResult]:
         """Run independent ``(job, params)`` tasks in parallel; results in task order."""
 
-    def evaluate(self, job: EpisodeJob, params: np.ndarray) -> RolloutResult:
-        """One population on one job, sharded by members across the workers."""
-        bounds = shard_bounds(params.shape[0], self.workers)
-        return combine(self.run([(job, params[a:b]) for a, b in bounds]))
+    def evaluate(self, job: EpisodeJob, population: np.ndarray | PopulationSpec) -> RolloutResult:
+        """One population on one job, sharded by members across the workers.
+
+        Args:
+            job: the episodes every member plays.
+            population: parameters ``[P, D]``, or a spec that regenerates them (expanded
+                here, shard by shard; a distributed backend sends the spec instead).
+        """
+        bounds = shard_bounds(population_size(population), self.workers)
+        return combine(self.run([(job, population_shard(population, a, b)) for a, b in bounds]))
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release workers."""
@@ -97,13 +122,37 @@ class LocalBackend(Backend):
             self._pool = None
 
 
-BACKENDS = {"local": LocalBackend}
-
-
-def make_backend(name: str = "local", workers: int | str = 1) -> Backend:
-    """A backend by name; ``workers="max"`` uses every core."""
-    if name not in BACKENDS:
-        raise ConfigError(f"unknown backend {name!r}; allowed: {', '.join(sorted(BACKENDS))}")
+def _local_backend(workers: int | str, address: str | None) -> Backend:
+    if address is not None:
+        raise ConfigError("--address applies only to the ray backend")
     if workers == "max":
         workers = os.cpu_count() or 1
-    return BACKENDS[name](workers=workers)
+    return LocalBackend(workers=workers)
+
+
+def _ray_backend(workers: int | str, address: str | None) -> Backend:
+    from evolve.ray_backend import RayBackend  # Ray is optional: import it only when asked
+
+    return RayBackend(workers=workers, address=address)
+
+
+BACKENDS: dict[str, Callable[[int | str, str | None], Backend]] = {
+    "local": _local_backend,
+    "ray": _ray_backend,
+}
+
+
+def make_backend(
+    name: str = "local", workers: int | str = 1, address: str | None = None
+) -> Backend:
+    """A backend by name.
+
+    Args:
+        name: ``"local"`` (worker processes on this machine) or ``"ray"``.
+        workers: shards per population; ``"max"`` uses every core (local) or every CPU of
+            the Ray cluster.
+        address: the Ray cluster to join (``"auto"``, ``HOST:PORT``); None starts a local one.
+    """
+    if name not in BACKENDS:
+        raise ConfigError(f"unknown backend {name!r}; allowed: {', '.join(sorted(BACKENDS))}")
+    return BACKENDS[name](workers, address)

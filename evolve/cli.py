@@ -112,8 +112,18 @@ def build_parser() -> argparse.ArgumentParser:
         "--reshuffle-every", type=reshuffle_arg, default=UNSET, metavar="T|LOW-HIGH|never"
     )
     t.add_argument("--noise-channels", type=non_negative_int, metavar="N")
-    t.add_argument("--workers", type=workers_arg, default=2, help="worker processes, or 'max'")
+    t.add_argument(
+        "--workers",
+        type=workers_arg,
+        default=2,
+        help="worker processes (Ray: tasks), or 'max' (every core, or every CPU of the cluster)",
+    )
     t.add_argument("--backend", default="local", help=f"one of {', '.join(sorted(BACKENDS))}")
+    t.add_argument(
+        "--address",
+        metavar="HOST:PORT|auto",
+        help="with --backend ray: the Ray cluster to join (default: start a local Ray)",
+    )
     t.add_argument("--out", metavar="DIR", help="run folder (default runs/<task>-s<seed>-<time>)")
     t.add_argument("--runs-dir", default="runs", help="where new run folders go (default runs)")
     t.add_argument("--checkpoint-every", type=positive_int, default=5, metavar="N")
@@ -225,7 +235,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             args.out or Path(args.runs_dir) / f"{preset.name}-s{preset.training.seed}-{stamp}"
         )
     setup_console()
-    with make_backend(args.backend, args.workers) as backend:
+    with make_backend(args.backend, args.workers, args.address) as backend:
         result = train(
             preset,
             run_dir,

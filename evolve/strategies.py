@@ -34,6 +34,7 @@ import cma
 import cma.utilities.utils
 import numpy as np
 
+from evolve.population import NOISE_STREAM, PopulationSpec, noise_rows
 from evolve.state_io import decode_graph, encode_graph
 from sensoryneuron.errors import CheckpointError, ConfigError, SensoryNeuronError
 from sensoryneuron.files import load_npz, save_npz
@@ -193,6 +194,13 @@ class Strategy(ABC):
     def tell(self, fitness: np.ndarray) -> None:
         """Update from the fitness of the asked population (``[popsize]``, higher is better)."""
 
+    def compact_population(self) -> PopulationSpec | None:
+        """The pending population as a few seeds and vectors, or None where it has no such form.
+
+        Called between ``ask`` and ``tell``; a backend sends this instead of the parameters.
+        """
+        return None
+
     @property
     @abstractmethod
     def center(self) -> np.ndarray:
@@ -313,9 +321,12 @@ class PGPE(Strategy):
 
     Each parameter has its own Gaussian stdev. With ``antithetic=True`` the population is
     ``[center + eps; center - eps]`` (first half plus, second half minus; ``eps`` has
-    ``popsize // 2`` rows). The center gradient comes from each pair's fitness difference,
-    the stdev gradient from each pair's mean fitness against the baseline (mean fitness).
-    Fitness is centred-rank shaped to [-0.5, 0.5].
+    ``popsize // 2`` rows). Noise row ``r`` of generation ``g`` is drawn from a counter-based
+    generator keyed by ``(seed, g, r)`` (:func:`evolve.population.noise_rows`), so
+    :meth:`compact_population` describes a whole population in a few numbers and two
+    vectors, and the state needs no generator. The center gradient comes from each pair's
+    fitness difference, the stdev gradient from each pair's mean fitness against the baseline
+    (mean fitness). Fitness is centred-rank shaped to [-0.5, 0.5].
 
     Hyperparameters:
         sigma_init (0.1): initial stdev of every parameter.
@@ -375,7 +386,10 @@ class PGPE(Strategy):
         return out
 
     def _setup(self, x0: np.ndarray) -> None:
-        self._rng = np.random.default_rng(self.seed)
+        if self.seed >= 2**128:
+            raise ConfigError(
+                f"seed must be below 2**128 for pgpe (the noise key), got {self.seed}"
+            )
         self._center = x0.copy()
         self._stdev = np.full(self.num_params, self.hyper["sigma_init"])
         self._velocity = np.zeros(self.num_params)  # ClipUp
@@ -403,11 +417,24 @@ class PGPE(Strategy):
 
     def ask(self) -> np.ndarray:
         self._begin_ask()
-        eps = self._rng.standard_normal((self._num_noise, self.num_params)) * self._stdev
+        rows = range(self._num_noise)
+        eps = noise_rows(self.seed, self._generation, rows, self.num_params) * self._stdev
         self._eps = eps
         if self.hyper["antithetic"]:
             return np.concatenate([self._center + eps, self._center - eps])
         return self._center + eps
+
+    def compact_population(self) -> PopulationSpec | None:
+        if self._eps is None:
+            raise AskTellError("compact_population() describes a pending population; call ask()")
+        return PopulationSpec(
+            center=self._center.copy(),
+            stdev=self._stdev.copy(),
+            seed=self.seed,
+            generation=self._generation,
+            popsize=self.popsize,
+            antithetic=self.hyper["antithetic"],
+        )
 
     def tell(self, fitness: np.ndarray) -> None:
         f = self._begin_tell(fitness)
@@ -455,7 +482,7 @@ class PGPE(Strategy):
 
     def state_dict(self) -> tuple[dict, dict[str, np.ndarray]]:
         meta = self._meta()
-        meta["rng"] = self._rng.bit_generator.state
+        meta["noise"] = NOISE_STREAM
         meta["adam_t"] = self._adam_t
         arrays = {
             "center": self._center.copy(),
@@ -483,14 +510,14 @@ class PGPE(Strategy):
             raise CheckpointError("state metadata needs a non-negative int 'adam_t'")
         num_noise = self.popsize // 2 if hyper["antithetic"] else self.popsize
         eps = _state_array(arrays, "pending_eps", (num_noise, d[0])) if pending else None
-        rng = np.random.Generator(np.random.PCG64())
-        try:
-            rng.bit_generator.state = meta["rng"]
-        except (KeyError, TypeError, ValueError) as e:
-            raise CheckpointError(f"state has a bad 'rng' entry: {e}") from e
+        if meta.get("noise") != NOISE_STREAM:
+            raise CheckpointError(
+                f"state draws its noise from {meta.get('noise', 'a sequential generator')!r}, "
+                f"not {NOISE_STREAM!r}; it cannot resume identically with this version"
+            )
         self.hyper, self._generation = hyper, generation
         self.seed = seed
-        self._rng, self._center, self._stdev, self._eps = rng, center, stdev, eps
+        self._center, self._stdev, self._eps = center, stdev, eps
         self._velocity, self._adam_m, self._adam_v, self._adam_t = velocity, adam_m, adam_v, adam_t
 
 

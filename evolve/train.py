@@ -145,9 +145,11 @@ def train(
                 started = time.perf_counter()
                 gen = state.generation
                 population = strategy.ask()
+                # PGPE's population travels as centre, stdev and noise seeds; others as float32.
+                compact = strategy.compact_population()
                 result = backend.evaluate(
                     _job(preset, training_seeds(cfg.seed, gen, cfg.repeats)),
-                    population.astype(np.float32),
+                    population.astype(np.float32) if compact is None else compact,
                 )
                 fitness = result.fitness
                 strategy.tell(fitness)

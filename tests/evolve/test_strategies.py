@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from evolve.population import NOISE_STREAM, noise_rows
 from evolve.strategies import (
     STRATEGIES,
     AskTellError,
@@ -239,6 +240,57 @@ def test_cma_leaves_the_global_rng_untouched(name: str) -> None:
     quiet.tell(sphere(np.zeros(10))(population))
     np.random.standard_normal(100)  # noqa: NPY002
     assert np.array_equal(strategy.ask(), quiet.ask())
+
+
+# ---------------------------------------------------------------------------------------------
+# Compact populations: a worker regenerates PGPE's members from a few seeds
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("antithetic", [True, False])
+def test_pgpe_compact_population_regenerates_the_asked_members(antithetic: bool) -> None:
+    popsize = 12 if antithetic else 11
+    strategy = make_strategy("pgpe", 30, popsize, seed=4, antithetic=antithetic)
+    fitness_fn = sphere(np.full(30, 0.3))
+    for generation in range(3):
+        population = strategy.ask()
+        spec = strategy.compact_population()
+        assert (spec.generation, spec.popsize, spec.antithetic) == (generation, popsize, antithetic)
+        expected = population.astype(np.float32)
+        for start, stop in [(0, popsize), (0, 1), (3, 9), (5, 7), (popsize - 1, popsize)]:
+            np.testing.assert_array_equal(spec.members(start, stop), expected[start:stop])
+        strategy.tell(fitness_fn(population))
+
+
+def test_a_noise_row_depends_only_on_seed_generation_and_row() -> None:
+    rows = noise_rows(seed=3, generation=2, rows=range(8), num_params=50)
+    np.testing.assert_array_equal(noise_rows(3, 2, [5], 50)[0], rows[5])
+    np.testing.assert_array_equal(noise_rows(3, 2, [6, 1], 50), rows[[6, 1]])
+    for other in [noise_rows(3, 3, [5], 50), noise_rows(4, 2, [5], 50), rows[[4]]]:
+        assert not np.array_equal(other[0], rows[5])
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_compact_population_is_pgpe_only_and_needs_a_pending_ask(name: str) -> None:
+    strategy = make_strategy(name, 4, 8, seed=0)
+    if name in CMA_NAMES:
+        strategy.ask()
+        assert strategy.compact_population() is None  # sent as float32 parameter shards
+        return
+    msg = "compact_population() describes a pending population; call ask()"
+    with pytest.raises(AskTellError, match=re.escape(msg)):
+        strategy.compact_population()
+
+
+def test_pgpe_state_of_the_sequential_generator_is_refused(tmp_path: Path) -> None:
+    meta, arrays = _saved(tmp_path, "pgpe")
+    del meta["noise"]
+    msg = (
+        "state draws its noise from 'a sequential generator', not "
+        f"{NOISE_STREAM!r}; it cannot resume identically with this version"
+    )
+    with pytest.raises(CheckpointError, match=re.escape(msg)):
+        make_strategy("pgpe", 6, 8, seed=0).load_state_dict(meta, arrays)
 
 
 # ---------------------------------------------------------------------------------------------
