@@ -42,6 +42,24 @@ def _lstm_entries(prefix: str, input_size: int, hidden: int) -> list[tuple[str, 
     ]
 
 
+def _mlp_entries(
+    width: int, hidden: tuple[int, ...], act_dim: int
+) -> list[tuple[str, tuple[int, ...]]]:
+    """tanh hidden layers ``fc0, fc1, ...`` then the tanh output layer ``out``."""
+    entries: list[tuple[str, tuple[int, ...]]] = []
+    for i, h in enumerate(hidden):
+        entries += [(f"fc{i}.weight", (h, width)), (f"fc{i}.bias", (h,))]
+        width = h
+    return entries + [("out.weight", (act_dim, width)), ("out.bias", (act_dim,))]
+
+
+def _mlp(x: torch.Tensor, weights: Weights, num_hidden: int) -> torch.Tensor:
+    """Apply the layers of :func:`_mlp_entries`: ``[P, B, width] -> [P, B, act_dim]``."""
+    for i in range(num_hidden):
+        x = torch.tanh(linear(x, weights[f"fc{i}.weight"], weights[f"fc{i}.bias"]))
+    return torch.tanh(linear(x, weights["out.weight"], weights["out.bias"]))
+
+
 def _check_positive(**values: int) -> None:
     for name, value in values.items():
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -191,10 +209,7 @@ class AttentionNeuronModel(Model):
         if self.head_lstm:
             entries += _lstm_entries("head_lstm", width, self.head_lstm)
             width = self.head_lstm
-        for i, h in enumerate(self.hidden):
-            entries += [(f"fc{i}.weight", (h, width)), (f"fc{i}.bias", (h,))]
-            width = h
-        entries += [("out.weight", (self.act_dim, width)), ("out.bias", (self.act_dim,))]
+        entries += _mlp_entries(width, self.hidden, self.act_dim)
         return ParamSpec.of(entries)
 
     def init_state(
@@ -276,9 +291,7 @@ class AttentionNeuronModel(Model):
             )
             carry["head_h"], carry["head_c"] = hh, hc
             x = hh
-        for i in range(len(self.hidden)):
-            x = torch.tanh(linear(x, weights[f"fc{i}.weight"], weights[f"fc{i}.bias"]))
-        action = torch.tanh(linear(x, weights["out.weight"], weights["out.bias"]))
+        action = _mlp(x, weights, len(self.hidden))
         carry["prev_action"] = action
         new_state = PolicyState(
             slots={"h": h.view(P, B, N, d), "c": c.view(P, B, N, d)}, carry=carry
@@ -309,12 +322,7 @@ class FeedForwardModel(Model):
 
     @property
     def param_spec(self) -> ParamSpec:
-        entries = []
-        width = self.obs_dim
-        for i, h in enumerate(self.hidden):
-            entries += [(f"fc{i}.weight", (h, width)), (f"fc{i}.bias", (h,))]
-            width = h
-        entries += [("out.weight", (self.act_dim, width)), ("out.bias", (self.act_dim,))]
+        entries = _mlp_entries(self.obs_dim, self.hidden, self.act_dim)
         return ParamSpec.of(entries)
 
     def init_state(
@@ -338,9 +346,7 @@ class FeedForwardModel(Model):
                 f"this feed-forward policy takes exactly {self.obs_dim} inputs; got {N}"
             )
         x = obs.to(weights["out.weight"].dtype)
-        for i in range(len(self.hidden)):
-            x = torch.tanh(linear(x, weights[f"fc{i}.weight"], weights[f"fc{i}.bias"]))
-        action = torch.tanh(linear(x, weights["out.weight"], weights["out.bias"]))
+        action = _mlp(x, weights, len(self.hidden))
         if with_attention:
             return action, state, action.new_zeros(P, B, 0, N)
         return action, state

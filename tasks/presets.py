@@ -222,8 +222,10 @@ def register_preset(preset: TaskPreset) -> TaskPreset:
     return preset
 
 
-# PGPE with Adam on the centre: on cart-pole it out-learned ClipUp, sep-CMA and full CMA over
-# the first 300 generations (benchmarks/README.md has the comparison).
+# PGPE with Adam on the centre. Held-out test scores on CartPoleSwingUpHarder, population 256
+# x 4 episodes, 300 generations (seed 0): PGPE-Adam (lr 0.05) 223, sep-CMA (sigma 0.3) 183 (peak
+# 232), full CMA 199 (peak 199), PGPE-Adam (lr 0.02) 178; PGPE-Adam also rose fastest early.
+# On CartPoleSwingUp, 60 generations: PGPE with ClipUp's defaults reached only 74.
 CARTPOLE_STRATEGY = StrategyConfig(
     name="pgpe", popsize=256, sigma_init=0.1, options={"optimizer": "adam", "center_lr": 0.05}
 )
