@@ -148,3 +148,26 @@ def test_training_improves_the_held_out_score(tmp_path):
         )
         result = train(preset, tmp_path / "run", final_episodes=0, progress=False, backend=backend)
     assert result.best_test > start.best_test + 100, (start.best_test, result.best_test)
+
+
+def test_ctrl_c_saves_and_exits_cleanly(tmp_path):
+    run = tmp_path / "run"
+    args = [
+        sys.executable, "-m", "evolve", "train", "--generations", "200", "--popsize", "16",
+        "--repeats", "1", "--test-every", "50", "--test-episodes", "2", "--workers", "1",
+        "--checkpoint-every", "1", "--no-progress", "--out", str(run),
+    ]  # fmt: skip
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        if (run / "state.npz").exists() and load_state(run)[0].generation >= 2:
+            break
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130, stderr
+    assert "interrupted: saving generation" in stderr
+    assert "Traceback" not in stderr
+    saved = load_state(run)[0].generation
+    assert 2 <= saved < 200
+    assert sn.load_policy(run / "latest.npz").info["generation"] == saved
