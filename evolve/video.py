@@ -18,6 +18,7 @@ from PIL import GifImagePlugin, Image
 
 from evolve.frames import MACRO_BLOCK, ui_colours
 from sensoryneuron.errors import ConfigError
+from sensoryneuron.files import default_file_mode
 
 VIDEO_FORMATS = (".gif", ".mp4")
 MAX_GIF_FPS = 50  # GIF delays are whole centiseconds; viewers slow down delays under 2 cs
@@ -175,9 +176,7 @@ class VideoFile:
         except OSError as exc:
             raise ConfigError(f"{self.path}: cannot write there ({exc.strerror})") from None
         os.close(fd)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it private; a video is not
+        os.chmod(tmp, default_file_mode())  # mkstemp makes it private; a video is not
         self._tmp = Path(tmp)
         return self
 
