@@ -19,6 +19,12 @@ from evolve.backends import BACKENDS, make_backend
 from evolve.conditions import DEFAULT_CONDITIONS, GRAMMAR, parse_condition
 from evolve.evaluate import evaluate_policy, format_table
 from evolve.logs import setup_console
+from evolve.paper_table import (
+    PAPER_ENV_ID,
+    format_paper_table,
+    measure_paper_table,
+    plot_paper_table,
+)
 from evolve.record import default_label, record
 from evolve.strategies import STRATEGIES
 from evolve.train import resume_preset, train
@@ -31,13 +37,17 @@ from sensoryneuron.checkpoints import (
 )
 from sensoryneuron.errors import CheckpointError, SensoryNeuronError
 from sensoryneuron.files import atomic_write_text
+from sensoryneuron.models import FeedForwardModel
 from sensoryneuron.policy import Policy
 from tasks.perturbations import validate_reshuffle_every
-from tasks.presets import DEFAULT_PRESET, PRESETS, Perturbations, get_preset
+from tasks.presets import DEFAULT_PRESET, PRESETS, Perturbations, TaskPreset, get_preset
 from tasks.registry import VECTOR_TASKS
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
+EVAL_EPISODES = 100  # `evolve eval`'s default
+PAPER_TABLE_EPISODES = 1000  # `evolve eval --paper-table`'s default, as in the paper
+FNN_BASELINE = "fnn-baseline"  # the shipped feed-forward agent
 UNSET = object()  # an option not given (where None is a meaningful value)
 
 
@@ -100,7 +110,23 @@ def build_parser() -> argparse.ArgumentParser:
         "task", nargs="?", help=f"a preset from `evolve tasks` (default {DEFAULT_PRESET})"
     )
     t.add_argument("--resume", metavar="RUN", help="continue the run in folder RUN")
-    t.add_argument("--generations", type=positive_int, help="total generations of the run")
+    t.add_argument(
+        "--generations",
+        type=positive_int,
+        help="total generations of the run (of its last stage, for a staged recipe)",
+    )
+    t.add_argument(
+        "--teacher-generations",
+        type=positive_int,
+        metavar="N",
+        help="staged recipes: generations of the feed-forward teacher",
+    )
+    t.add_argument(
+        "--distill-iterations",
+        type=positive_int,
+        metavar="N",
+        help="staged recipes: iterations of the distillation",
+    )
     t.add_argument("--popsize", type=positive_int, help="members per generation")
     t.add_argument("--repeats", type=positive_int, help="episodes per member per generation")
     t.add_argument("--strategy", help=f"one of {', '.join(sorted(STRATEGIES))}")
@@ -130,14 +156,41 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--final-episodes", type=non_negative_int, default=100, metavar="N")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
 
-    e = sub.add_parser("eval", help="evaluate a run, checkpoint or shipped agent")
-    e.add_argument("source", help="a run folder, a .npz checkpoint, or a shipped agent's name")
-    e.add_argument("--episodes", type=positive_int, default=100, help="held-out episodes")
+    e = sub.add_parser(
+        "eval",
+        help="evaluate a run, checkpoint or shipped agent; or, with --paper-table, "
+        "reproduce the paper's cart-pole tables",
+    )
+    e.add_argument(
+        "source",
+        help="a run folder, a .npz checkpoint, or a shipped agent's name (with --paper-table: "
+        "the AttentionNeuron agent)",
+    )
+    e.add_argument(
+        "--episodes",
+        type=positive_int,
+        help=f"held-out episodes (default {EVAL_EPISODES}; "
+        f"{PAPER_TABLE_EPISODES} with --paper-table)",
+    )
     e.add_argument(
         "--condition",
         action="append",
         metavar="C",
-        help=f"repeatable; {GRAMMAR} (default: {' '.join(DEFAULT_CONDITIONS)})",
+        help=f"repeatable; {GRAMMAR} (default: {' '.join(DEFAULT_CONDITIONS)}); "
+        "not with --paper-table",
+    )
+    e.add_argument(
+        "--paper-table",
+        metavar="DIR",
+        help="measure the conditions of the paper's CartPoleSwingUpHarder tables in float64, "
+        "print them beside the published figures, write DIR/paper_table.json and "
+        "DIR/paper_table.png",
+    )
+    e.add_argument(
+        "--fnn",
+        metavar="SOURCE",
+        help="with --paper-table: the feed-forward baseline (default: SOURCE's teacher/best.npz "
+        f"for a staged run folder, else the shipped {FNN_BASELINE!r})",
     )
     e.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
     e.add_argument("--workers", type=workers_arg, default=2, help="worker processes, or 'max'")
@@ -208,7 +261,29 @@ def _training_overrides(args: argparse.Namespace) -> dict[str, Any]:
             sections[section][key] = getattr(args, arg)
     if args.reshuffle_every is not UNSET:
         sections["perturbations"]["reshuffle_every"] = args.reshuffle_every
+    if args.teacher_generations is not None:
+        sections["teacher"] = {"training": {"generations": args.teacher_generations}}
+    if args.distill_iterations is not None:
+        sections["distill"] = {"iterations": args.distill_iterations}
     return {k: v for k, v in sections.items() if v}
+
+
+def _apply_overrides(preset: TaskPreset, overrides: dict[str, Any]) -> TaskPreset:
+    """The preset with command-line overrides; the seed also reseeds a staged run's teacher."""
+    staged = {"teacher", "distill"} & set(overrides)
+    if staged and preset.teacher is None:
+        flags = {"teacher": "--teacher-generations", "distill": "--distill-iterations"}
+        verb = "are" if len(staged) > 1 else "is"
+        raise UsageError(
+            f"{' and '.join(flags[k] for k in sorted(staged))} {verb} for staged recipes only; "
+            f"{preset.name!r} has no teacher"
+        )
+    seed = overrides.get("training", {}).get("seed")
+    if seed is not None and preset.teacher is not None:
+        teacher = overrides.get("teacher", {})
+        training = {**teacher.get("training", {}), "seed": seed}
+        overrides = {**overrides, "teacher": {**teacher, "training": training}}
+    return preset.replace(**overrides)
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -222,14 +297,19 @@ def cmd_train(args: argparse.Namespace) -> int:
         preset, _ = resume_preset(run_dir)
         if args.task and args.task != preset.name:
             raise UsageError(f"{run_dir} is a {preset.name!r} run, not {args.task!r}")
-        changed = sorted(k for section in overrides.values() for k in section if k != "generations")
+        changed = sorted(
+            k
+            for name, section in overrides.items()
+            for k in section
+            if name in ("teacher", "distill") or k != "generations"
+        )
         if changed:
             raise UsageError(
                 f"cannot change {', '.join(changed)} when resuming; only --generations may change"
             )
-        preset = preset.replace(**overrides)
+        preset = _apply_overrides(preset, overrides)
     else:
-        preset = get_preset(args.task or DEFAULT_PRESET).replace(**overrides)
+        preset = _apply_overrides(get_preset(args.task or DEFAULT_PRESET), overrides)
         stamp = time.strftime("%Y%m%d-%H%M%S")
         run_dir = Path(
             args.out or Path(args.runs_dir) / f"{preset.name}-s{preset.training.seed}-{stamp}"
@@ -250,23 +330,107 @@ def cmd_train(args: argparse.Namespace) -> int:
     return EXIT_INTERRUPTED if result.interrupted else 0
 
 
-def cmd_eval(args: argparse.Namespace) -> int:
-    conditions = [parse_condition(c) for c in (args.condition or DEFAULT_CONDITIONS)]
-    if args.reference:
-        policy = load_reference_policy(args.source, name=args.reference)
-    else:
-        policy = load_policy(args.source)
+def _eval_env_id(args: argparse.Namespace, policy: Policy) -> str:
+    """The task of `evolve eval`: --env-id, else the one the policy was trained on."""
     env_id = args.env_id or (policy.task or {}).get("env_id")
     if env_id is None:
         raise UsageError(f"{args.source} does not say which task it was trained on; pass --env-id")
     if env_id not in VECTOR_TASKS:
         raise UsageError(f"unknown --env-id {env_id!r}; allowed: {', '.join(sorted(VECTOR_TASKS))}")
+    return env_id
+
+
+def _paper_table_fnn(args: argparse.Namespace) -> tuple[Policy, str]:
+    """The feed-forward baseline of `--paper-table`, and where it came from.
+
+    ``--fnn SOURCE`` if given; else the teacher of a staged run folder
+    (``SOURCE/teacher/best.npz``); else the shipped ``fnn-baseline``.
+    """
+    teacher = Path(args.source) / "teacher" / "best.npz"
+    if args.fnn:
+        source = str(args.fnn)
+    elif teacher.is_file():
+        source = str(teacher)
+    else:
+        source = FNN_BASELINE
+    policy = load_policy(source)
+    if not isinstance(policy.model, FeedForwardModel):
+        raise UsageError(
+            f"{source} is not a feed-forward baseline (its model is {policy.model.kind}); "
+            "pass one with --fnn"
+        )
+    return policy, source
+
+
+def cmd_paper_table(args: argparse.Namespace, policy: Policy) -> int:
+    """`evolve eval SOURCE --paper-table DIR`: the paper's tables beside ours."""
+    if isinstance(policy.model, FeedForwardModel):
+        raise UsageError(
+            f"{args.source} is a feed-forward model; --paper-table takes the AttentionNeuron "
+            "agent as SOURCE (the baseline goes in --fnn)"
+        )
+    env_id = _eval_env_id(args, policy)
+    if env_id != PAPER_ENV_ID:
+        raise UsageError(
+            f"--paper-table reproduces the paper's {PAPER_ENV_ID} tables, not {env_id}; "
+            f"use --env-id {PAPER_ENV_ID}"
+        )
+    fnn, fnn_source = _paper_table_fnn(args)
+    out = Path(args.paper_table)
+    episodes = args.episodes or PAPER_TABLE_EPISODES
+    with make_backend("local", args.workers) as backend:
+        result = measure_paper_table(
+            policy,
+            fnn,
+            env_id,
+            episodes,
+            backend,
+            seed_offset=args.seed_offset,
+            pi_source=str(args.source),
+            fnn_source=fnn_source,
+        )
+    print(format_paper_table(result))
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out / "paper_table.json", json.dumps(result, indent=1) + "\n")
+    plot_paper_table(result, out / "paper_table.png")
+    print(f"wrote {out / 'paper_table.json'}")
+    print(f"wrote {out / 'paper_table.png'}")
+    return 0
+
+
+def _check_paper_table_options(args: argparse.Namespace) -> None:
+    """Options that --paper-table excludes, or that need it: checked before any loading."""
+    if args.paper_table is None:
+        if args.fnn:
+            raise UsageError("--fnn names the baseline of --paper-table; add --paper-table DIR")
+        return
+    if args.condition:
+        raise UsageError("--condition cannot be used with --paper-table (its conditions are fixed)")
+    if args.json:
+        raise UsageError(
+            "--json cannot be used with --paper-table (it writes DIR/paper_table.json)"
+        )
+    out = Path(args.paper_table)
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--paper-table {out}: exists and is not a folder")
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    _check_paper_table_options(args)
+    conditions = [parse_condition(c) for c in (args.condition or DEFAULT_CONDITIONS)]
+    if args.reference:
+        policy = load_reference_policy(args.source, name=args.reference)
+    else:
+        policy = load_policy(args.source)
+    if args.paper_table is not None:
+        return cmd_paper_table(args, policy)
+    env_id = _eval_env_id(args, policy)
     with make_backend("local", args.workers) as backend:
         rows = evaluate_policy(
             policy,
             env_id,
             conditions,
-            episodes=args.episodes,
+            episodes=args.episodes or EVAL_EPISODES,
             seed_offset=args.seed_offset,
             backend=backend,
             float64=args.float64,
@@ -347,6 +511,18 @@ def cmd_tasks(args: argparse.Namespace) -> int:
         default = " (default)" if name == DEFAULT_PRESET else ""
         print(f"{name}{default}")
         print(f"    {p.description}")
+        if p.teacher is not None and p.distill is not None:
+            t = p.teacher
+            print(
+                f"    1. teacher: {t.model.kind} ({t.model.num_params} params), "
+                f"{t.perturbations.describe()}, {t.strategy.name} x{t.strategy.popsize}, "
+                f"{t.training.generations} generations x {t.training.repeats} episodes"
+            )
+            print(
+                f"    2. distillation: {p.distill.iterations} iterations x "
+                f"{p.distill.episodes} episodes"
+            )
+            print("    3. evolution of the distilled student:")
         print(
             f"    env {p.env_id} | {p.perturbations.describe()} | {p.model.kind} "
             f"({p.model.num_params} params) | {p.strategy.name} x{p.strategy.popsize} | "

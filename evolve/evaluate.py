@@ -29,12 +29,14 @@ def evaluate_policy(
     seed_offset: int = 0,
     backend: Backend | None = None,
     float64: bool = False,
+    max_steps: int | None = None,
 ) -> list[dict[str, Any]]:
     """Mean and spread of episode returns per condition, on the same held-out seeds.
 
     Returns one row per condition: ``condition``, ``episodes``, ``mean``, ``std``, ``min``,
     ``max`` and the per-episode ``returns``; or ``skipped`` with the reason, where the
-    policy cannot take that many inputs (the feed-forward baseline).
+    policy cannot take that many inputs (the feed-forward baseline). ``max_steps`` cuts
+    every episode short (None: the task's own length).
     """
     backend = backend or LocalBackend(1)
     seeds = test_seeds(episodes, seed_offset)
@@ -57,6 +59,7 @@ def evaluate_policy(
             env_id=env_id,
             perturbations=condition.perturbations.to_dict(),
             realign=condition.realign,
+            max_steps=max_steps,
             float64=float64,
         )
         chunks = shard_bounds(len(seeds), backend.workers)

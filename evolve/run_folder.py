@@ -119,10 +119,13 @@ def load_state(run_dir: Path) -> tuple[RunState, dict[str, Any], dict[str, np.nd
     return state, strategy_meta, strategy_arrays
 
 
-def write_log_csv(run_dir: Path, rows: list[list[float]]) -> None:
+def write_log_csv(
+    run_dir: Path, rows: list[list[float]], columns: tuple[str, ...] = LOG_COLUMNS
+) -> None:
+    """``log.csv``: one row per generation (or iteration); NaN cells are left empty."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(LOG_COLUMNS)
+    writer.writerow(columns)
     for row in rows:
         values = [int(row[0])] + ["" if np.isnan(v) else f"{v:.6g}" for v in row[1:]]
         writer.writerow(values)

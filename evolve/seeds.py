@@ -10,6 +10,9 @@ import numpy as np
 
 ROLE_STRATEGY = 1
 ROLE_TRAIN_EPISODES = 2
+ROLE_DISTILL_INIT = 3
+ROLE_DISTILL_EPISODES = 4
+ROLE_DISTILL_DRAWS = 5
 TEST_SEED_BASE = 2**32
 
 
@@ -22,6 +25,24 @@ def training_seeds(master_seed: int, generation: int, repeats: int) -> list[int]
     """Episode seeds for one generation, shared by every member (common random numbers)."""
     seq = np.random.SeedSequence([master_seed, ROLE_TRAIN_EPISODES, generation])
     return [int(s) for s in seq.generate_state(repeats, dtype=np.uint32)]
+
+
+def distill_init_seed(master_seed: int) -> int:
+    """The seed of a distilled student's initial parameters."""
+    return int(np.random.SeedSequence([master_seed, ROLE_DISTILL_INIT]).generate_state(1)[0])
+
+
+def distill_seeds(master_seed: int, iteration: int, episodes: int) -> list[int]:
+    """Training episode seeds of one distillation iteration."""
+    seq = np.random.SeedSequence([master_seed, ROLE_DISTILL_EPISODES, iteration])
+    return [int(s) for s in seq.generate_state(episodes, dtype=np.uint32)]
+
+
+def distill_stream(master_seed: int, iteration: int) -> np.random.Generator:
+    """The generator of one distillation iteration's other draws (who drives, minibatches)."""
+    return np.random.default_rng(
+        np.random.SeedSequence([master_seed, ROLE_DISTILL_DRAWS, iteration])
+    )
 
 
 def test_seeds(episodes: int, offset: int = 0) -> list[int]:

@@ -21,6 +21,7 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 
 from evolve.backends import Backend, LocalBackend
 from evolve.conditions import DEFAULT_CONDITIONS, Condition, parse_condition
+from evolve.distill import distill
 from evolve.evaluate import evaluate_policy, format_table
 from evolve.logs import attach_file, get_logger
 from evolve.rollout import EpisodeJob
@@ -43,6 +44,9 @@ from tasks.presets import TaskPreset
 
 log = get_logger()
 
+TEACHER_DIR = "teacher"
+DISTILL_DIR = "distill"
+
 
 @dataclass(frozen=True)
 class TrainResult:
@@ -55,14 +59,17 @@ class TrainResult:
     final_table: list[dict[str, Any]] | None
 
 
-def build_strategy(preset: TaskPreset) -> Strategy:
+def build_strategy(preset: TaskPreset, x0: np.ndarray | None = None) -> Strategy:
+    """The recipe's strategy, centred on ``x0`` (default: zeros)."""
     s = preset.strategy
+    start = {} if x0 is None else {"x0": np.asarray(x0, dtype=np.float64)}
     return make_strategy(
         s.name,
         num_params=preset.model.num_params,
         popsize=s.popsize,
         seed=strategy_seed(preset.training.seed),
         sigma_init=s.sigma_init,
+        **start,
         **s.options,
     )
 
@@ -93,10 +100,15 @@ def train(
 ) -> TrainResult:
     """Train ``preset`` into ``run_dir`` (or continue the run there with ``resume``).
 
+    A staged recipe runs its stages in order, each in its own folder, and a resumed run
+    continues with the stage it was in: the teacher in ``run_dir/teacher`` (a complete run
+    folder of its own), the distillation in ``run_dir/distill``, then evolution from the
+    distilled student in ``run_dir`` itself.
+
     Args:
         preset: the recipe; with ``resume`` it must be the run's own (see ``read_config``).
         run_dir: the run folder.
-        resume: continue from ``run_dir/state.npz``.
+        resume: continue from the checkpoints in ``run_dir``.
         backend: where rollouts run (default: inline, one process).
         checkpoint_every: generations between ``state.npz``/``latest.npz`` writes.
         final_episodes: held-out episodes per condition in the closing table (0: skip it).
@@ -106,18 +118,94 @@ def train(
     """
     run_dir = Path(run_dir)
     backend = backend or LocalBackend(1)
+    if not resume:
+        for name in ("state.npz", TEACHER_DIR, DISTILL_DIR):
+            if (run_dir / name).exists():
+                raise CheckpointError(f"{run_dir} already holds a run; resume it with --resume")
+        run_dir.mkdir(parents=True, exist_ok=True)
+        write_config(run_dir, preset, run_settings or {})
+    file_handler = attach_file(run_dir)
+    try:
+        x0 = None
+        if preset.teacher is not None:
+            stopped, x0 = _earlier_stages(
+                preset, run_dir, resume, backend, final_episodes, progress, run_settings
+            )
+            if stopped is not None:
+                return stopped
+        return _evolve(
+            preset,
+            run_dir,
+            x0,
+            # a staged run resumed before its last stage started begins that stage afresh
+            resume=resume and (preset.teacher is None or (run_dir / "state.npz").exists()),
+            backend=backend,
+            checkpoint_every=checkpoint_every,
+            final_episodes=final_episodes,
+            progress=progress,
+        )
+    finally:
+        log.removeHandler(file_handler)
+        file_handler.close()
+
+
+def _earlier_stages(
+    preset: TaskPreset,
+    run_dir: Path,
+    resume: bool,
+    backend: Backend,
+    final_episodes: int,
+    progress: bool,
+    run_settings: dict[str, Any] | None,
+) -> tuple[TrainResult | None, np.ndarray | None]:
+    """Teacher, then distillation: (a result if Ctrl-C stopped them, the distilled params)."""
+    assert preset.teacher is not None
+    teacher_dir = run_dir / TEACHER_DIR
+    teacher_state = teacher_dir / "state.npz"
+    done = teacher_state.exists() and load_state(teacher_dir)[0].generation >= (
+        preset.teacher.training.generations
+    )
+    if not done:
+        log.info("stage 1 of 3: the teacher, %s", preset.teacher.description)
+        result = train(
+            preset.teacher,
+            teacher_dir,
+            resume=resume and teacher_state.exists(),
+            backend=backend,
+            final_episodes=final_episodes,
+            progress=progress,
+            run_settings=run_settings,
+        )
+        if result.interrupted:
+            return TrainResult(run_dir, 0, result.best_test, True, None), None
+    teacher = load_policy(teacher_dir / "best.npz")
+    log.info("stage 2 of 3: distilling the teacher into the %s", preset.model.kind)
+    distilled = distill(preset, run_dir / DISTILL_DIR, teacher, resume=resume, backend=backend)
+    if distilled.interrupted:
+        return TrainResult(run_dir, 0, distilled.best_test, True, None), None
+    log.info("stage 3 of 3: evolving the distilled student")
+    return None, load_policy(distilled.best).params
+
+
+def _evolve(
+    preset: TaskPreset,
+    run_dir: Path,
+    x0: np.ndarray | None,
+    *,
+    resume: bool,
+    backend: Backend,
+    checkpoint_every: int,
+    final_episodes: int,
+    progress: bool,
+) -> TrainResult:
+    """The evolution loop, from ``x0`` or from ``run_dir/state.npz`` with ``resume``."""
     cfg = preset.training
-    strategy = build_strategy(preset)
+    strategy = build_strategy(preset, x0)
     if resume:
         state, strategy_meta, strategy_arrays = load_state(run_dir)
         strategy.load_state_dict(strategy_meta, strategy_arrays)
     else:
-        if (run_dir / "state.npz").exists():
-            raise CheckpointError(f"{run_dir} already holds a run; resume it with --resume")
-        run_dir.mkdir(parents=True, exist_ok=True)
-        write_config(run_dir, preset, run_settings or {})
         state = RunState()
-    file_handler = attach_file(run_dir)
     log.info("config %s", json.dumps(preset.to_dict(), sort_keys=True))
     log.info(
         "%s run %s: %s, %d params, %s x%d, %d workers (%s)",
@@ -185,8 +273,6 @@ def train(
     table = None
     if not interrupted and final_episodes > 0:
         table = _final_table(preset, run_dir, backend, final_episodes)
-    log.removeHandler(file_handler)
-    file_handler.close()
     return TrainResult(run_dir, state.generation, state.best_test, interrupted, table)
 
 

@@ -2,6 +2,7 @@
 
 Every function takes parameters with a leading population axis ``P`` and evaluates all
 members in one call with batched matmuls (``bmm``/``baddbmm``), never a loop over members.
+In float64 the products run as ordered elementwise sums instead (see ``rowwise_matmul``).
 """
 
 from __future__ import annotations
@@ -33,6 +34,22 @@ def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> 
     return torch.baddbmm(bias.unsqueeze(1), x, wt)
 
 
+def rowwise_matmul(x: torch.Tensor, wt: torch.Tensor) -> torch.Tensor:
+    """Batched ``x[P, R, K] @ wt[P, K, O] -> [P, R, O]``.
+
+    Float32 uses ``bmm``. In float64 each row's K products are added one after another,
+    in the same order for every row: a BLAS kernel may round edge rows differently, and
+    the float64 path is the one that must give bit-identical rows wherever they sit (the
+    input slots of a permuted observation).
+    """
+    if x.dtype != torch.float64:
+        return torch.bmm(x, wt)
+    out = x[..., 0:1] * wt[:, 0:1, :]
+    for k in range(1, x.shape[-1]):
+        out = out + x[..., k : k + 1] * wt[:, k : k + 1, :]
+    return out
+
+
 def lstm_cell(
     x: torch.Tensor,
     h: torch.Tensor,
@@ -49,7 +66,11 @@ def lstm_cell(
             :func:`fuse_lstm_weights`), so both products are one batched matmul.
         bias: ``[P, 4H]``, the sum ``bias_ih + bias_hh``.
     """
-    gates = torch.baddbmm(bias.unsqueeze(1), torch.cat([x, h], dim=2), weight.transpose(1, 2))
+    xh, wt = torch.cat([x, h], dim=2), weight.transpose(1, 2)
+    if x.dtype == torch.float64:  # rows bit-identical wherever they sit (rowwise_matmul)
+        gates = rowwise_matmul(xh, wt) + bias.unsqueeze(1)
+    else:
+        gates = torch.baddbmm(bias.unsqueeze(1), xh, wt)
     hidden = h.shape[-1]
     ifo = torch.sigmoid(gates)
     g = torch.tanh(gates[..., 2 * hidden : 3 * hidden])

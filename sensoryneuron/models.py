@@ -26,7 +26,14 @@ from typing import Any, ClassVar
 import torch
 
 from sensoryneuron.errors import ConfigError
-from sensoryneuron.layers import fuse_lstm_weights, linear, lstm_cell, scaled, sinusoidal_table
+from sensoryneuron.layers import (
+    fuse_lstm_weights,
+    linear,
+    lstm_cell,
+    rowwise_matmul,
+    scaled,
+    sinusoidal_table,
+)
 from sensoryneuron.params import ParamSpec
 from sensoryneuron.state import PolicyState
 
@@ -71,6 +78,19 @@ def _check_hidden(hidden: tuple[int, ...]) -> None:
         isinstance(h, bool) or not isinstance(h, int) or h < 1 for h in hidden
     ):
         raise ConfigError(f"hidden must be a tuple of positive integers; got {hidden!r}")
+
+
+def _slot_sum(x: torch.Tensor) -> torch.Tensor:
+    """Sum ``[P, B, N, M]`` over the input slots N, keeping that axis as size 1.
+
+    In float64 the terms are sorted first, so the sum does not depend on the slots' order:
+    with :func:`rowwise_matmul`, a permutation of the inputs (with the state realigned)
+    then gives bit-identical results. Float32, the training precision, sums in slot
+    order, which is faster and equal up to round-off.
+    """
+    if x.dtype == torch.float64:
+        x = torch.sort(x, dim=2).values
+    return x.sum(2, keepdim=True)
 
 
 def _contiguous(weights: Weights) -> Weights:
@@ -147,6 +167,9 @@ class Model(ABC):
         return obs.shape[0], obs.shape[1], obs.shape[2]
 
 
+ATTENTION_KINDS = ("tanh", "softmax")
+
+
 @dataclass(frozen=True)
 class AttentionNeuronModel(Model):
     """Permutation-invariant policy: an AttentionNeuron layer, then a head.
@@ -163,6 +186,10 @@ class AttentionNeuronModel(Model):
         pos_dim: d_pe, the sensory LSTM's hidden size and the width of the position table.
         attention_bias: whether the query/key projections have biases.
         attention_scale: whether scores are divided by sqrt(msg_dim).
+        attention: ``"tanh"`` (the paper: each weight is ``tanh`` of its score) or
+            ``"softmax"`` (weights over the inputs sum to one, so every latent is a convex
+            combination of the inputs, scaled by a learned gain per latent; repeating every
+            input k times changes nothing).
         hidden: widths of tanh FC layers between the latent (or head LSTM) and the output.
         head_lstm: hidden size of an LSTMCell on the latent (0: none).
     """
@@ -174,6 +201,7 @@ class AttentionNeuronModel(Model):
     pos_dim: int = 8
     attention_bias: bool = False
     attention_scale: bool = False
+    attention: str = "tanh"
     hidden: tuple[int, ...] = ()
     head_lstm: int = 0
 
@@ -194,6 +222,10 @@ class AttentionNeuronModel(Model):
         for name in ("attention_bias", "attention_scale"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"{name} must be true or false; got {getattr(self, name)!r}")
+        if self.attention not in ATTENTION_KINDS:
+            raise ConfigError(
+                f"attention must be one of {', '.join(ATTENTION_KINDS)}; got {self.attention!r}"
+            )
 
     @property
     def param_spec(self) -> ParamSpec:
@@ -205,6 +237,8 @@ class AttentionNeuronModel(Model):
         entries.append(("key.weight", (msg, d)))
         if self.attention_bias:
             entries.append(("key.bias", (msg,)))
+        if self.attention == "softmax":
+            entries.append(("latent.gain", (self.num_latents,)))
         width = self.num_latents
         if self.head_lstm:
             entries += _lstm_entries("head_lstm", width, self.head_lstm)
@@ -271,13 +305,21 @@ class AttentionNeuronModel(Model):
         h, c = lstm_cell(
             x.reshape(P, B * N, 1 + A), h, c, weights["neuron.weight"], weights["neuron.bias"]
         )
+        # Scores [P, B*N, M]: each slot's key against every query.
+        scores = rowwise_matmul(h, weights["query_key"].transpose(1, 2))
         qk_bias = weights.get("query_key_bias")
-        if qk_bias is None:
-            scores = torch.bmm(weights["query_key"], h.transpose(1, 2))  # [P, M, B*N]
+        if qk_bias is not None:
+            scores = scores + qk_bias.transpose(1, 2)
+        scores = scores.view(P, B, N, self.num_latents)
+        if self.attention == "softmax":
+            exp = torch.exp(scores - scores.amax(dim=2, keepdim=True))
+            attention = exp / _slot_sum(exp)
         else:
-            scores = torch.baddbmm(qk_bias, weights["query_key"], h.transpose(1, 2))
-        attention = torch.tanh(scores).view(P, self.num_latents, B, N)
-        latent = torch.tanh((attention * obs.unsqueeze(1)).sum(-1)).transpose(1, 2)  # [P, B, M]
+            attention = torch.tanh(scores)
+        mixed = _slot_sum(attention * obs.unsqueeze(-1)).squeeze(2)  # [P, B, M]
+        if self.attention == "softmax":
+            mixed = mixed * weights["latent.gain"].unsqueeze(1)
+        latent = torch.tanh(mixed)
 
         carry: dict[str, torch.Tensor] = {}
         x = latent
@@ -297,7 +339,7 @@ class AttentionNeuronModel(Model):
             slots={"h": h.view(P, B, N, d), "c": c.view(P, B, N, d)}, carry=carry
         )
         if with_attention:
-            return action, new_state, attention.permute(0, 2, 1, 3)  # [P, B, M, N]
+            return action, new_state, attention.transpose(2, 3)  # [P, B, M, N]
         return action, new_state
 
 

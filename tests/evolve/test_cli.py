@@ -12,7 +12,7 @@ import sensoryneuron as sn
 from tasks.presets import PRESETS
 
 TINY = [
-    "--generations", "2", "--popsize", "8", "--repeats", "1", "--test-every", "1",
+    "cartpole-swingup-harder-es", "--generations", "2", "--popsize", "8", "--repeats", "1", "--test-every", "1",
     "--test-episodes", "2", "--workers", "1", "--final-episodes", "2", "--no-progress",
 ]  # fmt: skip
 
@@ -32,7 +32,7 @@ def evolve(*args, check=False):
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
     out = tmp_path_factory.mktemp("cli") / "run"
-    result = evolve("train", "cartpole-swingup-harder", *TINY, "--out", out, check=True)
+    result = evolve("train", *TINY, "--out", out, check=True)
     assert f"run folder: {out}" in result.stdout
     return out
 
@@ -93,13 +93,30 @@ def test_feed_forward_rows_say_why_a_condition_does_not_apply(tmp_path):
     [
         (
             ["train", "pong"],
-            "unknown task 'pong'; allowed: cartpole-swingup, cartpole-swingup-harder, cartpole-swingup-harder-fnn",
+            "unknown task 'pong'; allowed: cartpole-swingup, cartpole-swingup-harder, "
+            "cartpole-swingup-harder-es, cartpole-swingup-harder-fnn",
         ),
         (
             ["train", "--generations", "ten"],
             "argument --generations: expected a positive integer, got 'ten'",
         ),
         (["train", "--popsize", "0"], "argument --popsize: expected a positive integer, got '0'"),
+        (
+            ["train", "cartpole-swingup-harder-es", "--teacher-generations", "5"],
+            "--teacher-generations is for staged recipes only; "
+            "'cartpole-swingup-harder-es' has no teacher",
+        ),
+        (
+            [
+                "train",
+                "cartpole-swingup",
+                "--teacher-generations",
+                "5",
+                "--distill-iterations",
+                "2",
+            ],
+            "--distill-iterations and --teacher-generations are for staged recipes only",
+        ),
         (["train", "--strategy", "adam"], "unknown strategy 'adam'; allowed: cma, pgpe, sep-cma"),
         (
             ["train", "--reshuffle-every", "0"],

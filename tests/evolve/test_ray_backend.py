@@ -33,7 +33,7 @@ os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 
 REPO = Path(__file__).resolve().parents[2]
 TINY_CLI = [
-    "--generations", "2", "--popsize", "8", "--repeats", "1", "--test-every", "2",
+    "cartpole-swingup-harder-es", "--generations", "2", "--popsize", "8", "--repeats", "1", "--test-every", "2",
     "--test-episodes", "2", "--final-episodes", "0", "--no-progress",
 ]  # fmt: skip
 
@@ -41,7 +41,7 @@ TINY_CLI = [
 def tiny(**training):
     settings = {"generations": 3, "repeats": 1, "test_every": 3, "test_episodes": 2, "seed": 5}
     settings.update(training)
-    return get_preset("cartpole-swingup-harder").replace(
+    return get_preset("cartpole-swingup-harder-es").replace(
         strategy={"popsize": 16}, training=settings
     )
 

@@ -21,7 +21,7 @@ from evolve.train import train
 from tasks.presets import get_preset
 
 
-def tiny(name="cartpole-swingup-harder", **training):
+def tiny(name="cartpole-swingup-harder-es", **training):
     settings = {"generations": 3, "repeats": 2, "test_every": 2, "test_episodes": 4, "seed": 7}
     settings.update(training)
     return get_preset(name).replace(strategy={"popsize": 16}, training=settings)
@@ -89,7 +89,7 @@ def test_a_killed_run_resumes_to_the_same_final_parameters(tmp_path):
         "--test-episodes", "4", "--seed", "3", "--workers", "1", "--final-episodes", "0",
         "--checkpoint-every", "1", "--no-progress",
     ]  # fmt: skip
-    cmd = [sys.executable, "-m", "evolve", "train"]
+    cmd = [sys.executable, "-m", "evolve", "train", "cartpole-swingup-harder-es"]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     full = tmp_path / "full"
     subprocess.run([*cmd, *args, "--out", str(full)], check=True, env=env, capture_output=True)
@@ -153,7 +153,7 @@ def test_training_improves_the_held_out_score(tmp_path):
 def test_ctrl_c_saves_and_exits_cleanly(tmp_path):
     run = tmp_path / "run"
     args = [
-        sys.executable, "-m", "evolve", "train", "--generations", "200", "--popsize", "16",
+        sys.executable, "-m", "evolve", "train", "cartpole-swingup-harder-es", "--generations", "200", "--popsize", "16",
         "--repeats", "1", "--test-every", "50", "--test-episodes", "2", "--workers", "1",
         "--checkpoint-every", "1", "--no-progress", "--out", str(run),
     ]  # fmt: skip

@@ -16,7 +16,8 @@ ANT = AttentionNeuronModel(
     act_dim=8, num_latents=32, attention_bias=True, attention_scale=True, hidden=(32,)
 )
 WITH_HEAD_LSTM = AttentionNeuronModel(act_dim=2, head_lstm=6, hidden=(7,), attention_bias=True)
-MODELS = [CARTPOLE, ANT, WITH_HEAD_LSTM]
+SOFTMAX = AttentionNeuronModel(act_dim=1, attention="softmax", head_lstm=4, hidden=(8,))
+MODELS = [CARTPOLE, ANT, WITH_HEAD_LSTM, SOFTMAX]
 
 
 def random_params(model, members, seed=0, scale=0.5, dtype=torch.float64):
@@ -50,13 +51,13 @@ def test_sinusoidal_table_follows_the_transformer_formula():
             assert table[p, j].item() == pytest.approx(expected, abs=1e-12)
 
 
-@pytest.mark.parametrize("model", MODELS, ids=["cartpole", "ant", "head-lstm"])
+@pytest.mark.parametrize("model", MODELS, ids=["cartpole", "ant", "head-lstm", "softmax"])
 def test_flatten_unflatten_round_trip(model):
     flat = random_params(model, 3)
     assert torch.equal(model.flatten(model.unflatten(flat)), flat)
 
 
-@pytest.mark.parametrize("model", MODELS, ids=["cartpole", "ant", "head-lstm"])
+@pytest.mark.parametrize("model", MODELS, ids=["cartpole", "ant", "head-lstm", "softmax"])
 def test_permutation_at_reset_gives_identical_actions_open_loop(model):
     T, P, B, N = 50, 2, 3, 7
     params = random_params(model, P, dtype=torch.float32, scale=0.25)
@@ -68,7 +69,7 @@ def test_permutation_at_reset_gives_identical_actions_open_loop(model):
     torch.testing.assert_close(shuffled, plain, atol=1e-5, rtol=0)
 
 
-@pytest.mark.parametrize("model", MODELS, ids=["cartpole", "ant", "head-lstm"])
+@pytest.mark.parametrize("model", MODELS, ids=["cartpole", "ant", "head-lstm", "softmax"])
 def test_realigned_state_keeps_mid_episode_reshuffle_exact(model):
     T, P, B, N = 40, 2, 3, 6
     params = random_params(model, P)
@@ -111,7 +112,7 @@ def test_same_parameters_run_on_5_and_on_15_inputs():
 @pytest.mark.parametrize(
     "model",
     [*MODELS, FeedForwardModel(obs_dim=6, act_dim=2, hidden=(8, 4))],
-    ids=["cartpole", "ant", "head-lstm", "fnn"],
+    ids=["cartpole", "ant", "head-lstm", "softmax", "fnn"],
 )
 def test_batched_step_equals_a_loop_over_members(model):
     P, B, N = 5, 3, 6
@@ -175,6 +176,35 @@ def test_attention_weights_are_returned_per_latent_and_input():
     assert torch.all(attention.abs() <= 1)
 
 
+def test_softmax_attention_ignores_how_often_each_input_is_repeated():
+    """Repeating every input k times gives the same actions; tanh attention sums the copies."""
+    g = torch.Generator().manual_seed(3)
+    obs = torch.randn(30, 2, 3, 5, generator=g, dtype=torch.float64)
+    twice = obs.repeat_interleave(2, dim=-1)[..., torch.randperm(10, generator=g)]
+    params = random_params(SOFTMAX, 2)
+    once, _ = rollout_open_loop(SOFTMAX, params, obs)
+    repeated, _ = rollout_open_loop(SOFTMAX, params, twice)
+    torch.testing.assert_close(repeated, once, atol=1e-12, rtol=0)
+    tanh_params = random_params(WITH_HEAD_LSTM, 2)
+    once, _ = rollout_open_loop(WITH_HEAD_LSTM, tanh_params, obs)
+    repeated, _ = rollout_open_loop(WITH_HEAD_LSTM, tanh_params, twice)
+    assert (repeated - once).abs().max() > 1e-3
+
+
+def test_softmax_attention_weights_sum_to_one_over_the_inputs():
+    weights = SOFTMAX.prepare(random_params(SOFTMAX, 2))
+    obs = torch.randn(2, 3, 7, dtype=torch.float64)
+    _, _, attention = SOFTMAX.step_prepared(
+        weights, obs, SOFTMAX.init_state(2, 3, dtype=torch.float64), with_attention=True
+    )
+    torch.testing.assert_close(attention.sum(-1), torch.ones(2, 3, 16, dtype=torch.float64))
+    assert (
+        SOFTMAX.num_params
+        == AttentionNeuronModel(act_dim=1, head_lstm=4, hidden=(8,)).num_params
+        + SOFTMAX.num_latents
+    )  # one gain per latent
+
+
 def test_feed_forward_baseline_is_not_permutation_invariant():
     model = FeedForwardModel(obs_dim=5, act_dim=1, hidden=(16,))
     params = random_params(model, 1)
@@ -184,7 +214,9 @@ def test_feed_forward_baseline_is_not_permutation_invariant():
     assert (a - b).abs().max() > 1e-3
 
 
-@pytest.mark.parametrize("model", [*MODELS, FeedForwardModel()], ids=["pi", "ant", "lstm", "fnn"])
+@pytest.mark.parametrize(
+    "model", [*MODELS, FeedForwardModel()], ids=["pi", "ant", "lstm", "softmax", "fnn"]
+)
 def test_model_description_round_trips_through_json_dict(model):
     assert model_from_dict(model.to_dict()) == model
 
@@ -204,6 +236,10 @@ def test_model_description_round_trips_through_json_dict(model):
         (
             lambda: AttentionNeuronModel(head_lstm=-2),
             "head_lstm must be a non-negative integer; got -2",
+        ),
+        (
+            lambda: AttentionNeuronModel(attention="relu"),
+            "attention must be one of tanh, softmax; got 'relu'",
         ),
         (
             lambda: model_from_dict({"kind": "mlp"}),

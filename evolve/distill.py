@@ -1,0 +1,362 @@
+"""DAgger: distil a teacher policy into a permutation-invariant student.
+
+The middle stage of a staged recipe (see ``TaskPreset``). The teacher reads the true
+observation, which the simulator knows; the student reads the perturbed one (shuffled,
+reshuffled, with noise). Each iteration the student plays new training episodes, the
+teacher labels every step with its action, the labelled episodes join a growing dataset,
+and the student is fitted to all of it by backpropagation through time.
+
+The stage folder (``run/distill/``) holds ``state.npz`` (student, Adam moments, dataset,
+log: everything needed to resume exactly), ``latest.npz``, ``best.npz`` (the student with
+the best held-out test score, which the next stage starts from) and ``log.csv``.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from evolve.backends import Backend
+from evolve.conditions import Condition
+from evolve.evaluate import evaluate_policy
+from evolve.logs import get_logger
+from evolve.rollout import episode_rngs
+from evolve.run_folder import write_log_csv
+from evolve.seeds import distill_init_seed, distill_seeds, distill_stream
+from sensoryneuron.checkpoints import save_policy
+from sensoryneuron.errors import CheckpointError
+from sensoryneuron.files import load_npz, save_npz
+from sensoryneuron.models import Model
+from sensoryneuron.policy import Policy
+from tasks.presets import TaskPreset
+from tasks.registry import make_vector_task
+
+log = get_logger()
+
+STATE_FORMAT = "sensoryneuron.distill-state"
+STATE_VERSION = 1
+LOG_COLUMNS = ("iteration", "loss", "test_score", "wall_time_s")
+
+
+@dataclass
+class Dataset:
+    """Labelled episodes, time-major: ``obs[T, E, N]``, ``labels[T, E, A]``, ``mask[T, E]``.
+
+    ``mask`` is False after an episode has ended (its rows there are padding).
+    """
+
+    obs: np.ndarray
+    labels: np.ndarray
+    mask: np.ndarray
+
+    @property
+    def episodes(self) -> int:
+        return self.obs.shape[1]
+
+    def extend(self, other: Dataset) -> Dataset:
+        return Dataset(
+            np.concatenate([self.obs, other.obs], axis=1),
+            np.concatenate([self.labels, other.labels], axis=1),
+            np.concatenate([self.mask, other.mask], axis=1),
+        )
+
+
+@dataclass
+class DistillState:
+    """Everything a resumed distillation needs, besides the recipe.
+
+    Attributes:
+        iteration: completed iterations.
+        params: the student's flat parameters (float32).
+        adam: Adam's moments (``exp_avg``, ``exp_avg_sq``) and ``step``; empty before the first.
+        data: the labelled episodes so far (None before the first).
+        best_test: best held-out test score so far.
+        best_iteration: the iteration that scored it.
+        wall_time: seconds spent so far, over every session.
+        log: rows of :data:`LOG_COLUMNS`.
+    """
+
+    iteration: int
+    params: np.ndarray
+    adam: dict[str, np.ndarray] = field(default_factory=dict)
+    data: Dataset | None = None
+    best_test: float = float("-inf")
+    best_iteration: int = -1
+    wall_time: float = 0.0
+    log: list[list[float]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class DistillResult:
+    """Where the stage ended: the best student so far, and whether Ctrl-C stopped it."""
+
+    best: Path
+    iteration: int
+    best_test: float
+    interrupted: bool
+
+
+def initial_params(model: Model, seed: int, std: float) -> np.ndarray:
+    """The student's starting point: N(0, std^2) parameters from the recipe's seed."""
+    rng = np.random.default_rng(distill_init_seed(seed))
+    return (std * rng.standard_normal(model.num_params)).astype(np.float32)
+
+
+def collect(
+    student: Policy,
+    teacher: Policy,
+    preset: TaskPreset,
+    seeds: list[int],
+    steps: int,
+    teacher_driven: np.ndarray,
+) -> Dataset:
+    """Play one episode per seed for at most ``steps`` steps; label every step by the teacher.
+
+    ``teacher_driven[e]`` makes episode e follow the teacher's actions instead of the
+    student's (the student still reads its inputs and keeps its state).
+    """
+    task = make_vector_task(preset.env_id)
+    perturb = preset.perturbations.batch(task.obs_dim)
+    rngs = episode_rngs(seeds)
+    raw = task.reset(rngs, 1)
+    obs = perturb.reset(raw, rngs)
+    episodes = len(seeds)
+    s_weights = student.model.prepare(torch.tensor(student.params)[None])
+    t_weights = teacher.model.prepare(torch.tensor(teacher.params)[None])
+    s_state = student.model.init_state(1, episodes)
+    t_state = teacher.model.init_state(1, episodes)
+    alive = np.ones(episodes, dtype=bool)
+    obs_rows, label_rows, mask_rows = [], [], []
+    with torch.no_grad():
+        for _ in range(steps):
+            s_action, s_state = student.model.step_prepared(
+                s_weights, torch.from_numpy(obs), s_state
+            )
+            t_action, t_state = teacher.model.step_prepared(
+                t_weights, torch.from_numpy(raw), t_state
+            )
+            obs_rows.append(obs[0].astype(np.float32))
+            label_rows.append(t_action[0].numpy())
+            mask_rows.append(alive.copy())
+            action = np.where(teacher_driven[:, None], t_action[0].numpy(), s_action[0].numpy())
+            raw, _, terminated = task.step(action[None].astype(np.float64))
+            alive &= ~terminated[0]
+            if not alive.any():
+                break
+            obs = perturb.step(raw, rngs)
+    pad = steps - len(obs_rows)
+    data = Dataset(np.stack(obs_rows), np.stack(label_rows), np.stack(mask_rows))
+    if pad:
+        data = Dataset(
+            np.concatenate([data.obs, np.repeat(data.obs[-1:], pad, axis=0)]),
+            np.concatenate([data.labels, np.repeat(data.labels[-1:], pad, axis=0)]),
+            np.concatenate([data.mask, np.zeros((pad, episodes), dtype=bool)]),
+        )
+    return data
+
+
+def imitation_loss(
+    model: Model, params: torch.Tensor, data: Dataset, index: np.ndarray
+) -> torch.Tensor:
+    """Mean squared action error of the student over the live steps of episodes ``index``."""
+    obs = torch.from_numpy(data.obs[:, index])
+    labels = torch.from_numpy(data.labels[:, index])
+    mask = torch.from_numpy(data.mask[:, index]).to(obs.dtype)
+    weights = model.prepare(params[None])
+    state = model.init_state(1, len(index))
+    total = obs.new_zeros(())
+    for t in range(obs.shape[0]):
+        action, state = model.step_prepared(weights, obs[t][None], state)
+        total = total + (((action[0] - labels[t]) ** 2).sum(-1) * mask[t]).sum()
+    return total / mask.sum().clamp(min=1.0)
+
+
+def _adam(params: torch.nn.Parameter, lr: float, saved: dict[str, np.ndarray]) -> torch.optim.Adam:
+    opt = torch.optim.Adam([params], lr=lr)
+    if saved:
+        state = {
+            "step": torch.tensor(float(saved["step"])),
+            "exp_avg": torch.from_numpy(saved["exp_avg"].copy()),
+            "exp_avg_sq": torch.from_numpy(saved["exp_avg_sq"].copy()),
+        }
+        opt.load_state_dict({"state": {0: state}, "param_groups": opt.state_dict()["param_groups"]})
+    return opt
+
+
+def _adam_arrays(opt: torch.optim.Adam) -> dict[str, np.ndarray]:
+    state = opt.state_dict()["state"].get(0)
+    if not state:
+        return {}
+    return {
+        "step": np.asarray(float(state["step"])),
+        "exp_avg": state["exp_avg"].numpy().copy(),
+        "exp_avg_sq": state["exp_avg_sq"].numpy().copy(),
+    }
+
+
+def distill(
+    preset: TaskPreset,
+    stage_dir: str | Path,
+    teacher: Policy,
+    *,
+    resume: bool = False,
+    backend: Backend,
+) -> DistillResult:
+    """Run (or resume) the distillation stage of ``preset`` into ``stage_dir``."""
+    cfg = preset.distill
+    if cfg is None:
+        raise CheckpointError(f"recipe {preset.name!r} has no distill section")
+    stage_dir = Path(stage_dir)
+    seed = preset.training.seed
+    if resume and (stage_dir / "state.npz").exists():
+        state = load_distill_state(stage_dir)
+        log.info("resuming distillation at iteration %d", state.iteration)
+    else:
+        stage_dir.mkdir(parents=True, exist_ok=True)
+        state = DistillState(0, initial_params(preset.model, seed, cfg.init_std))
+        log.info(
+            "distilling the teacher into %s (%d params): %d iterations x %d episodes",
+            preset.model.kind,
+            preset.model.num_params,
+            cfg.iterations,
+            cfg.episodes,
+        )
+    params = torch.nn.Parameter(torch.from_numpy(state.params.copy()))
+    opt = _adam(params, cfg.lr, state.adam)
+    interrupted = False
+    try:
+        while state.iteration < cfg.iterations:
+            started = time.perf_counter()
+            it = state.iteration
+            fraction = (
+                max(0.0, 1.0 - it / cfg.teacher_iterations) if cfg.teacher_iterations else 0.0
+            )
+            stream = distill_stream(seed, it)
+            driven = stream.random(cfg.episodes) < fraction
+            student = Policy(preset.model, params.detach().numpy().copy())
+            new = collect(
+                student, teacher, preset, distill_seeds(seed, it, cfg.episodes), cfg.window, driven
+            )
+            data = new if state.data is None else state.data.extend(new)
+            loss = 0.0
+            for _ in range(cfg.grad_steps):
+                index = np.sort(stream.choice(data.episodes, size=cfg.batch, replace=True))
+                value = imitation_loss(preset.model, params, data, index)
+                opt.zero_grad()
+                value.backward()
+                opt.step()
+                loss = float(value.detach())
+            test_score = math.nan
+            if (it + 1) % cfg.test_every == 0 or it + 1 == cfg.iterations:
+                test_score = _test(preset, params, backend, it, state, stage_dir)
+            state.wall_time += time.perf_counter() - started
+            state.iteration = it + 1
+            state.params = params.detach().numpy().copy()
+            state.adam = _adam_arrays(opt)
+            state.data = data
+            state.log.append([it + 1, loss, test_score, state.wall_time])
+            log.info(
+                "[distill] iteration %4d | loss %.4f | %d episodes%s",
+                it + 1,
+                loss,
+                data.episodes,
+                "" if math.isnan(test_score) else f" | test {test_score:8.2f}",
+            )
+            save_distill_state(stage_dir, state)
+            save_policy(
+                stage_dir / "latest.npz", _student(preset, state.params, {"iteration": it + 1})
+            )
+    except KeyboardInterrupt:
+        interrupted = True
+        log.info("interrupted: distillation saved at iteration %d", state.iteration)
+    return DistillResult(stage_dir / "best.npz", state.iteration, state.best_test, interrupted)
+
+
+def _student(preset: TaskPreset, params: np.ndarray, info: dict) -> Policy:
+    return Policy(preset.model, params.astype(np.float32), task=preset.to_dict(), info=info)
+
+
+def _test(
+    preset: TaskPreset,
+    params: torch.Tensor,
+    backend: Backend,
+    it: int,
+    state: DistillState,
+    stage_dir: Path,
+) -> float:
+    cfg = preset.distill
+    assert cfg is not None
+    student = _student(preset, params.detach().numpy(), {})
+    trained = Condition("trained", preset.perturbations)
+    (row,) = evaluate_policy(student, preset.env_id, [trained], cfg.test_episodes, backend=backend)
+    score = row["mean"]
+    if score > state.best_test:
+        state.best_test, state.best_iteration = score, it + 1
+        info = {"iteration": it + 1, "test_score": score, "test_episodes": cfg.test_episodes}
+        save_policy(stage_dir / "best.npz", _student(preset, student.params, info))
+    log.info(
+        "[distill test] iteration %4d | test %8.2f +- %6.2f over %d held-out episodes | best %8.2f (iteration %d)",
+        it + 1,
+        score,
+        row["std"],
+        cfg.test_episodes,
+        state.best_test,
+        state.best_iteration,
+    )
+    return score
+
+
+def save_distill_state(stage_dir: Path, state: DistillState) -> None:
+    arrays = {
+        "params": state.params,
+        "log": np.asarray(state.log, dtype=np.float64).reshape(-1, len(LOG_COLUMNS)),
+    }
+    arrays.update({f"adam.{k}": v for k, v in state.adam.items()})
+    if state.data is not None:
+        arrays.update(
+            {
+                "data.obs": state.data.obs,
+                "data.labels": state.data.labels,
+                "data.mask": state.data.mask,
+            }
+        )
+    meta = {
+        "format": STATE_FORMAT,
+        "version": STATE_VERSION,
+        "iteration": state.iteration,
+        "best_test": state.best_test if np.isfinite(state.best_test) else None,
+        "best_iteration": state.best_iteration,
+        "wall_time": state.wall_time,
+    }
+    save_npz(stage_dir / "state.npz", arrays, meta)
+    write_log_csv(stage_dir, state.log, LOG_COLUMNS)
+
+
+def load_distill_state(stage_dir: Path) -> DistillState:
+    path = stage_dir / "state.npz"
+    arrays, meta = load_npz(path)
+    if meta.get("format") != STATE_FORMAT or meta.get("version") != STATE_VERSION:
+        raise CheckpointError(
+            f"{path}: not a sensoryneuron distillation state (version {STATE_VERSION})"
+        )
+    try:
+        data = None
+        if "data.obs" in arrays:
+            data = Dataset(arrays["data.obs"], arrays["data.labels"], arrays["data.mask"])
+        return DistillState(
+            iteration=int(meta["iteration"]),
+            params=arrays["params"],
+            adam={k[len("adam.") :]: v for k, v in arrays.items() if k.startswith("adam.")},
+            data=data,
+            best_test=float("-inf") if meta["best_test"] is None else float(meta["best_test"]),
+            best_iteration=int(meta["best_iteration"]),
+            wall_time=float(meta["wall_time"]),
+            log=arrays["log"].tolist(),
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CheckpointError(f"{path}: incomplete distillation state ({exc})") from None
