@@ -48,6 +48,7 @@ EXIT_INTERRUPTED = 130
 EVAL_EPISODES = 100  # `evolve eval`'s default
 PAPER_TABLE_EPISODES = 1000  # `evolve eval --paper-table`'s default, as in the paper
 FNN_BASELINE = "fnn-baseline"  # the shipped feed-forward agent
+STAGE_FLAGS = {"teacher": "--teacher-generations", "distill": "--distill-iterations"}
 UNSET = object()  # an option not given (where None is a meaningful value)
 
 
@@ -272,10 +273,9 @@ def _apply_overrides(preset: TaskPreset, overrides: dict[str, Any]) -> TaskPrese
     """The preset with command-line overrides; the seed also reseeds a staged run's teacher."""
     staged = {"teacher", "distill"} & set(overrides)
     if staged and preset.teacher is None:
-        flags = {"teacher": "--teacher-generations", "distill": "--distill-iterations"}
         verb = "are" if len(staged) > 1 else "is"
         raise UsageError(
-            f"{' and '.join(flags[k] for k in sorted(staged))} {verb} for staged recipes only; "
+            f"{' and '.join(STAGE_FLAGS[k] for k in sorted(staged))} {verb} for staged recipes only; "
             f"{preset.name!r} has no teacher"
         )
     seed = overrides.get("training", {}).get("seed")
@@ -301,8 +301,9 @@ def cmd_train(args: argparse.Namespace) -> int:
             k
             for name, section in overrides.items()
             for k in section
-            if name in ("teacher", "distill") or k != "generations"
+            if name not in ("teacher", "distill") and k != "generations"
         )
+        changed += [flag for name, flag in STAGE_FLAGS.items() if name in overrides]
         if changed:
             raise UsageError(
                 f"cannot change {', '.join(changed)} when resuming; only --generations may change"

@@ -9,6 +9,7 @@ import torch
 
 import evolve.distill as distill_module
 import sensoryneuron as sn
+from evolve.cli import main as cli_main
 from evolve.distill import (
     Dataset,
     collect,
@@ -131,7 +132,7 @@ def test_distillation_is_deterministic_and_resumes_exactly(tmp_path, monkeypatch
     )
 
 
-def test_staged_run_trains_teacher_then_student_and_starts_evolution_from_it(tmp_path):
+def test_staged_run_trains_teacher_then_student_and_starts_evolution_from_it(tmp_path, capsys):
     preset = tiny_staged(generations=1)
     result = train(preset, tmp_path / "run", final_episodes=0, progress=False)
     run = tmp_path / "run"
@@ -146,6 +147,12 @@ def test_staged_run_trains_teacher_then_student_and_starts_evolution_from_it(tmp
     assert 0 < step <= 1.5 * preset.strategy.options["center_lr"]
     with pytest.raises(sn.CheckpointError, match="already holds a run"):
         train(preset, run, final_episodes=0, progress=False)
+    code = cli_main(["train", "--resume", str(run), "--distill-iterations", "9"])
+    assert code == 2
+    assert capsys.readouterr().err == (
+        "evolve: error: cannot change --distill-iterations when resuming; "
+        "only --generations may change\n"
+    )
 
 
 def test_staged_run_resumes_in_the_stage_it_was_in(tmp_path, monkeypatch):
