@@ -27,7 +27,7 @@ from evolve.evaluate import evaluate_policy
 from evolve.logs import get_logger
 from evolve.rollout import episode_rngs
 from evolve.run_folder import write_log_csv
-from evolve.seeds import distill_init_seed, distill_seeds, distill_stream
+from evolve.seeds import VALIDATION_OFFSET, distill_init_seed, distill_seeds, distill_stream
 from sensoryneuron.checkpoints import save_policy
 from sensoryneuron.errors import CheckpointError
 from sensoryneuron.files import load_npz, save_npz
@@ -293,7 +293,14 @@ def _test(
     assert cfg is not None
     student = _student(preset, params.detach().numpy(), {})
     trained = Condition("trained", preset.perturbations)
-    (row,) = evaluate_policy(student, preset.env_id, [trained], cfg.test_episodes, backend=backend)
+    (row,) = evaluate_policy(
+        student,
+        preset.env_id,
+        [trained],
+        cfg.test_episodes,
+        seed_offset=VALIDATION_OFFSET,
+        backend=backend,
+    )
     score = row["mean"]
     if score > state.best_test:
         state.best_test, state.best_iteration = score, it + 1

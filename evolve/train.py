@@ -34,7 +34,7 @@ from evolve.run_folder import (
     write_config,
     write_log_csv,
 )
-from evolve.seeds import strategy_seed, training_seeds
+from evolve.seeds import VALIDATION_OFFSET, strategy_seed, training_seeds
 from evolve.strategies import Strategy, make_strategy
 from sensoryneuron.checkpoints import load_policy, save_policy
 from sensoryneuron.errors import CheckpointError
@@ -288,7 +288,9 @@ def _test(
     episodes = preset.training.test_episodes
     policy = _policy(preset, center, {})
     trained = Condition("trained", preset.perturbations)
-    (row,) = evaluate_policy(policy, preset.env_id, [trained], episodes, backend=backend)
+    (row,) = evaluate_policy(
+        policy, preset.env_id, [trained], episodes, seed_offset=VALIDATION_OFFSET, backend=backend
+    )
     score = row["mean"]
     improved = score > state.best_test
     if improved:

@@ -346,7 +346,7 @@ register_preset(
             "a feed-forward teacher, DAgger into the AttentionNeuron, then PGPE"
         ),
         env_id=CARTPOLE_SWINGUP_HARDER_ID,
-        model=AttentionNeuronModel(act_dim=1, head_lstm=16, hidden=(32,)),
+        model=AttentionNeuronModel(act_dim=1, head_lstm=32, hidden=(64,)),
         perturbations=Perturbations(shuffle=True, reshuffle_every=(20, 200)),
         strategy=StrategyConfig(
             name="pgpe",
@@ -354,7 +354,7 @@ register_preset(
             sigma_init=0.02,
             options={"optimizer": "adam", "center_lr": 0.005},
         ),
-        training=TrainingConfig(generations=600, repeats=4, test_every=20, test_episodes=128),
+        training=TrainingConfig(generations=800, repeats=4, test_every=20, test_episodes=128),
         teacher=CARTPOLE_FNN,
         distill=DistillConfig(iterations=100),
     )
