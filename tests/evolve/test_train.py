@@ -157,7 +157,15 @@ def test_ctrl_c_saves_and_exits_cleanly(tmp_path):
         "--repeats", "1", "--test-every", "50", "--test-episodes", "2", "--workers", "1",
         "--checkpoint-every", "1", "--no-progress", "--out", str(run),
     ]  # fmt: skip
-    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # A shell's background job inherits SIGINT ignored (and Python then keeps ignoring it);
+    # give the run the default disposition, as a terminal's foreground job has.
+    proc = subprocess.Popen(
+        args,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     deadline = time.time() + 120
     while time.time() < deadline:
         if (run / "state.npz").exists() and load_state(run)[0].generation >= 2:
