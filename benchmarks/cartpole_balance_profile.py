@@ -1,0 +1,158 @@
+"""Where does a cart-pole agent lose its score? Failures, swing-up, or the balance phase.
+
+A mean return on CartPoleSwingUpHarder mixes three things: episodes that end early (the cart
+leaves the track), how fast the pole gets up, and how still it stays up. This script plays
+held-out episodes and separates them. For each agent it prints:
+
+- the failure rate (episodes that end before 1000 steps) and their mean length;
+- the mean return of the episodes that survive;
+- the mean reward per step, in segments of the episode, over surviving episodes;
+- over steps 400-1000 of each surviving episode, the mean cos(theta), and the fraction of
+  surviving episodes that hold the pole still (that mean at least 0.95).
+
+A feed-forward agent reads its inputs in their true order; an AttentionNeuron agent reads
+them shuffled at reset (``--reshuffle T`` also reshuffles every T steps). Usage::
+
+    python benchmarks/cartpole_balance_profile.py [AGENT ...] [--reference PATH]
+        [--episodes 300] [--seed-offset 5000] [--reshuffle T] [--json FILE]
+
+AGENT is a shipped name, a ``.npz`` checkpoint or a run folder (default: the shipped
+``fnn-baseline`` and ``cartpole-swingup-harder``); ``--reference`` adds the published
+``cartpole_pi.npz``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+import sensoryneuron as sn
+from evolve.rollout import episode_rngs
+from evolve.seeds import test_seeds
+from sensoryneuron.files import atomic_write_text
+from sensoryneuron.models import FeedForwardModel
+from sensoryneuron.policy import Policy
+from tasks.presets import Perturbations
+from tasks.registry import make_vector_task
+
+ENV_ID = "SensoryNeuron/CartPoleSwingUpHarder-v0"
+SEGMENTS = ((0, 100), (100, 200), (200, 300), (300, 400), (400, 600), (600, 800), (800, 1000))
+BALANCE_FROM = 400  # steps from which a surviving episode is in its balance phase
+STILL_COS = 0.95  # mean cos(theta) over the balance phase that counts as holding it still
+X, COS = 0, 2  # columns of the true observation [x, x_dot, cos, sin, theta_dot]
+
+
+def play(policy: Policy, perturbations: Perturbations, seeds: list[int]) -> dict[str, np.ndarray]:
+    """One episode per seed: per-step reward (0 after the end), cos(theta) and x, ``[T, E]``."""
+    task = make_vector_task(ENV_ID)
+    perturb = perturbations.batch(task.obs_dim)
+    rngs = episode_rngs(seeds)
+    raw = task.reset(rngs, 1)
+    obs = perturb.reset(raw, rngs)
+    episodes, steps = len(seeds), task.max_steps
+    weights = policy.model.prepare(torch.tensor(policy.params)[None])
+    state = policy.model.init_state(1, episodes)
+    reward = np.zeros((steps, episodes))
+    cos = np.zeros((steps, episodes))
+    x = np.zeros((steps, episodes))
+    length = np.zeros(episodes, dtype=np.int64)
+    alive = np.ones(episodes, dtype=bool)
+    with torch.no_grad():
+        for t in range(steps):
+            action, state = policy.model.step_prepared(weights, torch.from_numpy(obs), state)
+            raw, r, terminated = task.step(action.numpy().astype(np.float64))
+            reward[t] = np.where(alive, r[0], 0.0)
+            cos[t], x[t] = raw[0, :, COS], raw[0, :, X]
+            length += alive
+            alive &= ~terminated[0]
+            if not alive.any():
+                break
+            obs = perturb.step(raw, rngs)
+    return {"reward": reward, "cos": cos, "x": x, "length": length}
+
+
+def profile(policy: Policy, perturbations: Perturbations, seeds: list[int]) -> dict[str, Any]:
+    """The summary figures of :func:`play` (see the module docstring)."""
+    run = play(policy, perturbations, seeds)
+    steps = run["reward"].shape[0]
+    returns = run["reward"].sum(axis=0)
+    ok = run["length"] == steps
+    balance_cos = run["cos"][BALANCE_FROM:, ok].mean(axis=0)
+    return {
+        "episodes": len(seeds),
+        "mean_return": float(returns.mean()),
+        "failure_rate": float(1.0 - ok.mean()),
+        "failure_mean_steps": float(run["length"][~ok].mean()) if (~ok).any() else None,
+        "survivor_mean_return": float(returns[ok].mean()) if ok.any() else None,
+        "survivor_reward_per_step": {
+            f"{a}-{b}": float(run["reward"][a:b, ok].mean()) if ok.any() else None
+            for a, b in SEGMENTS
+        },
+        "balance_mean_cos": float(balance_cos.mean()) if ok.any() else None,
+        "balance_mean_abs_x": float(np.abs(run["x"][BALANCE_FROM:, ok]).mean())
+        if ok.any()
+        else None,
+        "held_still": float((balance_cos >= STILL_COS).mean()) if ok.any() else None,
+    }
+
+
+def _condition(policy: Policy, reshuffle: int | None) -> Perturbations:
+    if isinstance(policy.model, FeedForwardModel):
+        return Perturbations(shuffle=False)
+    return Perturbations(shuffle=True, reshuffle_every=reshuffle)
+
+
+def _fmt(value: float | None, spec: str) -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("agents", nargs="*", default=["fnn-baseline", "cartpole-swingup-harder"])
+    parser.add_argument("--reference", type=Path, help="the published cartpole_pi.npz")
+    parser.add_argument("--episodes", type=int, default=300)
+    parser.add_argument("--seed-offset", type=int, default=5000)
+    parser.add_argument("--reshuffle", type=int, help="also reshuffle every T steps")
+    parser.add_argument("--json", type=Path, help="also write the figures here")
+    args = parser.parse_args(argv)
+    if args.episodes < 1:
+        parser.error(f"--episodes must be at least 1; got {args.episodes}")
+    if args.reshuffle is not None and args.reshuffle < 1:
+        parser.error(f"--reshuffle must be at least 1; got {args.reshuffle}")
+    torch.set_num_threads(1)
+    agents = [(name, sn.load_policy(name)) for name in args.agents]
+    if args.reference is not None:
+        agents.append((str(args.reference), sn.load_reference_policy(args.reference)))
+    seeds = test_seeds(args.episodes, args.seed_offset)
+    results = {}
+    for name, policy in agents:
+        perturbations = _condition(policy, args.reshuffle)
+        row = profile(policy, perturbations, seeds)
+        row["condition"] = perturbations.describe()
+        results[name] = row
+        segments = "  ".join(
+            f"{k}:{_fmt(v, '.3f')}" for k, v in row["survivor_reward_per_step"].items()
+        )
+        print(f"{name} ({row['condition']}), {args.episodes} held-out episodes")
+        print(
+            f"  mean return {row['mean_return']:.1f} | failures {row['failure_rate']:.1%}"
+            f" (mean {_fmt(row['failure_mean_steps'], '.0f')} steps)"
+            f" | survivors' mean return {_fmt(row['survivor_mean_return'], '.1f')}"
+        )
+        print(f"  survivors' reward per step: {segments}")
+        print(
+            f"  steps {BALANCE_FROM}-1000 of survivors: mean cos(theta)"
+            f" {_fmt(row['balance_mean_cos'], '.3f')}, mean |x| {_fmt(row['balance_mean_abs_x'], '.3f')},"
+            f" pole held still (mean cos >= {STILL_COS}) in {_fmt(row['held_still'], '.1%')}"
+        )
+    if args.json is not None:
+        atomic_write_text(args.json, json.dumps(results, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()
