@@ -34,6 +34,7 @@ import torch
 import sensoryneuron as sn
 from evolve.rollout import episode_rngs
 from evolve.seeds import test_seeds
+from sensoryneuron.errors import SensoryNeuronError
 from sensoryneuron.files import atomic_write_text
 from sensoryneuron.models import FeedForwardModel
 from sensoryneuron.policy import Policy
@@ -125,9 +126,12 @@ def main(argv: list[str] | None = None) -> None:
     if args.reshuffle is not None and args.reshuffle < 1:
         parser.error(f"--reshuffle must be at least 1; got {args.reshuffle}")
     torch.set_num_threads(1)
-    agents = [(name, sn.load_policy(name)) for name in args.agents]
-    if args.reference is not None:
-        agents.append((str(args.reference), sn.load_reference_policy(args.reference)))
+    try:
+        agents = [(name, sn.load_policy(name)) for name in args.agents]
+        if args.reference is not None:
+            agents.append((str(args.reference), sn.load_reference_policy(args.reference)))
+    except SensoryNeuronError as exc:
+        parser.error(str(exc))
     seeds = test_seeds(args.episodes, args.seed_offset)
     results = {}
     for name, policy in agents:

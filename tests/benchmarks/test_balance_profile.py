@@ -59,3 +59,11 @@ def test_cli_refuses_bad_episodes(bench, capsys):
         bench.main(["--episodes", "0"])
     assert exc.value.code == 2
     assert "--episodes must be at least 1; got 0" in capsys.readouterr().err
+
+
+def test_cli_refuses_a_missing_agent_in_one_line(bench, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exc:
+        bench.main([str(tmp_path / "nope.npz"), "--episodes", "2"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert ": error: " in err and "nope.npz: no such run folder" in err
