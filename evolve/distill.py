@@ -6,9 +6,17 @@ reshuffled, with noise). Each iteration the student plays new training episodes,
 teacher labels every step with its action, the labelled episodes join a growing dataset,
 and the student is fitted to all of it by backpropagation through time.
 
-The stage folder (``run/distill/``) holds ``state.npz`` (student, Adam moments, dataset,
-log: everything needed to resume exactly), ``latest.npz``, ``best.npz`` (the student with
-the best held-out test score, which the next stage starts from) and ``log.csv``.
+With ``identity_weight`` > 0 the student is also taught which sensor feeds each of its
+input slots: a linear classifier on every sensory neuron's state predicts the sensor (or
+"noise") that the shuffled slot carries, and its cross-entropy joins the loss. The
+simulator knows the permutation, so the label is free, like the teacher's action; the
+classifier exists only during training and is not part of the policy. It gives the sensory
+neurons a direct signal to learn what a permutation-invariant agent must infer anyway.
+
+The stage folder (``run/distill/``) holds ``state.npz`` (student, classifier, Adam moments,
+dataset, log: everything needed to resume exactly), ``latest.npz``, ``best.npz`` (the
+student with the best held-out test score, which the next stage starts from) and
+``log.csv``.
 """
 
 from __future__ import annotations
@@ -29,7 +37,7 @@ from evolve.rollout import episode_rngs
 from evolve.run_folder import write_log_csv
 from evolve.seeds import VALIDATION_OFFSET, distill_init_seed, distill_seeds, distill_stream
 from sensoryneuron.checkpoints import save_policy
-from sensoryneuron.errors import CheckpointError
+from sensoryneuron.errors import CheckpointError, ConfigError
 from sensoryneuron.files import load_npz, save_npz
 from sensoryneuron.models import Model
 from sensoryneuron.policy import Policy
@@ -40,30 +48,55 @@ log = get_logger()
 
 STATE_FORMAT = "sensoryneuron.distill-state"
 STATE_VERSION = 1
-LOG_COLUMNS = ("iteration", "loss", "test_score", "wall_time_s")
+LOG_COLUMNS = ("iteration", "loss", "identity_loss", "test_score", "wall_time_s")
 
 
 @dataclass
 class Dataset:
     """Labelled episodes, time-major: ``obs[T, E, N]``, ``labels[T, E, A]``, ``mask[T, E]``.
 
-    ``mask`` is False after an episode has ended (its rows there are padding).
+    ``mask`` is False after an episode has ended (its rows there are padding). ``sources[T,
+    E, N]`` (int16) is the raw sensor each slot carried (``obs_dim``: a noise channel; see
+    ``BatchPerturbation.sources``), or None where it was not recorded.
     """
 
     obs: np.ndarray
     labels: np.ndarray
     mask: np.ndarray
+    sources: np.ndarray | None = None
 
     @property
     def episodes(self) -> int:
         return self.obs.shape[1]
 
     def extend(self, other: Dataset) -> Dataset:
+        sources = None
+        if self.sources is not None and other.sources is not None:
+            sources = np.concatenate([self.sources, other.sources], axis=1)
         return Dataset(
             np.concatenate([self.obs, other.obs], axis=1),
             np.concatenate([self.labels, other.labels], axis=1),
             np.concatenate([self.mask, other.mask], axis=1),
+            sources,
         )
+
+
+@dataclass
+class Losses:
+    """The two terms of the distillation loss, each a mean over live steps.
+
+    Attributes:
+        action: squared error of the student's action against the teacher's label.
+        identity: cross-entropy of the sensor classifier (None without one).
+    """
+
+    action: torch.Tensor
+    identity: torch.Tensor | None = None
+
+    def total(self, identity_weight: float) -> torch.Tensor:
+        if self.identity is None:
+            return self.action
+        return self.action + identity_weight * self.identity
 
 
 @dataclass
@@ -73,7 +106,9 @@ class DistillState:
     Attributes:
         iteration: completed iterations.
         params: the student's flat parameters (float32).
-        adam: Adam's moments (``exp_avg``, ``exp_avg_sq``) and ``step``; empty before the first.
+        identity: the sensor classifier's flat parameters (float32; empty without one).
+        adam: Adam's moments (``exp_avg``, ``exp_avg_sq``, over the student's parameters then
+            the classifier's) and ``step``; empty before the first.
         data: the labelled episodes so far (None before the first).
         best_test: best held-out test score so far.
         best_iteration: the iteration that scored it.
@@ -83,6 +118,7 @@ class DistillState:
 
     iteration: int
     params: np.ndarray
+    identity: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.float32))
     adam: dict[str, np.ndarray] = field(default_factory=dict)
     data: Dataset | None = None
     best_test: float = float("-inf")
@@ -105,6 +141,11 @@ def initial_params(model: Model, seed: int, std: float) -> np.ndarray:
     """The student's starting point: N(0, std^2) parameters from the recipe's seed."""
     rng = np.random.default_rng(distill_init_seed(seed))
     return (std * rng.standard_normal(model.num_params)).astype(np.float32)
+
+
+def identity_classes(obs_dim: int) -> int:
+    """Classes of the sensor classifier: each raw sensor, and noise."""
+    return obs_dim + 1
 
 
 def collect(
@@ -131,7 +172,7 @@ def collect(
     s_state = student.model.init_state(1, episodes)
     t_state = teacher.model.init_state(1, episodes)
     alive = np.ones(episodes, dtype=bool)
-    obs_rows, label_rows, mask_rows = [], [], []
+    obs_rows, label_rows, mask_rows, source_rows = [], [], [], []
     with torch.no_grad():
         for _ in range(steps):
             s_action, s_state = student.model.step_prepared(
@@ -143,6 +184,7 @@ def collect(
             obs_rows.append(obs[0].astype(np.float32))
             label_rows.append(t_action[0].numpy())
             mask_rows.append(alive.copy())
+            source_rows.append(perturb.sources().astype(np.int16))
             action = np.where(teacher_driven[:, None], t_action[0].numpy(), s_action[0].numpy())
             raw, _, terminated = task.step(action[None].astype(np.float64))
             alive &= ~terminated[0]
@@ -150,30 +192,61 @@ def collect(
                 break
             obs = perturb.step(raw, rngs)
     pad = steps - len(obs_rows)
-    data = Dataset(np.stack(obs_rows), np.stack(label_rows), np.stack(mask_rows))
+    data = Dataset(
+        np.stack(obs_rows), np.stack(label_rows), np.stack(mask_rows), np.stack(source_rows)
+    )
     if pad:
+        assert data.sources is not None
         data = Dataset(
             np.concatenate([data.obs, np.repeat(data.obs[-1:], pad, axis=0)]),
             np.concatenate([data.labels, np.repeat(data.labels[-1:], pad, axis=0)]),
             np.concatenate([data.mask, np.zeros((pad, episodes), dtype=bool)]),
+            np.concatenate([data.sources, np.repeat(data.sources[-1:], pad, axis=0)]),
         )
     return data
 
 
 def imitation_loss(
-    model: Model, params: torch.Tensor, data: Dataset, index: np.ndarray
-) -> torch.Tensor:
-    """Mean squared action error of the student over the live steps of episodes ``index``."""
+    model: Model,
+    params: torch.Tensor,
+    data: Dataset,
+    index: np.ndarray,
+    classifier: torch.Tensor | None = None,
+) -> Losses:
+    """The student's losses over the live steps of episodes ``index``.
+
+    Args:
+        model: the student's architecture.
+        params: its flat parameters.
+        data: labelled episodes.
+        index: which episodes of ``data``.
+        classifier: the sensor classifier, ``[classes, slot_feature_dim + 1]`` (weights, then
+            a bias column); None: no identity term. Needs ``data.sources``.
+    """
     obs = torch.from_numpy(data.obs[:, index])
     labels = torch.from_numpy(data.labels[:, index])
     mask = torch.from_numpy(data.mask[:, index]).to(obs.dtype)
+    sources = None
+    if classifier is not None:
+        if data.sources is None:
+            raise ConfigError("the identity loss needs the sensor of every slot (data.sources)")
+        sources = torch.from_numpy(data.sources[:, index].astype(np.int64))
     weights = model.prepare(params[None])
     state = model.init_state(1, len(index))
     total = obs.new_zeros(())
+    identity = obs.new_zeros(())
     for t in range(obs.shape[0]):
         action, state = model.step_prepared(weights, obs[t][None], state)
         total = total + (((action[0] - labels[t]) ** 2).sum(-1) * mask[t]).sum()
-    return total / mask.sum().clamp(min=1.0)
+        if classifier is not None and sources is not None:
+            features = model.slot_features(state)[0]  # [E, N, F]
+            logits = features @ classifier[:, :-1].T + classifier[:, -1]
+            wrong = torch.nn.functional.cross_entropy(
+                logits.flatten(0, 1), sources[t].flatten(), reduction="none"
+            )
+            identity = identity + (wrong.view(features.shape[:2]).mean(-1) * mask[t]).sum()
+    live = mask.sum().clamp(min=1.0)
+    return Losses(total / live, None if classifier is None else identity / live)
 
 
 def _adam(params: torch.nn.Parameter, lr: float, saved: dict[str, np.ndarray]) -> torch.optim.Adam:
@@ -213,12 +286,17 @@ def distill(
         raise CheckpointError(f"recipe {preset.name!r} has no distill section")
     stage_dir = Path(stage_dir)
     seed = preset.training.seed
+    model = preset.model
+    classes = identity_classes(make_vector_task(preset.env_id).obs_dim)
     if resume and (stage_dir / "state.npz").exists():
         state = load_distill_state(stage_dir)
         log.info("resuming distillation at iteration %d", state.iteration)
     else:
         stage_dir.mkdir(parents=True, exist_ok=True)
-        state = DistillState(0, initial_params(preset.model, seed, cfg.init_std))
+        size = classes * (model.slot_feature_dim + 1) if cfg.identity_weight > 0 else 0
+        state = DistillState(
+            0, initial_params(model, seed, cfg.init_std), np.zeros(size, dtype=np.float32)
+        )
         log.info(
             "distilling the teacher into %s (%d params): %d iterations x %d episodes",
             preset.model.kind,
@@ -226,8 +304,11 @@ def distill(
             cfg.iterations,
             cfg.episodes,
         )
-    params = torch.nn.Parameter(torch.from_numpy(state.params.copy()))
-    opt = _adam(params, cfg.lr, state.adam)
+    # One vector for Adam: the student's parameters, then the classifier's (if any).
+    theta = torch.nn.Parameter(torch.from_numpy(np.concatenate([state.params, state.identity])))
+    opt = _adam(theta, cfg.lr, state.adam)
+    params = theta[: model.num_params]
+    classifier = theta[model.num_params :].view(classes, -1) if state.identity.size else None
     interrupted = False
     try:
         while state.iteration < cfg.iterations:
@@ -243,27 +324,33 @@ def distill(
                 student, teacher, preset, distill_seeds(seed, it, cfg.episodes), cfg.window, driven
             )
             data = new if state.data is None else state.data.extend(new)
-            loss = 0.0
+            loss, identity_loss = 0.0, math.nan
             for _ in range(cfg.grad_steps):
                 index = np.sort(stream.choice(data.episodes, size=cfg.batch, replace=True))
-                value = imitation_loss(preset.model, params, data, index)
+                losses = imitation_loss(model, params, data, index, classifier)
                 opt.zero_grad()
-                value.backward()
+                losses.total(cfg.identity_weight).backward()
+                if cfg.clip_grad > 0:
+                    torch.nn.utils.clip_grad_norm_([theta], cfg.clip_grad)
                 opt.step()
-                loss = float(value.detach())
+                loss = float(losses.action.detach())
+                if losses.identity is not None:
+                    identity_loss = float(losses.identity.detach())
             test_score = math.nan
             if (it + 1) % cfg.test_every == 0 or it + 1 == cfg.iterations:
                 test_score = _test(preset, params, backend, it, state, stage_dir)
             state.wall_time += time.perf_counter() - started
             state.iteration = it + 1
             state.params = params.detach().numpy().copy()
+            state.identity = theta[model.num_params :].detach().numpy().copy()
             state.adam = _adam_arrays(opt)
             state.data = data
-            state.log.append([it + 1, loss, test_score, state.wall_time])
+            state.log.append([it + 1, loss, identity_loss, test_score, state.wall_time])
             log.info(
-                "[distill] iteration %4d | loss %.4f | %d episodes%s",
+                "[distill] iteration %4d | loss %.4f%s | %d episodes%s",
                 it + 1,
                 loss,
+                "" if math.isnan(identity_loss) else f" | identity {identity_loss:.3f}",
                 data.episodes,
                 "" if math.isnan(test_score) else f" | test {test_score:8.2f}",
             )
@@ -321,6 +408,7 @@ def _test(
 def save_distill_state(stage_dir: Path, state: DistillState) -> None:
     arrays = {
         "params": state.params,
+        "identity": state.identity,
         "log": np.asarray(state.log, dtype=np.float64).reshape(-1, len(LOG_COLUMNS)),
     }
     arrays.update({f"adam.{k}": v for k, v in state.adam.items()})
@@ -332,6 +420,8 @@ def save_distill_state(stage_dir: Path, state: DistillState) -> None:
                 "data.mask": state.data.mask,
             }
         )
+        if state.data.sources is not None:
+            arrays["data.sources"] = state.data.sources
     meta = {
         "format": STATE_FORMAT,
         "version": STATE_VERSION,
@@ -354,16 +444,25 @@ def load_distill_state(stage_dir: Path) -> DistillState:
     try:
         data = None
         if "data.obs" in arrays:
-            data = Dataset(arrays["data.obs"], arrays["data.labels"], arrays["data.mask"])
+            data = Dataset(
+                arrays["data.obs"],
+                arrays["data.labels"],
+                arrays["data.mask"],
+                arrays.get("data.sources"),
+            )
+        rows = arrays["log"]
+        if rows.shape[1] == len(LOG_COLUMNS) - 1:  # written before the identity loss existed
+            rows = np.insert(rows, 2, np.nan, axis=1)
         return DistillState(
             iteration=int(meta["iteration"]),
             params=arrays["params"],
+            identity=arrays.get("identity", np.zeros(0, dtype=np.float32)),
             adam={k[len("adam.") :]: v for k, v in arrays.items() if k.startswith("adam.")},
             data=data,
             best_test=float("-inf") if meta["best_test"] is None else float(meta["best_test"]),
             best_iteration=int(meta["best_iteration"]),
             wall_time=float(meta["wall_time"]),
-            log=arrays["log"].tolist(),
+            log=rows.tolist(),
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise CheckpointError(f"{path}: incomplete distillation state ({exc})") from None

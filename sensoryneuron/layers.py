@@ -89,3 +89,58 @@ def fuse_lstm_weights(
 def scaled(x: torch.Tensor, dim: int, enabled: bool) -> torch.Tensor:
     """Divide attention scores by ``sqrt(dim)`` when ``enabled``."""
     return x / math.sqrt(dim) if enabled else x
+
+
+def order_free_sum(x: torch.Tensor, dim: int) -> torch.Tensor:
+    """Sum over ``dim`` (kept as size 1) so that, in float64, the order of the terms is moot.
+
+    In float64 the terms are sorted first, so a sum over input slots does not depend on the
+    slots' order: with :func:`rowwise_matmul`, a permutation of the inputs (with the state
+    realigned) then gives bit-identical results. Float32, the training precision, sums in
+    memory order, which is faster and equal up to round-off.
+    """
+    if x.dtype == torch.float64:
+        x = torch.sort(x, dim=dim).values
+    return x.sum(dim, keepdim=True)
+
+
+def rows_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    """``x[P, B, N, I] W^T + b`` for ``weight[P, O, I]``, ``bias[P, O]``, row by row exact."""
+    P, B, N, I = x.shape
+    out = rowwise_matmul(x.reshape(P, B * N, I), weight.transpose(1, 2)) + bias.unsqueeze(1)
+    return out.view(P, B, N, -1)
+
+
+def lateral_message(
+    h: torch.Tensor, x: torch.Tensor, weights: dict[str, torch.Tensor]
+) -> torch.Tensor:
+    """What the other sensory neurons tell each one: attention among the input slots.
+
+    Each slot's query meets every slot's key (its own included); the softmax over slots
+    weighs their values, ``tanh(W_v [h_j, x_j] + b_v)``. The map is permutation
+    equivariant: permuting the slots permutes the messages.
+
+    Args:
+        h: ``[P, B, N, d]`` the neurons' hidden states.
+        x: ``[P, B, N, K]`` their inputs at this step.
+        weights: ``lateral_query.*`` ``[P, L, d]``, ``lateral_key.*`` ``[P, L, d]`` and
+            ``lateral_value.*`` ``[P, d, d + K]`` weights and biases.
+
+    Returns:
+        ``[P, B, N, d]`` one message per slot.
+    """
+    q = rows_linear(h, weights["lateral_query.weight"], weights["lateral_query.bias"])
+    k = rows_linear(h, weights["lateral_key.weight"], weights["lateral_key.bias"])
+    q = q / math.sqrt(q.shape[-1])
+    if h.dtype == torch.float64:  # every pair's dot product added in one fixed order
+        pairs = q.unsqueeze(3) * k.unsqueeze(2)  # [P, B, N, N, L]
+        scores = pairs[..., 0]
+        for j in range(1, pairs.shape[-1]):
+            scores = scores + pairs[..., j]
+    else:
+        scores = torch.matmul(q, k.transpose(-1, -2))  # [P, B, N(query), N(key)]
+    exp = torch.exp(scores - scores.amax(dim=-1, keepdim=True))
+    p = exp / order_free_sum(exp, dim=-1)
+    hx = torch.cat([h, x], dim=-1)
+    v = torch.tanh(rows_linear(hx, weights["lateral_value.weight"], weights["lateral_value.bias"]))
+    return order_free_sum(p.unsqueeze(-1) * v.unsqueeze(2), dim=3).squeeze(3)

@@ -28,8 +28,10 @@ import torch
 from sensoryneuron.errors import ConfigError
 from sensoryneuron.layers import (
     fuse_lstm_weights,
+    lateral_message,
     linear,
     lstm_cell,
+    order_free_sum,
     rowwise_matmul,
     scaled,
     sinusoidal_table,
@@ -78,19 +80,6 @@ def _check_hidden(hidden: tuple[int, ...]) -> None:
         isinstance(h, bool) or not isinstance(h, int) or h < 1 for h in hidden
     ):
         raise ConfigError(f"hidden must be a tuple of positive integers; got {hidden!r}")
-
-
-def _slot_sum(x: torch.Tensor) -> torch.Tensor:
-    """Sum ``[P, B, N, M]`` over the input slots N, keeping that axis as size 1.
-
-    In float64 the terms are sorted first, so the sum does not depend on the slots' order:
-    with :func:`rowwise_matmul`, a permutation of the inputs (with the state realigned)
-    then gives bit-identical results. Float32, the training precision, sums in slot
-    order, which is faster and equal up to round-off.
-    """
-    if x.dtype == torch.float64:
-        x = torch.sort(x, dim=2).values
-    return x.sum(2, keepdim=True)
 
 
 def _contiguous(weights: Weights) -> Weights:
@@ -145,6 +134,15 @@ class Model(ABC):
         """``params[P, D]``, ``obs[P, B, N]`` -> ``(action[P, B, A], new_state)``."""
         return self.step_prepared(self.prepare(params), obs, state)
 
+    @property
+    def slot_feature_dim(self) -> int:
+        """F of :meth:`slot_features` (0: the model keeps no state per input slot)."""
+        return 0
+
+    def slot_features(self, state: PolicyState) -> torch.Tensor | None:
+        """What each input slot holds about its sensor, ``[P, B, N, F]``; None without slots."""
+        return None
+
     def to_dict(self) -> dict[str, Any]:
         d = {"kind": self.kind}
         for f in dataclasses.fields(self):  # type: ignore[arg-type]
@@ -192,6 +190,19 @@ class AttentionNeuronModel(Model):
             input k times changes nothing).
         hidden: widths of tanh FC layers between the latent (or head LSTM) and the output.
         head_lstm: hidden size of an LSTMCell on the latent (0: none).
+        input_change: each sensory neuron also reads how its input changed since the last
+            step (times ``change_scale``) and that change times the previous action, so it
+            can tell which sensor feeds it: a sensor the action drives responds to it (not in
+            the paper; off by default). The input of each slot's LSTM is then
+            ``[o_i, a_{t-1}, s * do_i, s * do_i * a_{t-1}]`` with ``do_i = o_i(t) - o_i(t-1)``
+            (0 at the first step).
+        change_scale: ``s`` above.
+        lateral_dim: query/key width of a lateral attention among the sensory neurons (0:
+            none, the paper's independent neurons). Each neuron then also reads a message
+            from the others, computed at the previous step: a softmax over slots of their
+            values ``tanh(W_v [h_j, x_j])``. It lets a neuron tell which sensor it reads by
+            comparing itself with the rest (an input that is the rate of change of another,
+            say). The layer stays permutation equivariant, the latent invariant.
     """
 
     kind: ClassVar[str] = "attention-neuron"
@@ -204,6 +215,9 @@ class AttentionNeuronModel(Model):
     attention: str = "tanh"
     hidden: tuple[int, ...] = ()
     head_lstm: int = 0
+    input_change: bool = False
+    change_scale: float = 10.0
+    lateral_dim: int = 0
 
     def __post_init__(self) -> None:
         _check_positive(
@@ -213,13 +227,14 @@ class AttentionNeuronModel(Model):
             pos_dim=self.pos_dim,
         )
         _check_hidden(self.hidden)
-        if (
-            isinstance(self.head_lstm, bool)
-            or not isinstance(self.head_lstm, int)
-            or self.head_lstm < 0
-        ):
-            raise ConfigError(f"head_lstm must be a non-negative integer; got {self.head_lstm!r}")
-        for name in ("attention_bias", "attention_scale"):
+        for name in ("head_lstm", "lateral_dim"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ConfigError(f"{name} must be a non-negative integer; got {value!r}")
+        scale = self.change_scale
+        if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not scale > 0:
+            raise ConfigError(f"change_scale must be a positive number; got {scale!r}")
+        for name in ("attention_bias", "attention_scale", "input_change"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"{name} must be true or false; got {getattr(self, name)!r}")
         if self.attention not in ATTENTION_KINDS:
@@ -229,8 +244,13 @@ class AttentionNeuronModel(Model):
 
     @property
     def param_spec(self) -> ParamSpec:
-        d, msg = self.pos_dim, self.msg_dim
-        entries = _lstm_entries("neuron", 1 + self.act_dim, d)
+        d, msg, lateral = self.pos_dim, self.msg_dim, self.lateral_dim
+        entries = _lstm_entries("neuron", self.neuron_input_size, d)
+        if lateral:
+            for name in ("lateral_query", "lateral_key"):
+                entries += [(f"{name}.weight", (lateral, d)), (f"{name}.bias", (lateral,))]
+            own = self.neuron_input_size - d  # a neuron's own input, without the message
+            entries += [("lateral_value.weight", (d, d + own)), ("lateral_value.bias", (d,))]
         entries.append(("query.weight", (msg, d)))
         if self.attention_bias:
             entries.append(("query.bias", (msg,)))
@@ -246,6 +266,20 @@ class AttentionNeuronModel(Model):
         entries += _mlp_entries(width, self.hidden, self.act_dim)
         return ParamSpec.of(entries)
 
+    @property
+    def neuron_input_size(self) -> int:
+        """Width of each sensory neuron's LSTM input (see ``input_change``, ``lateral_dim``)."""
+        own = (1 + self.act_dim) * (2 if self.input_change else 1)
+        return own + (self.pos_dim if self.lateral_dim else 0)
+
+    @property
+    def slot_feature_dim(self) -> int:
+        return self.pos_dim
+
+    def slot_features(self, state: PolicyState) -> torch.Tensor | None:
+        """Each sensory neuron's LSTM hidden state ``[P, B, N, pos_dim]``, its keys' source."""
+        return state.slots.get("h")
+
     def init_state(
         self,
         members: int,
@@ -257,7 +291,14 @@ class AttentionNeuronModel(Model):
         if num_inputs is not None:
             shape = (members, batch, num_inputs, self.pos_dim)
             slots = {"h": torch.zeros(shape, dtype=dtype), "c": torch.zeros(shape, dtype=dtype)}
+            if self.input_change:
+                slots["prev_obs"] = torch.zeros(members, batch, num_inputs, 1, dtype=dtype)
+            if self.lateral_dim:
+                slots["message"] = torch.zeros(shape, dtype=dtype)
         carry = {"prev_action": torch.zeros(members, batch, self.act_dim, dtype=dtype)}
+        if self.input_change:
+            # 0 until the first step: there is no earlier input to take a change from
+            carry["has_prev"] = torch.zeros(members, batch, 1, dtype=dtype)
         if self.head_lstm:
             carry["head_h"] = torch.zeros(members, batch, self.head_lstm, dtype=dtype)
             carry["head_c"] = torch.zeros(members, batch, self.head_lstm, dtype=dtype)
@@ -301,9 +342,25 @@ class AttentionNeuronModel(Model):
         else:
             h = state.slots["h"].reshape(P, B * N, d)
             c = state.slots["c"].reshape(P, B * N, d)
-        x = torch.cat([obs.unsqueeze(-1), prev.unsqueeze(2).expand(P, B, N, A)], dim=-1)
+        value = obs.unsqueeze(-1)  # [P, B, N, 1]
+        prev_slots = prev.unsqueeze(2).expand(P, B, N, A)
+        parts = [value, prev_slots]
+        carry: dict[str, torch.Tensor] = {}
+        if self.input_change:
+            if state.num_slots is None:
+                change = torch.zeros_like(value)
+            else:
+                since = state.carry["has_prev"].unsqueeze(2)  # [P, B, 1, 1]
+                change = self.change_scale * (value - state.slots["prev_obs"]) * since
+            parts += [change, change * prev_slots]
+            carry["has_prev"] = torch.ones_like(prev[..., :1])
+        own = torch.cat(parts, dim=-1)
+        x = own
+        if self.lateral_dim:
+            message = state.slots.get("message")
+            x = torch.cat([own, own.new_zeros(P, B, N, d) if message is None else message], -1)
         h, c = lstm_cell(
-            x.reshape(P, B * N, 1 + A), h, c, weights["neuron.weight"], weights["neuron.bias"]
+            x.reshape(P, B * N, x.shape[-1]), h, c, weights["neuron.weight"], weights["neuron.bias"]
         )
         # Scores [P, B*N, M]: each slot's key against every query.
         scores = rowwise_matmul(h, weights["query_key"].transpose(1, 2))
@@ -313,15 +370,14 @@ class AttentionNeuronModel(Model):
         scores = scores.view(P, B, N, self.num_latents)
         if self.attention == "softmax":
             exp = torch.exp(scores - scores.amax(dim=2, keepdim=True))
-            attention = exp / _slot_sum(exp)
+            attention = exp / order_free_sum(exp, dim=2)
         else:
             attention = torch.tanh(scores)
-        mixed = _slot_sum(attention * obs.unsqueeze(-1)).squeeze(2)  # [P, B, M]
+        mixed = order_free_sum(attention * obs.unsqueeze(-1), dim=2).squeeze(2)  # [P, B, M]
         if self.attention == "softmax":
             mixed = mixed * weights["latent.gain"].unsqueeze(1)
         latent = torch.tanh(mixed)
 
-        carry: dict[str, torch.Tensor] = {}
         x = latent
         if self.head_lstm:
             hh, hc = lstm_cell(
@@ -335,9 +391,12 @@ class AttentionNeuronModel(Model):
             x = hh
         action = _mlp(x, weights, len(self.hidden))
         carry["prev_action"] = action
-        new_state = PolicyState(
-            slots={"h": h.view(P, B, N, d), "c": c.view(P, B, N, d)}, carry=carry
-        )
+        slots = {"h": h.view(P, B, N, d), "c": c.view(P, B, N, d)}
+        if self.input_change:
+            slots["prev_obs"] = value
+        if self.lateral_dim:
+            slots["message"] = lateral_message(slots["h"], own, weights)
+        new_state = PolicyState(slots=slots, carry=carry)
         if with_attention:
             return action, new_state, attention.transpose(2, 3)  # [P, B, M, N]
         return action, new_state

@@ -279,6 +279,18 @@ class BatchPerturbation:
                 self.reshuffled[b] = True
         return self._perturb(obs, rngs)
 
+    def sources(self) -> np.ndarray:
+        """Which raw sensor feeds each slot now: int64 ``[episodes, out_dim]``.
+
+        Slot ``j`` of episode ``b`` carries raw input ``sources()[b, j]``; noise channels
+        carry ``obs_dim`` (no sensor). Copies of one input (``duplicate``) share its index.
+        """
+        if self.permutations is None:
+            raise gym.error.ResetNeeded("Call reset() before sources().")
+        sensors = self.permutations % self.obs_dim
+        noise = np.full((sensors.shape[0], self.noise_channels), self.obs_dim, dtype=np.int64)
+        return np.concatenate([sensors, noise], axis=1)
+
     def _perturb(self, obs: np.ndarray, rngs: Sequence[np.random.Generator]) -> np.ndarray:
         out = obs.astype(np.float32, copy=False)
         if self.duplicate > 1:

@@ -8,6 +8,7 @@ architecture, and the strategy and training hyperparameters. ``evolve train NAME
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -157,7 +158,9 @@ class DistillConfig:
     iterations a falling fraction of the episodes is driven by the teacher's actions. Then
     ``grad_steps`` Adam steps fit the student to the labels of all episodes so far (mean
     squared action error, backpropagated through the first ``window`` steps of ``batch``
-    episodes at a time).
+    episodes at a time). With ``identity_weight`` > 0 the loss adds that weight times the
+    cross-entropy of a linear classifier that reads each sensory neuron's state and names the
+    sensor its slot carries (see :mod:`evolve.distill`).
 
     Attributes:
         iterations: collect-and-fit rounds.
@@ -170,6 +173,8 @@ class DistillConfig:
         init_std: standard deviation of the student's initial parameters.
         test_every: iterations between held-out tests of the student.
         test_episodes: held-out episodes per test.
+        identity_weight: weight of the sensor-identity loss (0: off).
+        clip_grad: largest gradient norm of an Adam step (0: no clipping).
     """
 
     iterations: int = 100
@@ -182,6 +187,8 @@ class DistillConfig:
     init_std: float = 0.1
     test_every: int = 5
     test_episodes: int = 64
+    identity_weight: float = 0.0
+    clip_grad: float = 0.0
 
     def __post_init__(self) -> None:
         for name in (
@@ -205,6 +212,15 @@ class DistillConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
                 raise ConfigError(f"distill.{name} must be a positive number; got {value!r}")
+        for name in ("identity_weight", "clip_grad"):
+            value = getattr(self, name)
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, (int, float))
+                or not math.isfinite(value)
+                or value < 0
+            ):
+                raise ConfigError(f"distill.{name} must be a non-negative number; got {value!r}")
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> DistillConfig:
@@ -240,6 +256,12 @@ class TaskPreset:
             if self.teacher.env_id != self.env_id:
                 raise ConfigError(
                     f"the teacher trains on {self.teacher.env_id}, the student on {self.env_id}"
+                )
+        if self.distill is not None and self.distill.identity_weight > 0:
+            if self.model.slot_feature_dim == 0:
+                raise ConfigError(
+                    f"distill.identity_weight needs a student with sensory neurons; "
+                    f"a {self.model.kind} model has none"
                 )
 
     def to_dict(self) -> dict[str, Any]:
@@ -346,7 +368,15 @@ register_preset(
             "a feed-forward teacher, DAgger into the AttentionNeuron, then PGPE"
         ),
         env_id=CARTPOLE_SWINGUP_HARDER_ID,
-        model=AttentionNeuronModel(act_dim=1, head_lstm=32, hidden=(64,)),
+        model=AttentionNeuronModel(
+            act_dim=1,
+            pos_dim=16,
+            input_change=True,
+            lateral_dim=16,
+            attention="softmax",
+            head_lstm=32,
+            hidden=(64,),
+        ),
         perturbations=Perturbations(shuffle=True, reshuffle_every=(20, 200)),
         strategy=StrategyConfig(
             name="pgpe",
@@ -356,7 +386,7 @@ register_preset(
         ),
         training=TrainingConfig(generations=800, repeats=4, test_every=20, test_episodes=128),
         teacher=CARTPOLE_FNN,
-        distill=DistillConfig(iterations=100),
+        distill=DistillConfig(iterations=100, identity_weight=1.0, clip_grad=1.0),
     )
 )
 register_preset(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -46,6 +48,8 @@ def tiny_staged(iterations: int = 3, generations: int = 2) -> TaskPreset:
             teacher_iterations=2,
             test_every=2,
             test_episodes=4,
+            identity_weight=0.5,
+            clip_grad=1.0,
         ),
     )
 
@@ -64,8 +68,9 @@ def test_collected_labels_are_the_teachers_actions_on_the_true_state():
                 break
             action = TEACHER.act(raw[None], TEACHER.reset())[0][0]
             np.testing.assert_allclose(data.labels[t, e], action, atol=1e-6)
-            # the student saw the same state, its inputs shuffled
+            # the student saw the same state, its inputs shuffled; sources name the sensors
             np.testing.assert_allclose(np.sort(data.obs[t, e]), np.sort(raw), atol=1e-6)
+            np.testing.assert_allclose(data.obs[t, e], raw[data.sources[t, e]], atol=1e-6)
             raw, _, terminated, _, _ = env.step(data.labels[t, e])
             if terminated:
                 assert not data.mask[t + 1 :, e].any()
@@ -81,7 +86,7 @@ def test_imitation_loss_falls_as_the_student_fits_the_labels():
     index = np.arange(4)
     losses = []
     for _ in range(40):
-        loss = imitation_loss(STUDENT, params, data, index)
+        loss = imitation_loss(STUDENT, params, data, index).action
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -95,10 +100,68 @@ def test_padding_rows_do_not_count_in_the_loss():
     mask = np.ones((6, 2), dtype=bool)
     mask[3:, 1] = False
     params = torch.from_numpy(initial_params(STUDENT, 0, 0.5))
-    base = imitation_loss(STUDENT, params, Dataset(obs, labels, mask), np.arange(2))
+    sources = np.tile(np.arange(5, dtype=np.int16), (6, 2, 1))
+    classifier = torch.zeros(6, STUDENT.pos_dim + 1)
+    base = imitation_loss(
+        STUDENT, params, Dataset(obs, labels, mask, sources), np.arange(2), classifier
+    )
     labels[3:, 1] = 100.0  # garbage where the episode had ended
-    same = imitation_loss(STUDENT, params, Dataset(obs, labels, mask), np.arange(2))
-    assert float(same) == pytest.approx(float(base), rel=1e-6)
+    sources[3:, 1] = 0
+    same = imitation_loss(
+        STUDENT, params, Dataset(obs, labels, mask, sources), np.arange(2), classifier
+    )
+    assert float(same.action) == pytest.approx(float(base.action), rel=1e-6)
+    assert float(same.identity) == pytest.approx(float(base.identity), rel=1e-6)
+    # a classifier that knows nothing: the cross-entropy of 6 equally likely classes
+    assert float(base.identity) == pytest.approx(np.log(6), rel=1e-6)
+
+
+def test_identity_loss_teaches_the_sensory_neurons_which_sensor_they_read():
+    model = AttentionNeuronModel(act_dim=1, input_change=True, pos_dim=16)
+    preset = tiny_staged().replace(model=model)
+    student = sn.Policy(model, initial_params(model, 0, 0.1))
+    data = collect(student, TEACHER, preset, distill_seeds(0, 0, 8), 60, np.ones(8, dtype=bool))
+    assert data.sources.shape == (60, 8, 5)
+    theta = torch.nn.Parameter(
+        torch.cat([torch.from_numpy(student.params.copy()), torch.zeros(6 * 17)])
+    )
+    opt = torch.optim.Adam([theta], lr=1e-2)
+    index = np.arange(8)
+    first = None
+    for _ in range(80):
+        losses = imitation_loss(
+            model, theta[: model.num_params], data, index, theta[-6 * 17 :].view(6, 17)
+        )
+        opt.zero_grad()
+        losses.identity.backward()
+        opt.step()
+        first = first or float(losses.identity.detach())
+    assert first == pytest.approx(np.log(6), rel=1e-5)
+    assert float(losses.identity.detach()) < 0.5 * first
+
+
+def test_identity_loss_needs_the_sources_and_a_student_with_sensory_neurons():
+    data = Dataset(
+        np.zeros((3, 1, 5), np.float32), np.zeros((3, 1, 1), np.float32), np.ones((3, 1), bool)
+    )
+    params = torch.from_numpy(initial_params(STUDENT, 0, 0.1))
+    with pytest.raises(
+        ConfigError, match=re.escape("the identity loss needs the sensor of every slot")
+    ):
+        imitation_loss(STUDENT, params, data, np.arange(1), torch.zeros(6, 9))
+    fnn = get_preset("cartpole-swingup-harder-fnn").model
+    with pytest.raises(
+        ConfigError,
+        match=re.escape(
+            "distill.identity_weight needs a student with sensory neurons; a fnn model has none"
+        ),
+    ):
+        tiny_staged().replace(model=fnn)
+    with pytest.raises(
+        ConfigError,
+        match=re.escape("distill.identity_weight must be a non-negative number; got -1"),
+    ):
+        DistillConfig(identity_weight=-1)
 
 
 def test_distillation_is_deterministic_and_resumes_exactly(tmp_path, monkeypatch):
@@ -121,7 +184,10 @@ def test_distillation_is_deterministic_and_resumes_exactly(tmp_path, monkeypatch
     assert not resumed.interrupted and resumed.iteration == 4
     a, b = load_distill_state(tmp_path / "a"), load_distill_state(tmp_path / "b")
     np.testing.assert_array_equal(a.params, b.params)
+    assert a.identity.shape == (6 * (STUDENT.pos_dim + 1),)  # the sensor classifier
+    np.testing.assert_array_equal(a.identity, b.identity)
     np.testing.assert_array_equal(a.data.obs, b.data.obs)
+    np.testing.assert_array_equal(a.data.sources, b.data.sources)
     assert a.data.episodes == 4 * 4
     # the same iterations and losses (NaN where no test ran); wall times differ
     np.testing.assert_array_equal(np.asarray(a.log)[:, :3], np.asarray(b.log)[:, :3])

@@ -17,7 +17,10 @@ ANT = AttentionNeuronModel(
 )
 WITH_HEAD_LSTM = AttentionNeuronModel(act_dim=2, head_lstm=6, hidden=(7,), attention_bias=True)
 SOFTMAX = AttentionNeuronModel(act_dim=1, attention="softmax", head_lstm=4, hidden=(8,))
-MODELS = [CARTPOLE, ANT, WITH_HEAD_LSTM, SOFTMAX]
+INPUT_CHANGE = AttentionNeuronModel(act_dim=2, input_change=True, pos_dim=6, head_lstm=4)
+LATERAL = AttentionNeuronModel(act_dim=1, input_change=True, lateral_dim=3, pos_dim=5)
+MODELS = [CARTPOLE, ANT, WITH_HEAD_LSTM, SOFTMAX, INPUT_CHANGE, LATERAL]
+IDS = ["cartpole", "ant", "head-lstm", "softmax", "input-change", "lateral"]
 
 
 def random_params(model, members, seed=0, scale=0.5, dtype=torch.float64):
@@ -51,13 +54,13 @@ def test_sinusoidal_table_follows_the_transformer_formula():
             assert table[p, j].item() == pytest.approx(expected, abs=1e-12)
 
 
-@pytest.mark.parametrize("model", MODELS, ids=["cartpole", "ant", "head-lstm", "softmax"])
+@pytest.mark.parametrize("model", MODELS, ids=IDS)
 def test_flatten_unflatten_round_trip(model):
     flat = random_params(model, 3)
     assert torch.equal(model.flatten(model.unflatten(flat)), flat)
 
 
-@pytest.mark.parametrize("model", MODELS, ids=["cartpole", "ant", "head-lstm", "softmax"])
+@pytest.mark.parametrize("model", MODELS, ids=IDS)
 def test_permutation_at_reset_gives_identical_actions_open_loop(model):
     T, P, B, N = 50, 2, 3, 7
     params = random_params(model, P, dtype=torch.float32, scale=0.25)
@@ -66,10 +69,11 @@ def test_permutation_at_reset_gives_identical_actions_open_loop(model):
     plain, _ = rollout_open_loop(model, params, obs)
     shuffled, _ = rollout_open_loop(model, params, obs[..., perm])
     assert not torch.equal(perm, torch.arange(N))
-    torch.testing.assert_close(shuffled, plain, atol=1e-5, rtol=0)
+    # float32 round-off, grown over 50 steps; the lateral attention has more terms to round
+    torch.testing.assert_close(shuffled, plain, atol=5e-5 if model.lateral_dim else 1e-5, rtol=0)
 
 
-@pytest.mark.parametrize("model", MODELS, ids=["cartpole", "ant", "head-lstm", "softmax"])
+@pytest.mark.parametrize("model", MODELS, ids=IDS)
 def test_realigned_state_keeps_mid_episode_reshuffle_exact(model):
     T, P, B, N = 40, 2, 3, 6
     params = random_params(model, P)
@@ -112,7 +116,7 @@ def test_same_parameters_run_on_5_and_on_15_inputs():
 @pytest.mark.parametrize(
     "model",
     [*MODELS, FeedForwardModel(obs_dim=6, act_dim=2, hidden=(8, 4))],
-    ids=["cartpole", "ant", "head-lstm", "softmax", "fnn"],
+    ids=[*IDS, "fnn"],
 )
 def test_batched_step_equals_a_loop_over_members(model):
     P, B, N = 5, 3, 6
@@ -205,6 +209,55 @@ def test_softmax_attention_weights_sum_to_one_over_the_inputs():
     )  # one gain per latent
 
 
+def test_input_change_adds_the_change_and_its_product_with_the_action_as_lstm_inputs():
+    plain = AttentionNeuronModel(act_dim=2, pos_dim=6, head_lstm=4)
+    assert INPUT_CHANGE.neuron_input_size == 6 and plain.neuron_input_size == 3
+    assert INPUT_CHANGE.num_params == plain.num_params + 4 * 6 * 3
+    wide = INPUT_CHANGE.unflatten(random_params(INPUT_CHANGE, 2))
+    narrow = {k: v for k, v in wide.items() if k != "neuron.weight_ih"}
+    narrow["neuron.weight_ih"] = wide["neuron.weight_ih"][..., :3]
+    obs = torch.randn(12, 2, 3, 5, dtype=torch.float64, generator=torch.Generator().manual_seed(8))
+    reference, _ = rollout_open_loop(plain, plain.flatten(narrow), obs)
+    # With the change columns zeroed the layer is the paper's; with them, it reads the change.
+    wide["neuron.weight_ih"][..., 3:] = 0.0
+    silent, _ = rollout_open_loop(INPUT_CHANGE, INPUT_CHANGE.flatten(wide), obs)
+    torch.testing.assert_close(silent, reference, atol=1e-12, rtol=0)
+    wide["neuron.weight_ih"][..., 3] = 1.0  # the change itself
+    hearing, _ = rollout_open_loop(INPUT_CHANGE, INPUT_CHANGE.flatten(wide), obs)
+    torch.testing.assert_close(hearing[0], reference[0], atol=1e-12, rtol=0)  # no change yet
+    assert (hearing[1:] - reference[1:]).abs().max() > 1e-3
+
+
+def test_input_change_starts_from_zero_with_a_fresh_or_a_sized_state():
+    params = random_params(INPUT_CHANGE, 2)
+    obs = torch.randn(6, 2, 3, 5, dtype=torch.float64, generator=torch.Generator().manual_seed(9))
+    fresh, _ = rollout_open_loop(INPUT_CHANGE, params, obs)
+    sized_state = INPUT_CHANGE.init_state(2, 3, num_inputs=5, dtype=torch.float64)
+    assert sized_state.slots["prev_obs"].shape == (2, 3, 5, 1)
+    sized, _ = rollout_open_loop(INPUT_CHANGE, params, obs, sized_state)
+    torch.testing.assert_close(sized, fresh, atol=1e-12, rtol=0)
+
+
+def test_lateral_messages_let_each_neuron_hear_the_others():
+    d, own = LATERAL.pos_dim, 4  # own input: value, action, change, change x action
+    assert LATERAL.neuron_input_size == own + d
+    plain = AttentionNeuronModel(act_dim=1, input_change=True, pos_dim=5)
+    extra = 2 * (3 * d + 3) + d * (d + own) + d + 4 * d * d  # q, k, v, wider LSTM input
+    assert LATERAL.num_params == plain.num_params + extra
+    params = random_params(LATERAL, 1)
+    obs = torch.randn(1, 1, 2, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(10))
+    _, state = rollout_open_loop(LATERAL, params, obs)
+    assert state.slots["message"].shape == (1, 2, 4, d)
+    # Change one sensor: at this step the other neurons' own states stay as they were, but
+    # what they will hear next (their messages) changes.
+    poked = obs.clone()
+    poked[..., 0] += 1.0
+    _, heard = rollout_open_loop(LATERAL, params, poked)
+    torch.testing.assert_close(heard.slots["h"][..., 1:, :], state.slots["h"][..., 1:, :])
+    change = (heard.slots["message"] - state.slots["message"]).abs().amax(dim=-1)[0]  # [B, N]
+    assert torch.all(change > 1e-6)
+
+
 def test_feed_forward_baseline_is_not_permutation_invariant():
     model = FeedForwardModel(obs_dim=5, act_dim=1, hidden=(16,))
     params = random_params(model, 1)
@@ -214,9 +267,7 @@ def test_feed_forward_baseline_is_not_permutation_invariant():
     assert (a - b).abs().max() > 1e-3
 
 
-@pytest.mark.parametrize(
-    "model", [*MODELS, FeedForwardModel()], ids=["pi", "ant", "lstm", "softmax", "fnn"]
-)
+@pytest.mark.parametrize("model", [*MODELS, FeedForwardModel()], ids=[*IDS, "fnn"])
 def test_model_description_round_trips_through_json_dict(model):
     assert model_from_dict(model.to_dict()) == model
 
@@ -236,6 +287,18 @@ def test_model_description_round_trips_through_json_dict(model):
         (
             lambda: AttentionNeuronModel(head_lstm=-2),
             "head_lstm must be a non-negative integer; got -2",
+        ),
+        (
+            lambda: AttentionNeuronModel(lateral_dim=-1),
+            "lateral_dim must be a non-negative integer; got -1",
+        ),
+        (
+            lambda: AttentionNeuronModel(change_scale=0),
+            "change_scale must be a positive number; got 0",
+        ),
+        (
+            lambda: AttentionNeuronModel(input_change=1),
+            "input_change must be true or false; got 1",
         ),
         (
             lambda: AttentionNeuronModel(attention="relu"),

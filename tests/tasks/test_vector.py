@@ -222,6 +222,24 @@ def test_batch_perturbation_reshuffles_at_multiples_of_t() -> None:
     assert [t + 1 for t, flag in enumerate(due) if flag] == [4, 8, 12]
 
 
+@pytest.mark.parametrize("config", STACK_CONFIGS.values(), ids=STACK_CONFIGS.keys())
+def test_batch_perturbation_sources_name_the_sensor_in_every_slot(config: dict[str, Any]) -> None:
+    pert = BatchPerturbation(5, **config)
+    rngs = episode_rngs(SEEDS[:3])
+    raw = np.arange(1, 16, dtype=np.float32).reshape(1, 3, 5)  # sensor k of episode b: 5b+k+1
+    out = pert.reset(raw, rngs)
+    for _ in range(60):
+        sources = pert.sources()
+        assert sources.shape == (3, pert.out_dim) and sources.dtype == np.int64
+        sensor = sources[:, : pert.n_shuffled]
+        expected = np.take_along_axis(raw[0], sensor, axis=1)
+        np.testing.assert_array_equal(out[0, :, : pert.n_shuffled], expected)
+        assert np.all(sources[:, pert.n_shuffled :] == 5)  # noise channels: no sensor
+        out = pert.step(raw, rngs)
+    with pytest.raises(gym.error.ResetNeeded):
+        BatchPerturbation(5).sources()
+
+
 def test_relative_permutation_realigns_shuffled_observations() -> None:
     rng = np.random.default_rng(0)
     raw = rng.normal(size=12)
