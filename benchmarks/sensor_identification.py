@@ -1,0 +1,165 @@
+"""How soon do a student's sensory neurons know which sensor they read?
+
+A permutation-invariant agent must infer which sensor feeds each input slot: at reset, and
+again after every reshuffle. A staged run with a sensor-identity loss (``distill.
+identity_weight`` > 0) trains a linear classifier beside its student that names, from each
+sensory neuron's state, the sensor its slot carries. This script reads the student the
+distillation ended with (``distill/latest.npz``) and that classifier (``distill/state.npz``),
+plays held-out episodes under the run's training perturbation (or ``--reshuffle T``), and
+prints how often the classifier is right, by steps since the episode began and by steps since
+the last reshuffle.
+
+It measures the sensory layer, not the policy: the evolution stage that follows changes the
+student's parameters, and the classifier was trained for the distilled ones. Usage::
+
+    python benchmarks/sensor_identification.py RUN [RUN ...] [--episodes 200]
+        [--seed-offset 6000] [--reshuffle T] [--steps 400] [--json FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+import sensoryneuron as sn
+from evolve.distill import identity_classes, load_distill_state
+from evolve.rollout import episode_rngs
+from evolve.run_folder import read_config
+from evolve.seeds import test_seeds
+from sensoryneuron.errors import SensoryNeuronError
+from sensoryneuron.files import atomic_write_text
+from tasks.presets import Perturbations
+from tasks.registry import make_vector_task
+
+# Buckets of steps since the episode began (or since the last reshuffle): [low, high).
+AGE_EDGES = (0, 1, 2, 3, 5, 10, 20, 50, 100, 200, 10**9)
+
+
+def accuracy_by_age(
+    correct: np.ndarray, alive: np.ndarray, age: np.ndarray, edges: tuple[int, ...] = AGE_EDGES
+) -> list[dict[str, Any]]:
+    """The fraction of correct slots per bucket of ``age``, over live steps only.
+
+    Args:
+        correct: bool ``[T, E, N]``, whether each slot was named right.
+        alive: bool ``[T, E]``, whether the episode was still running.
+        age: int ``[T, E]``, steps since the event (negative: not applicable).
+        edges: bucket boundaries; bucket k holds ``edges[k] <= age < edges[k + 1]``.
+    """
+    rows = []
+    for low, high in zip(edges[:-1], edges[1:], strict=True):
+        keep = alive & (age >= low) & (age < high)
+        slots = correct[keep]
+        rows.append(
+            {
+                "from": low,
+                "to": high,
+                "slots": int(slots.size),
+                "accuracy": float(slots.mean()) if slots.size else None,
+            }
+        )
+    return rows
+
+
+def identify(
+    run: Path, perturbations: Perturbations | None, seeds: list[int], steps: int
+) -> dict[str, Any]:
+    """Play the run's distilled student on ``seeds`` and score its sensor classifier."""
+    preset, _ = read_config(run)
+    state = load_distill_state(run / "distill")
+    if state.identity.size == 0:
+        raise SensoryNeuronError(f"{run}: its distillation trained no sensor classifier")
+    student = sn.load_policy(run / "distill" / "latest.npz")
+    model = student.model
+    task = make_vector_task(preset.env_id)
+    classifier = torch.from_numpy(state.identity).view(identity_classes(task.obs_dim), -1)
+    perturb = (perturbations or preset.perturbations).batch(task.obs_dim)
+    rngs = episode_rngs(seeds)
+    obs = perturb.reset(task.reset(rngs, 1), rngs)
+    weights = model.prepare(torch.tensor(student.params)[None])
+    policy_state = model.init_state(1, len(seeds))
+    episodes = len(seeds)
+    alive = np.ones(episodes, dtype=bool)
+    since_reshuffle = np.full(episodes, -1)  # -1 until the first reshuffle
+    correct, alive_rows, ages, shuffle_ages = [], [], [], []
+    with torch.no_grad():
+        for t in range(steps):
+            action, policy_state = model.step_prepared(weights, torch.from_numpy(obs), policy_state)
+            features = model.slot_features(policy_state)[0]  # [E, N, F]
+            logits = features @ classifier[:, :-1].T + classifier[:, -1]
+            correct.append(logits.argmax(-1).numpy() == perturb.sources())
+            alive_rows.append(alive.copy())
+            ages.append(np.full(episodes, t))
+            shuffle_ages.append(since_reshuffle.copy())
+            raw, _, terminated = task.step(action.numpy().astype(np.float64))
+            alive &= ~terminated[0]
+            if not alive.any():
+                break
+            obs = perturb.step(raw, rngs)
+            since_reshuffle = np.where(
+                perturb.reshuffled, 0, np.where(since_reshuffle >= 0, since_reshuffle + 1, -1)
+            )
+    correct_a, alive_a = np.stack(correct), np.stack(alive_rows)
+    return {
+        "run": str(run),
+        "perturbation": (perturbations or preset.perturbations).describe(),
+        "episodes": episodes,
+        "overall": float(correct_a[alive_a].mean()),
+        "since_reset": accuracy_by_age(correct_a, alive_a, np.stack(ages)),
+        "since_reshuffle": accuracy_by_age(correct_a, alive_a, np.stack(shuffle_ages)),
+    }
+
+
+def _fmt_rows(rows: list[dict[str, Any]]) -> str:
+    cells = []
+    for r in rows:
+        if r["accuracy"] is None:
+            continue
+        span = f"{r['from']}" if r["to"] == r["from"] + 1 else f"{r['from']}-{r['to'] - 1}"
+        if r["to"] >= 10**9:
+            span = f"{r['from']}+"
+        cells.append(f"{span}: {r['accuracy']:.2f}")
+    return "  ".join(cells)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("runs", nargs="+", type=Path, help="staged run folders")
+    parser.add_argument("--episodes", type=int, default=200)
+    parser.add_argument("--seed-offset", type=int, default=6000)
+    parser.add_argument("--reshuffle", type=int, help="reshuffle every T steps instead")
+    parser.add_argument("--steps", type=int, default=400, help="steps per episode")
+    parser.add_argument("--json", type=Path, help="also write the figures here")
+    args = parser.parse_args(argv)
+    for name in ("episodes", "steps"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name} must be at least 1; got {getattr(args, name)}")
+    if args.reshuffle is not None and args.reshuffle < 1:
+        parser.error(f"--reshuffle must be at least 1; got {args.reshuffle}")
+    torch.set_num_threads(1)
+    perturbations = None
+    if args.reshuffle is not None:
+        perturbations = Perturbations(shuffle=True, reshuffle_every=args.reshuffle)
+    seeds = test_seeds(args.episodes, args.seed_offset)
+    results = []
+    for run in args.runs:
+        try:
+            row = identify(run, perturbations, seeds, args.steps)
+        except (SensoryNeuronError, FileNotFoundError) as exc:
+            parser.error(str(exc))
+        results.append(row)
+        print(f"{run} ({row['perturbation']}), {row['episodes']} held-out episodes")
+        print(f"  slots named right, all live steps: {row['overall']:.3f}")
+        print(f"  by steps since reset:     {_fmt_rows(row['since_reset'])}")
+        print(f"  by steps since reshuffle: {_fmt_rows(row['since_reshuffle'])}")
+    if args.json is not None:
+        atomic_write_text(args.json, json.dumps(results, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()
