@@ -13,6 +13,14 @@ simulator knows the permutation, so the label is free, like the teacher's action
 classifier exists only during training and is not part of the policy. It gives the sensory
 neurons a direct signal to learn what a permutation-invariant agent must infer anyway.
 
+With ``attention_weight`` > 0 (a softmax-attention student with at least one latent per
+sensor) the attention itself is taught to find the sensors: latent k should attend to the
+slot(s) that carry sensor k, wherever the shuffle put them (uniformly over the copies when
+inputs are duplicated; a noise channel is never a target). The loss is the cross-entropy of
+latent k's attention over the slots against that target, averaged over the first ``obs_dim``
+latents; the others stay free. At test time nothing is known about the order: the policy
+must find its sensors from what they read, which is exactly what the loss rewards.
+
 The stage folder (``run/distill/``) holds ``state.npz`` (student, classifier, Adam moments,
 dataset, log: everything needed to resume exactly), ``latest.npz``, ``best.npz`` (the
 student with the best held-out test score, which the next stage starts from) and
@@ -48,7 +56,14 @@ log = get_logger()
 
 STATE_FORMAT = "sensoryneuron.distill-state"
 STATE_VERSION = 1
-LOG_COLUMNS = ("iteration", "loss", "identity_loss", "test_score", "wall_time_s")
+LOG_COLUMNS = (
+    "iteration",
+    "loss",
+    "identity_loss",
+    "attention_loss",
+    "test_score",
+    "wall_time_s",
+)
 
 
 @dataclass
@@ -83,20 +98,26 @@ class Dataset:
 
 @dataclass
 class Losses:
-    """The two terms of the distillation loss, each a mean over live steps.
+    """The terms of the distillation loss, each a mean over live steps.
 
     Attributes:
         action: squared error of the student's action against the teacher's label.
         identity: cross-entropy of the sensor classifier (None without one).
+        attention: cross-entropy of the supervised latents' attention against the slots of
+            their sensors (None when not asked for).
     """
 
     action: torch.Tensor
     identity: torch.Tensor | None = None
+    attention: torch.Tensor | None = None
 
-    def total(self, identity_weight: float) -> torch.Tensor:
-        if self.identity is None:
-            return self.action
-        return self.action + identity_weight * self.identity
+    def total(self, identity_weight: float, attention_weight: float = 0.0) -> torch.Tensor:
+        total = self.action
+        if self.identity is not None:
+            total = total + identity_weight * self.identity
+        if self.attention is not None:
+            total = total + attention_weight * self.attention
+        return total
 
 
 @dataclass
@@ -212,6 +233,7 @@ def imitation_loss(
     data: Dataset,
     index: np.ndarray,
     classifier: torch.Tensor | None = None,
+    attention_sensors: int = 0,
 ) -> Losses:
     """The student's losses over the live steps of episodes ``index``.
 
@@ -222,21 +244,39 @@ def imitation_loss(
         index: which episodes of ``data``.
         classifier: the sensor classifier, ``[classes, slot_feature_dim + 1]`` (weights, then
             a bias column); None: no identity term. Needs ``data.sources``.
+        attention_sensors: supervise the attention of latents ``0 .. attention_sensors - 1``
+            (latent k onto the slots of sensor k); 0: no attention term. Needs
+            ``data.sources`` and a softmax-attention model with that many latents.
     """
     obs = torch.from_numpy(data.obs[:, index])
     labels = torch.from_numpy(data.labels[:, index])
     mask = torch.from_numpy(data.mask[:, index]).to(obs.dtype)
     sources = None
-    if classifier is not None:
+    if classifier is not None or attention_sensors:
         if data.sources is None:
             raise ConfigError("the identity loss needs the sensor of every slot (data.sources)")
         sources = torch.from_numpy(data.sources[:, index].astype(np.int64))
+    if attention_sensors:
+        if getattr(model, "attention", None) != "softmax":
+            raise ConfigError("the attention loss needs a model with softmax attention")
+        if model.num_latents < attention_sensors:  # type: ignore[attr-defined]
+            raise ConfigError(
+                f"the attention loss needs a latent per sensor: {attention_sensors} sensors, "
+                f"{model.num_latents} latents"  # type: ignore[attr-defined]
+            )
+    sensors = torch.arange(attention_sensors).view(1, -1, 1)  # [1, S, 1]
     weights = model.prepare(params[None])
     state = model.init_state(1, len(index))
     total = obs.new_zeros(())
     identity = obs.new_zeros(())
+    attended = obs.new_zeros(())
     for t in range(obs.shape[0]):
-        action, state = model.step_prepared(weights, obs[t][None], state)
+        if attention_sensors:
+            action, state, attention = model.step_prepared(
+                weights, obs[t][None], state, with_attention=True
+            )
+        else:
+            action, state = model.step_prepared(weights, obs[t][None], state)
         total = total + (((action[0] - labels[t]) ** 2).sum(-1) * mask[t]).sum()
         if classifier is not None and sources is not None:
             features = model.slot_features(state)[0]  # [E, N, F]
@@ -245,8 +285,19 @@ def imitation_loss(
                 logits.flatten(0, 1), sources[t].flatten(), reduction="none"
             )
             identity = identity + (wrong.view(features.shape[:2]).mean(-1) * mask[t]).sum()
+        if attention_sensors and sources is not None:
+            # target [E, S, N]: latent k spreads evenly over the slots that carry sensor k
+            target = (sources[t].unsqueeze(1) == sensors).to(obs.dtype)
+            target = target / target.sum(-1, keepdim=True).clamp(min=1.0)
+            att = attention[0, :, :attention_sensors, :]  # [E, S, N]
+            wrong = -(target * torch.log(att.clamp_min(1e-30))).sum(-1).mean(-1)  # [E]
+            attended = attended + (wrong * mask[t]).sum()
     live = mask.sum().clamp(min=1.0)
-    return Losses(total / live, None if classifier is None else identity / live)
+    return Losses(
+        total / live,
+        None if classifier is None else identity / live,
+        attended / live if attention_sensors else None,
+    )
 
 
 def _adam(params: torch.nn.Parameter, lr: float, saved: dict[str, np.ndarray]) -> torch.optim.Adam:
@@ -287,7 +338,9 @@ def distill(
     stage_dir = Path(stage_dir)
     seed = preset.training.seed
     model = preset.model
-    classes = identity_classes(make_vector_task(preset.env_id).obs_dim)
+    sensors = make_vector_task(preset.env_id).obs_dim
+    classes = identity_classes(sensors)
+    attention_sensors = sensors if cfg.attention_weight > 0 else 0
     if resume and (stage_dir / "state.npz").exists():
         state = load_distill_state(stage_dir)
         log.info("resuming distillation at iteration %d", state.iteration)
@@ -324,18 +377,20 @@ def distill(
                 student, teacher, preset, distill_seeds(seed, it, cfg.episodes), cfg.window, driven
             )
             data = new if state.data is None else state.data.extend(new)
-            loss, identity_loss = 0.0, math.nan
+            loss, identity_loss, attention_loss = 0.0, math.nan, math.nan
             for _ in range(cfg.grad_steps):
                 index = np.sort(stream.choice(data.episodes, size=cfg.batch, replace=True))
-                losses = imitation_loss(model, params, data, index, classifier)
+                losses = imitation_loss(model, params, data, index, classifier, attention_sensors)
                 opt.zero_grad()
-                losses.total(cfg.identity_weight).backward()
+                losses.total(cfg.identity_weight, cfg.attention_weight).backward()
                 if cfg.clip_grad > 0:
                     torch.nn.utils.clip_grad_norm_([theta], cfg.clip_grad)
                 opt.step()
                 loss = float(losses.action.detach())
                 if losses.identity is not None:
                     identity_loss = float(losses.identity.detach())
+                if losses.attention is not None:
+                    attention_loss = float(losses.attention.detach())
             test_score = math.nan
             if (it + 1) % cfg.test_every == 0 or it + 1 == cfg.iterations:
                 test_score = _test(preset, params, backend, it, state, stage_dir)
@@ -345,12 +400,15 @@ def distill(
             state.identity = theta[model.num_params :].detach().numpy().copy()
             state.adam = _adam_arrays(opt)
             state.data = data
-            state.log.append([it + 1, loss, identity_loss, test_score, state.wall_time])
+            state.log.append(
+                [it + 1, loss, identity_loss, attention_loss, test_score, state.wall_time]
+            )
             log.info(
-                "[distill] iteration %4d | loss %.4f%s | %d episodes%s",
+                "[distill] iteration %4d | loss %.4f%s%s | %d episodes%s",
                 it + 1,
                 loss,
                 "" if math.isnan(identity_loss) else f" | identity {identity_loss:.3f}",
+                "" if math.isnan(attention_loss) else f" | attention {attention_loss:.3f}",
                 data.episodes,
                 "" if math.isnan(test_score) else f" | test {test_score:8.2f}",
             )
@@ -451,8 +509,10 @@ def load_distill_state(stage_dir: Path) -> DistillState:
                 arrays.get("data.sources"),
             )
         rows = arrays["log"]
-        if rows.shape[1] == len(LOG_COLUMNS) - 1:  # written before the identity loss existed
+        if rows.shape[1] == len(LOG_COLUMNS) - 2:  # written before the identity loss existed
             rows = np.insert(rows, 2, np.nan, axis=1)
+        if rows.shape[1] == len(LOG_COLUMNS) - 1:  # written before the attention loss existed
+            rows = np.insert(rows, 3, np.nan, axis=1)
         return DistillState(
             iteration=int(meta["iteration"]),
             params=arrays["params"],

@@ -160,7 +160,9 @@ class DistillConfig:
     squared action error, backpropagated through the first ``window`` steps of ``batch``
     episodes at a time). With ``identity_weight`` > 0 the loss adds that weight times the
     cross-entropy of a linear classifier that reads each sensory neuron's state and names the
-    sensor its slot carries (see :mod:`evolve.distill`).
+    sensor its slot carries; with ``attention_weight`` > 0 it adds that weight times the
+    cross-entropy of each of the first ``obs_dim`` latents' attention against the slots of
+    "its" sensor (see :mod:`evolve.distill`).
 
     Attributes:
         iterations: collect-and-fit rounds.
@@ -174,6 +176,8 @@ class DistillConfig:
         test_every: iterations between held-out tests of the student.
         test_episodes: held-out episodes per test.
         identity_weight: weight of the sensor-identity loss (0: off).
+        attention_weight: weight of the supervised-attention loss (0: off; needs a
+            softmax-attention student with a latent per sensor).
         clip_grad: largest gradient norm of an Adam step (0: no clipping).
     """
 
@@ -188,6 +192,7 @@ class DistillConfig:
     test_every: int = 5
     test_episodes: int = 64
     identity_weight: float = 0.0
+    attention_weight: float = 0.0
     clip_grad: float = 0.0
 
     def __post_init__(self) -> None:
@@ -212,7 +217,7 @@ class DistillConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
                 raise ConfigError(f"distill.{name} must be a positive number; got {value!r}")
-        for name in ("identity_weight", "clip_grad"):
+        for name in ("identity_weight", "attention_weight", "clip_grad"):
             value = getattr(self, name)
             if (
                 isinstance(value, bool)
@@ -262,6 +267,12 @@ class TaskPreset:
                 raise ConfigError(
                     f"distill.identity_weight needs a student with sensory neurons; "
                     f"a {self.model.kind} model has none"
+                )
+        if self.distill is not None and self.distill.attention_weight > 0:
+            if getattr(self.model, "attention", None) != "softmax":
+                raise ConfigError(
+                    "distill.attention_weight needs a student with softmax attention; "
+                    f"this {self.model.kind} model has {getattr(self.model, 'attention', 'none')}"
                 )
 
     def to_dict(self) -> dict[str, Any]:
@@ -386,7 +397,7 @@ register_preset(
         ),
         training=TrainingConfig(generations=800, repeats=4, test_every=20, test_episodes=128),
         teacher=CARTPOLE_FNN,
-        distill=DistillConfig(iterations=100, identity_weight=1.0, clip_grad=1.0),
+        distill=DistillConfig(iterations=100, attention_weight=1.0, clip_grad=1.0),
     )
 )
 register_preset(

@@ -164,6 +164,88 @@ def test_identity_loss_needs_the_sources_and_a_student_with_sensory_neurons():
         DistillConfig(identity_weight=-1)
 
 
+SOFTMAX = AttentionNeuronModel(
+    act_dim=1, attention="softmax", input_change=True, lateral_dim=4, head_lstm=4, hidden=(8,)
+)
+
+
+def test_attention_loss_of_an_even_attention_is_the_log_of_the_slot_count():
+    # zero parameters: every latent attends evenly to every slot, whatever the target
+    params = torch.zeros(SOFTMAX.num_params)
+    for copies in (1, 2):
+        sources = np.tile(np.arange(5, dtype=np.int16).repeat(copies), (4, 2, 1))
+        data = Dataset(
+            np.ones((4, 2, 5 * copies), np.float32),
+            np.zeros((4, 2, 1), np.float32),
+            np.ones((4, 2), bool),
+            sources,
+        )
+        losses = imitation_loss(SOFTMAX, params, data, np.arange(2), attention_sensors=5)
+        assert losses.identity is None
+        assert float(losses.attention) == pytest.approx(np.log(5 * copies), rel=1e-6)
+    assert imitation_loss(SOFTMAX, params, data, np.arange(2)).attention is None
+
+
+def test_attention_loss_teaches_latent_k_to_find_sensor_k():
+    preset = tiny_staged().replace(model=SOFTMAX)
+    student = sn.Policy(SOFTMAX, initial_params(SOFTMAX, 0, 0.1))
+    data = collect(student, TEACHER, preset, distill_seeds(0, 0, 8), 40, np.ones(8, dtype=bool))
+    params = torch.nn.Parameter(torch.from_numpy(student.params.copy()))
+    opt = torch.optim.Adam([params], lr=1e-2)
+    index = np.arange(8)
+    for step in range(100):
+        losses = imitation_loss(SOFTMAX, params, data, index, attention_sensors=5)
+        opt.zero_grad()
+        losses.attention.backward()
+        opt.step()
+        if step == 0:
+            first = float(losses.attention.detach())
+    assert float(losses.attention.detach()) < 0.5 * first
+    # after training, latent k's strongest slot carries sensor k on most live steps
+    trained = sn.Policy(SOFTMAX, params.detach().numpy())
+    state = trained.reset(8)
+    found = []
+    for t in range(40):
+        _, state, attention = trained.act(data.obs[t], state, return_attention=True)
+        strongest = attention.argmax(-1)[:, :5]  # [E, 5]: the slot each latent reads most
+        carries = np.take_along_axis(data.sources[t], strongest, axis=1)
+        found.append((carries == np.arange(5))[data.mask[t]])
+    assert np.concatenate(found).mean() > 0.8
+
+
+def test_attention_loss_needs_softmax_attention_and_a_latent_per_sensor():
+    with pytest.raises(
+        ConfigError,
+        match=re.escape(
+            "distill.attention_weight needs a student with softmax attention; "
+            "this attention-neuron model has tanh"
+        ),
+    ):
+        tiny_staged().replace(distill={"attention_weight": 1.0})
+    with pytest.raises(
+        ConfigError,
+        match=re.escape("distill.attention_weight must be a non-negative number; got -1"),
+    ):
+        DistillConfig(attention_weight=-1)
+    few = AttentionNeuronModel(act_dim=1, attention="softmax", num_latents=3, hidden=(8,))
+    data = Dataset(
+        np.zeros((3, 1, 5), np.float32),
+        np.zeros((3, 1, 1), np.float32),
+        np.ones((3, 1), bool),
+        np.tile(np.arange(5, dtype=np.int16), (3, 1, 1)),
+    )
+    params = torch.zeros(few.num_params)
+    with pytest.raises(
+        ConfigError,
+        match=re.escape("the attention loss needs a latent per sensor: 5 sensors, 3 latents"),
+    ):
+        imitation_loss(few, params, data, np.arange(1), attention_sensors=5)
+    with pytest.raises(
+        ConfigError, match=re.escape("the attention loss needs a model with softmax attention")
+    ):
+        imitation_loss(STUDENT, torch.zeros(STUDENT.num_params), data, np.arange(1), None, 5)
+
+
 def test_distillation_is_deterministic_and_resumes_exactly(tmp_path, monkeypatch):
     preset = tiny_staged(iterations=4)
     distill(preset, tmp_path / "a", TEACHER, backend=_backend())
