@@ -1,19 +1,24 @@
 """How soon do a student's sensory neurons know which sensor they read?
 
 A permutation-invariant agent must infer which sensor feeds each input slot: at reset, and
-again after every reshuffle. A staged run with a sensor-identity loss (``distill.
-identity_weight`` > 0) trains a linear classifier beside its student that names, from each
-sensory neuron's state, the sensor its slot carries. This script reads the student the
-distillation ended with (``distill/latest.npz``) and that classifier (``distill/state.npz``),
-plays held-out episodes under the run's training perturbation (or ``--reshuffle T``), and
-prints how often the classifier is right, by steps since the episode began and by steps since
-the last reshuffle.
+again after every reshuffle. A staged run can teach this in distillation in two ways, and
+this script reads out whichever the run used:
 
-It measures the sensory layer, not the policy: the evolution stage that follows changes the
-student's parameters, and the classifier was trained for the distilled ones. Usage::
+- ``distill.identity_weight`` > 0: a linear classifier beside the student names, from each
+  sensory neuron's state, the sensor its slot carries (read from ``distill/state.npz``). A
+  slot counts as right when the classifier names its sensor.
+- ``distill.attention_weight`` > 0: latent k is taught to attend to the slot of sensor k. A
+  sensor counts as found when the slot latent k attends to most carries sensor k. This
+  readout needs no extra weights, so it also works on the evolved agent (``--stage final``).
+
+It plays held-out episodes under the run's training perturbation (or ``--reshuffle T``) and
+prints how often the readout is right, by steps since the episode began and by steps since
+the last reshuffle. With the classifier it measures the distilled student only: evolution
+changes the parameters the classifier was trained for. Usage::
 
     python benchmarks/sensor_identification.py RUN [RUN ...] [--episodes 200]
-        [--seed-offset 6000] [--reshuffle T] [--steps 400] [--json FILE]
+        [--seed-offset 6000] [--reshuffle T] [--steps 400] [--stage distill|final]
+        [--json FILE]
 """
 
 from __future__ import annotations
@@ -67,17 +72,32 @@ def accuracy_by_age(
 
 
 def identify(
-    run: Path, perturbations: Perturbations | None, seeds: list[int], steps: int
+    run: Path,
+    perturbations: Perturbations | None,
+    seeds: list[int],
+    steps: int,
+    stage: str = "distill",
 ) -> dict[str, Any]:
-    """Play the run's distilled student on ``seeds`` and score its sensor classifier."""
+    """Play the run's distilled student (or final agent) on ``seeds``; score its readout."""
     preset, _ = read_config(run)
-    state = load_distill_state(run / "distill")
-    if state.identity.size == 0:
-        raise SensoryNeuronError(f"{run}: its distillation trained no sensor classifier")
-    student = sn.load_policy(run / "distill" / "latest.npz")
-    model = student.model
     task = make_vector_task(preset.env_id)
-    classifier = torch.from_numpy(state.identity).view(identity_classes(task.obs_dim), -1)
+    state = load_distill_state(run / "distill")
+    classifier = None
+    if state.identity.size:
+        if stage != "distill":
+            raise SensoryNeuronError(
+                f"{run}: its sensor classifier was trained for the distilled student only; "
+                "use --stage distill"
+            )
+        classifier = torch.from_numpy(state.identity).view(identity_classes(task.obs_dim), -1)
+    elif preset.distill is None or preset.distill.attention_weight <= 0:
+        raise SensoryNeuronError(
+            f"{run}: its distillation trained neither a sensor classifier nor the attention"
+        )
+    student = sn.load_policy(
+        run / "distill" / "latest.npz" if stage == "distill" else run / "best.npz"
+    )
+    model = student.model
     perturb = (perturbations or preset.perturbations).batch(task.obs_dim)
     rngs = episode_rngs(seeds)
     obs = perturb.reset(task.reset(rngs, 1), rngs)
@@ -86,13 +106,21 @@ def identify(
     episodes = len(seeds)
     alive = np.ones(episodes, dtype=bool)
     since_reshuffle = np.full(episodes, -1)  # -1 until the first reshuffle
+    sensors = np.arange(task.obs_dim)
     correct, alive_rows, ages, shuffle_ages = [], [], [], []
     with torch.no_grad():
         for t in range(steps):
-            action, policy_state = model.step_prepared(weights, torch.from_numpy(obs), policy_state)
-            features = model.slot_features(policy_state)[0]  # [E, N, F]
-            logits = features @ classifier[:, :-1].T + classifier[:, -1]
-            correct.append(logits.argmax(-1).numpy() == perturb.sources())
+            action, policy_state, attention = model.step_prepared(
+                weights, torch.from_numpy(obs), policy_state, with_attention=True
+            )
+            if classifier is not None:  # is each slot's sensor named right?
+                features = model.slot_features(policy_state)[0]  # [E, N, F]
+                logits = features @ classifier[:, :-1].T + classifier[:, -1]
+                correct.append(logits.argmax(-1).numpy() == perturb.sources())
+            else:  # does latent k read most from a slot that carries sensor k?
+                strongest = attention[0, :, : len(sensors)].argmax(-1).numpy()  # [E, S]
+                found = np.take_along_axis(perturb.sources(), strongest, axis=1)
+                correct.append(found == sensors)
             alive_rows.append(alive.copy())
             ages.append(np.full(episodes, t))
             shuffle_ages.append(since_reshuffle.copy())
@@ -107,6 +135,8 @@ def identify(
     correct_a, alive_a = np.stack(correct), np.stack(alive_rows)
     return {
         "run": str(run),
+        "stage": stage,
+        "readout": "classifier" if classifier is not None else "attention",
         "perturbation": (perturbations or preset.perturbations).describe(),
         "episodes": episodes,
         "overall": float(correct_a[alive_a].mean()),
@@ -134,6 +164,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed-offset", type=int, default=6000)
     parser.add_argument("--reshuffle", type=int, help="reshuffle every T steps instead")
     parser.add_argument("--steps", type=int, default=400, help="steps per episode")
+    parser.add_argument(
+        "--stage",
+        choices=("distill", "final"),
+        default="distill",
+        help="the distilled student (distill/latest.npz) or the evolved agent (best.npz)",
+    )
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args(argv)
     for name in ("episodes", "steps"):
@@ -149,12 +185,16 @@ def main(argv: list[str] | None = None) -> None:
     results = []
     for run in args.runs:
         try:
-            row = identify(run, perturbations, seeds, args.steps)
+            row = identify(run, perturbations, seeds, args.steps, args.stage)
         except (SensoryNeuronError, FileNotFoundError) as exc:
             parser.error(str(exc))
         results.append(row)
-        print(f"{run} ({row['perturbation']}), {row['episodes']} held-out episodes")
-        print(f"  slots named right, all live steps: {row['overall']:.3f}")
+        print(
+            f"{run}, {row['stage']} ({row['perturbation']}), {row['episodes']} held-out "
+            f"episodes, {row['readout']} readout"
+        )
+        what = "slots named right" if row["readout"] == "classifier" else "sensors found"
+        print(f"  {what}, all live steps: {row['overall']:.3f}")
         print(f"  by steps since reset:     {_fmt_rows(row['since_reset'])}")
         print(f"  by steps since reshuffle: {_fmt_rows(row['since_reshuffle'])}")
     if args.json is not None:

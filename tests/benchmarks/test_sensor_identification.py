@@ -22,12 +22,18 @@ def bench():
     return module
 
 
-def tiny_run(path: Path, identity_weight: float) -> Path:
+def tiny_run(path: Path, identity_weight: float, attention_weight: float = 0.0) -> Path:
     teacher = get_preset("cartpole-swingup-harder-fnn").replace(
         strategy={"popsize": 8}, training={"generations": 2, "test_every": 2, "test_episodes": 4}
     )
     preset = get_preset("cartpole-swingup-harder").replace(
-        model=AttentionNeuronModel(act_dim=1, pos_dim=4, input_change=True, lateral_dim=2),
+        model=AttentionNeuronModel(
+            act_dim=1,
+            pos_dim=4,
+            input_change=True,
+            lateral_dim=2,
+            attention="softmax" if attention_weight else "tanh",
+        ),
         strategy={"popsize": 8},
         training={"generations": 1, "repeats": 1, "test_every": 1, "test_episodes": 2},
         teacher=teacher,
@@ -40,6 +46,7 @@ def tiny_run(path: Path, identity_weight: float) -> Path:
             test_every=2,
             test_episodes=2,
             identity_weight=identity_weight,
+            attention_weight=attention_weight,
         ),
     )
     train(preset, path, final_episodes=0, progress=False)
@@ -73,11 +80,29 @@ def test_scores_the_classifier_of_a_staged_run(bench, tmp_path, capsys):
     assert first["from"] == 0 and first["slots"] == 3 * 5  # every slot of every episode
     assert row["since_reshuffle"][0]["slots"] > 0  # reshuffles happened and were counted
     assert "slots named right" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as exit_info:  # the classifier fits the distilled student
+        bench.main([str(run), "--episodes", "2", "--stage", "final"])
+    assert exit_info.value.code == 2
+    assert "use --stage distill" in capsys.readouterr().err
 
 
-def test_a_run_without_a_classifier_is_a_usage_error(bench, tmp_path, capsys):
+def test_reads_the_supervised_attention_of_the_evolved_agent(bench, tmp_path, capsys):
+    run = tiny_run(tmp_path / "run", identity_weight=0.0, attention_weight=1.0)
+    out = tmp_path / "ident.json"
+    bench.main(
+        [str(run), "--episodes", "3", "--steps", "30", "--stage", "final", "--json", str(out)]
+    )
+    (row,) = json.loads(out.read_text())
+    assert row["stage"] == "final" and row["readout"] == "attention"
+    assert 0.0 <= row["overall"] <= 1.0
+    assert row["since_reset"][0]["slots"] == 3 * 5  # every sensor of every episode
+    assert "sensors found" in capsys.readouterr().out
+
+
+def test_a_run_without_either_readout_is_a_usage_error(bench, tmp_path, capsys):
     run = tiny_run(tmp_path / "run", identity_weight=0.0)
     with pytest.raises(SystemExit) as exit_info:
         bench.main([str(run), "--episodes", "2"])
     assert exit_info.value.code == 2
-    assert "its distillation trained no sensor classifier" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "its distillation trained neither a sensor classifier nor the attention" in err
