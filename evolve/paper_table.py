@@ -393,7 +393,8 @@ def plot_paper_table(result: dict[str, Any], path: str | os.PathLike) -> None:
         ],
     )
     left.set_title("(a) input conditions (FNN n/a cells left out)")
-    left.legend(fontsize=8)
+    left.set_ylim(0, 1.25 * left.get_ylim()[1])  # headroom: the legend sits above the bars
+    left.legend(fontsize=8, loc="upper center", ncol=2)
 
     entries = result["reshuffle"]
     _bars(
@@ -407,7 +408,8 @@ def plot_paper_table(result: dict[str, Any], path: str | os.PathLike) -> None:
     )
     right.set_xlabel("reshuffle every t steps")
     right.set_title(f"(b) {PI_ROW}, inputs reshuffled every t steps")
-    right.legend(fontsize=8)
+    right.set_ylim(0, 1.2 * right.get_ylim()[1])
+    right.legend(fontsize=8, loc="upper center", ncol=3)
 
     cut = f", cut at {result['max_steps']} steps" if result.get("max_steps") else ""
     fig.suptitle(
