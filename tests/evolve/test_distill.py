@@ -13,17 +13,21 @@ import evolve.distill as distill_module
 import sensoryneuron as sn
 from evolve.cli import main as cli_main
 from evolve.distill import (
+    LOG_COLUMNS,
     Dataset,
+    DistillState,
     collect,
     distill,
     imitation_loss,
     initial_params,
     load_distill_state,
+    save_distill_state,
 )
 from evolve.run_folder import load_state
 from evolve.seeds import distill_seeds
 from evolve.train import train
 from sensoryneuron import AttentionNeuronModel, ConfigError
+from sensoryneuron.files import load_npz, save_npz
 from tasks.presets import DistillConfig, Perturbations, TaskPreset, get_preset
 
 TEACHER = sn.load_policy("fnn-baseline")
@@ -244,6 +248,20 @@ def test_attention_loss_needs_softmax_attention_and_a_latent_per_sensor():
         ConfigError, match=re.escape("the attention loss needs a model with softmax attention")
     ):
         imitation_loss(STUDENT, torch.zeros(STUDENT.num_params), data, np.arange(1), None, 5)
+
+
+def test_logs_written_before_the_identity_and_attention_losses_still_load(tmp_path):
+    row = [1.0, 0.5, 0.7, 0.2, 300.0, 12.0]
+    save_distill_state(tmp_path, DistillState(1, np.zeros(3, np.float32), log=[row]))
+    arrays, meta = load_npz(tmp_path / "state.npz")
+    assert len(LOG_COLUMNS) == len(row)
+    for dropped, expected in (
+        ([3], [1.0, 0.5, 0.7, np.nan, 300.0, 12.0]),  # before the attention loss
+        ([2, 3], [1.0, 0.5, np.nan, np.nan, 300.0, 12.0]),  # before the identity loss too
+    ):
+        old = dict(arrays, log=np.delete(arrays["log"], dropped, axis=1))
+        save_npz(tmp_path / "state.npz", old, meta)
+        np.testing.assert_array_equal(load_distill_state(tmp_path).log, [expected])
 
 
 def test_distillation_is_deterministic_and_resumes_exactly(tmp_path, monkeypatch):
