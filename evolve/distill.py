@@ -254,7 +254,8 @@ def imitation_loss(
     sources = None
     if classifier is not None or attention_sensors:
         if data.sources is None:
-            raise ConfigError("the identity loss needs the sensor of every slot (data.sources)")
+            term = "identity" if classifier is not None else "attention"
+            raise ConfigError(f"the {term} loss needs the sensor of every slot (data.sources)")
         sources = torch.from_numpy(data.sources[:, index].astype(np.int64))
     if attention_sensors:
         if getattr(model, "attention", None) != "softmax":
