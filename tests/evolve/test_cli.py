@@ -67,6 +67,17 @@ def test_tasks_lists_every_preset():
     assert "cartpole-swingup-harder (default)" in out
 
 
+def test_a_reader_that_stops_early_is_no_error():
+    # `evolve tasks | head -1`: the pipe closes before evolve has written
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "evolve", "tasks"], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 0
+    assert "Traceback" not in err and err == ""
+
+
 def test_eval_of_a_reference_model(reference_path):
     path = reference_path("cartpole_pi")
     result = evolve(
