@@ -1,6 +1,5 @@
 """The balance profile agrees with the rollout engine, and tells holding still from swinging."""
 
-import importlib.util
 from pathlib import Path
 
 import numpy as np
@@ -12,14 +11,6 @@ from evolve.seeds import test_seeds as held_out_seeds
 from tasks.presets import Perturbations
 
 SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "cartpole_balance_profile.py"
-
-
-@pytest.fixture(scope="module")
-def bench():
-    spec = importlib.util.spec_from_file_location("cartpole_balance_profile", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.mark.parametrize("name", ["fnn-baseline", "cartpole-swingup-harder"])

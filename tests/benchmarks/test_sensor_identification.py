@@ -1,6 +1,5 @@
 """The sensor-identification benchmark: its bookkeeping, and a run over a tiny staged run."""
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -12,14 +11,6 @@ from sensoryneuron import AttentionNeuronModel
 from tasks.presets import DistillConfig, get_preset
 
 SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "sensor_identification.py"
-
-
-@pytest.fixture(scope="module")
-def bench():
-    spec = importlib.util.spec_from_file_location("sensor_identification", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def tiny_run(path: Path, identity_weight: float, attention_weight: float = 0.0) -> Path:
