@@ -32,7 +32,7 @@ import numpy as np
 import torch
 
 import sensoryneuron as sn
-from evolve.distill import identity_classes, load_distill_state
+from evolve.distill import identity_classes, load_distill_state, sensors_found, slot_logits
 from evolve.rollout import episode_rngs
 from evolve.run_folder import read_config
 from evolve.seeds import test_seeds
@@ -106,7 +106,7 @@ def identify(
     episodes = len(seeds)
     alive = np.ones(episodes, dtype=bool)
     since_reshuffle = np.full(episodes, -1)  # -1 until the first reshuffle
-    sensors = np.arange(task.obs_dim)
+    sensors = task.obs_dim
     correct, alive_rows, ages, shuffle_ages = [], [], [], []
     with torch.no_grad():
         for t in range(steps):
@@ -115,12 +115,10 @@ def identify(
             )
             if classifier is not None:  # is each slot's sensor named right?
                 features = model.slot_features(policy_state)[0]  # [E, N, F]
-                logits = features @ classifier[:, :-1].T + classifier[:, -1]
-                correct.append(logits.argmax(-1).numpy() == perturb.sources())
+                named = slot_logits(features, classifier).argmax(-1).numpy()
+                correct.append(named == perturb.sources())
             else:  # does latent k read most from a slot that carries sensor k?
-                strongest = attention[0, :, : len(sensors)].argmax(-1).numpy()  # [E, S]
-                found = np.take_along_axis(perturb.sources(), strongest, axis=1)
-                correct.append(found == sensors)
+                correct.append(sensors_found(attention[0].numpy(), perturb.sources(), sensors))
             alive_rows.append(alive.copy())
             ages.append(np.full(episodes, t))
             shuffle_ages.append(since_reshuffle.copy())

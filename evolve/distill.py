@@ -169,6 +169,24 @@ def identity_classes(obs_dim: int) -> int:
     return obs_dim + 1
 
 
+def slot_logits(features: torch.Tensor, classifier: torch.Tensor) -> torch.Tensor:
+    """The sensor classifier's logits ``[..., classes]`` for slot features ``[..., F]``.
+
+    ``classifier`` is ``[classes, F + 1]``: the weights, then a bias column.
+    """
+    return features @ classifier[:, :-1].T + classifier[:, -1]
+
+
+def sensors_found(attention: np.ndarray, sources: np.ndarray, sensors: int) -> np.ndarray:
+    """Whether latent k attends most to a slot that carries sensor k, for k < ``sensors``.
+
+    The readout of the attention loss: ``attention[E, M, N]`` (latents x slots), ``sources[E,
+    N]`` (see :class:`Dataset`); returns bool ``[E, sensors]``.
+    """
+    strongest = np.asarray(attention)[:, :sensors].argmax(-1)  # [E, S]: each latent's top slot
+    return np.take_along_axis(np.asarray(sources), strongest, axis=1) == np.arange(sensors)
+
+
 def collect(
     student: Policy,
     teacher: Policy,
@@ -281,7 +299,7 @@ def imitation_loss(
         total = total + (((action[0] - labels[t]) ** 2).sum(-1) * mask[t]).sum()
         if classifier is not None and sources is not None:
             features = model.slot_features(state)[0]  # [E, N, F]
-            logits = features @ classifier[:, :-1].T + classifier[:, -1]
+            logits = slot_logits(features, classifier)
             wrong = torch.nn.functional.cross_entropy(
                 logits.flatten(0, 1), sources[t].flatten(), reduction="none"
             )

@@ -22,6 +22,7 @@ from evolve.distill import (
     initial_params,
     load_distill_state,
     save_distill_state,
+    sensors_found,
 )
 from evolve.run_folder import load_state
 from evolve.seeds import distill_seeds
@@ -211,9 +212,7 @@ def test_attention_loss_teaches_latent_k_to_find_sensor_k():
     found = []
     for t in range(40):
         _, state, attention = trained.act(data.obs[t], state, return_attention=True)
-        strongest = attention.argmax(-1)[:, :5]  # [E, 5]: the slot each latent reads most
-        carries = np.take_along_axis(data.sources[t], strongest, axis=1)
-        found.append((carries == np.arange(5))[data.mask[t]])
+        found.append(sensors_found(attention, data.sources[t], 5)[data.mask[t]])
     assert np.concatenate(found).mean() > 0.8
 
 
