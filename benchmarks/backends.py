@@ -32,12 +32,12 @@ import torch
 
 import sensoryneuron as sn
 from evolve.backends import Backend, LocalBackend, population_shard, shard_bounds
-from evolve.population import PopulationSpec
+from evolve.presets import get_preset
 from evolve.rollout import EpisodeJob, RolloutResult, rollout
 from evolve.seeds import training_seeds
 from evolve.strategies import Strategy, make_strategy
-from evolve.train import _job
-from tasks.presets import get_preset
+from evolve.strategies.population import PopulationSpec
+from evolve.training.loop import _job
 
 PRESET = "cartpole-swingup-harder"
 
@@ -76,7 +76,7 @@ def main() -> None:
     load = os.getloadavg()[0]
 
     os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # local Ray on loopback
-    from evolve.ray_backend import RayBackend, import_ray, message_bytes
+    from evolve.backends.ray import RayBackend, import_ray, message_bytes
 
     preset = get_preset(PRESET).replace(
         strategy={"popsize": args.popsize}, training={"repeats": args.repeats}

@@ -38,8 +38,8 @@ from sensoryneuron.errors import SensoryNeuronError
 from sensoryneuron.files import atomic_write_text
 from sensoryneuron.models import FeedForwardModel
 from sensoryneuron.policy import Policy
-from tasks.presets import Perturbations
-from tasks.registry import make_vector_task
+from tasks.perturbations import Perturbations
+from tasks.spec import make_vector_task
 
 ENV_ID = "SensoryNeuron/CartPoleSwingUpHarder-v0"
 SEGMENTS = ((0, 100), (100, 200), (200, 300), (300, 400), (400, 600), (600, 800), (800, 1000))

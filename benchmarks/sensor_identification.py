@@ -32,14 +32,14 @@ import numpy as np
 import torch
 
 import sensoryneuron as sn
-from evolve.distill import identity_classes, load_distill_state, sensors_found, slot_logits
 from evolve.rollout import episode_rngs
-from evolve.run_folder import read_config
 from evolve.seeds import test_seeds
+from evolve.training.distill import identity_classes, load_distill_state, sensors_found, slot_logits
+from evolve.training.run_folder import read_config
 from sensoryneuron.errors import SensoryNeuronError
 from sensoryneuron.files import atomic_write_text
-from tasks.presets import Perturbations
-from tasks.registry import make_vector_task
+from tasks.perturbations import Perturbations
+from tasks.spec import make_vector_task
 
 # Buckets of steps since the episode began (or since the last reshuffle): [low, high).
 AGE_EDGES = (0, 1, 2, 3, 5, 10, 20, 50, 100, 200, 10**9)

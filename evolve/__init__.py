@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from evolve.backends import Backend, LocalBackend, make_backend
-from evolve.conditions import Condition, parse_condition
-from evolve.evaluate import evaluate_policy
+from evolve.evaluation.conditions import Condition, parse_condition
+from evolve.evaluation.evaluate import evaluate_policy
 from evolve.rollout import EpisodeJob, RolloutResult, rollout
 from evolve.strategies import STRATEGIES, Strategy, make_strategy
-from evolve.train import train
+from evolve.training.loop import train
 
 __all__ = [
     "STRATEGIES",

@@ -17,19 +17,20 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from evolve.backends import BACKENDS, make_backend
-from evolve.conditions import DEFAULT_CONDITIONS, GRAMMAR, parse_condition
-from evolve.evaluate import evaluate_policy, format_table
-from evolve.logs import setup_console
-from evolve.paper_table import (
+from evolve.evaluation.conditions import DEFAULT_CONDITIONS, GRAMMAR, parse_condition
+from evolve.evaluation.evaluate import evaluate_policy, format_table
+from evolve.evaluation.paper_table import (
     PAPER_ENV_ID,
     format_paper_table,
     measure_paper_table,
     plot_paper_table,
 )
-from evolve.record import default_label, record
+from evolve.logs import setup_console
+from evolve.presets import DEFAULT_PRESET, PRESETS, TaskPreset, get_preset
 from evolve.strategies import STRATEGIES
-from evolve.train import resume_preset, train
-from evolve.video import check_fps, check_output
+from evolve.training.loop import resume_preset, train
+from evolve.video.encode import check_fps, check_output
+from evolve.video.record import default_label, record
 from sensoryneuron.checkpoints import (
     REFERENCE_MODELS,
     load_policy,
@@ -40,9 +41,8 @@ from sensoryneuron.errors import CheckpointError, SensoryNeuronError
 from sensoryneuron.files import atomic_write_text
 from sensoryneuron.models import FeedForwardModel
 from sensoryneuron.policy import Policy
-from tasks.perturbations import validate_reshuffle_every
-from tasks.presets import DEFAULT_PRESET, PRESETS, Perturbations, TaskPreset, get_preset
-from tasks.registry import VECTOR_TASKS
+from tasks.perturbations import Perturbations, validate_reshuffle_every
+from tasks.spec import VECTOR_TASKS
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130

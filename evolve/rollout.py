@@ -17,9 +17,8 @@ import torch
 from gymnasium.utils import seeding
 
 from sensoryneuron.models import Model, model_from_dict
-from tasks.perturbations import BatchPerturbation, relative_permutation
-from tasks.presets import Perturbations
-from tasks.registry import make_vector_task
+from tasks.perturbations import BatchPerturbation, Perturbations, relative_permutation
+from tasks.spec import make_vector_task
 
 COMPACT_BELOW = 0.75  # drop finished members once fewer than this fraction still run
 

@@ -1,4 +1,4 @@
-"""Tasks: cart-pole swing-up (single and vectorised), observation perturbations, task presets.
+"""Tasks: environments, batched simulators and pools, observation perturbations, task specs.
 
 Importing the package registers ``SensoryNeuron/CartPoleSwingUp-v0`` and
 ``SensoryNeuron/CartPoleSwingUpHarder-v0`` with Gymnasium (1000-step time limit).
@@ -6,9 +6,15 @@ Importing the package registers ``SensoryNeuron/CartPoleSwingUp-v0`` and
 
 from __future__ import annotations
 
+from tasks.batched import VectorTask
 from tasks.cartpole import CartPoleSwingUpEnv
+from tasks.cartpole_batched import VecCartPoleSwingUp
 from tasks.perturbations import (
     BatchPerturbation,
+    DuplicateObservation,
+    NoiseChannels,
+    Perturbations,
+    ShuffleObservation,
     draw_interval,
     draw_noise,
     draw_permutation,
@@ -16,42 +22,23 @@ from tasks.perturbations import (
     relative_permutation,
     validate_reshuffle_every,
 )
-from tasks.presets import (
-    DEFAULT_PRESET,
-    PRESETS,
-    Perturbations,
-    StrategyConfig,
-    TaskPreset,
-    TrainingConfig,
-    get_preset,
-)
-from tasks.registry import (
+from tasks.spec import (
     CARTPOLE_SWINGUP_HARDER_ID,
     CARTPOLE_SWINGUP_ID,
     make_vector_task,
     register_envs,
 )
-from tasks.vector import VecCartPoleSwingUp, VectorTask
-from tasks.wrappers import DuplicateObservation, NoiseChannels, ShuffleObservation
 
 register_envs()
 
 __all__ = [
     "CARTPOLE_SWINGUP_HARDER_ID",
     "CARTPOLE_SWINGUP_ID",
-    "DEFAULT_PRESET",
-    "PRESETS",
-    "Perturbations",
-    "StrategyConfig",
-    "TaskPreset",
-    "TrainingConfig",
-    "get_preset",
-    "make_vector_task",
-    "register_envs",
     "BatchPerturbation",
     "CartPoleSwingUpEnv",
     "DuplicateObservation",
     "NoiseChannels",
+    "Perturbations",
     "ShuffleObservation",
     "VecCartPoleSwingUp",
     "VectorTask",
@@ -59,6 +46,8 @@ __all__ = [
     "draw_noise",
     "draw_permutation",
     "draw_shuffle",
+    "make_vector_task",
+    "register_envs",
     "relative_permutation",
     "validate_reshuffle_every",
 ]

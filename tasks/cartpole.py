@@ -2,7 +2,7 @@
 
 The physics functions are pure NumPy functions of float64 arrays with any leading batch shape
 (``...``). The single environment (:class:`CartPoleSwingUpEnv`) and the vectorised simulator
-(:class:`tasks.vector.VecCartPoleSwingUp`) both call them, so the two agree to round-off.
+(:class:`tasks.cartpole_batched.VecCartPoleSwingUp`) both call them, so the two agree to round-off.
 
 State layout: ``[x, x_dot, theta, theta_dot]``; ``theta = 0`` is the pole upright and
 ``theta = pi`` hanging down. A positive ``theta`` tilts the tip to the left (negative x).

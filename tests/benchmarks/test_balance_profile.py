@@ -8,7 +8,7 @@ import pytest
 import sensoryneuron as sn
 from evolve.rollout import EpisodeJob, rollout
 from evolve.seeds import test_seeds as held_out_seeds
-from tasks.presets import Perturbations
+from tasks.perturbations import Perturbations
 
 SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "cartpole_balance_profile.py"
 

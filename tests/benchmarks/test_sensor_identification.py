@@ -6,9 +6,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from evolve.train import train
+from evolve.presets import DistillConfig, get_preset
+from evolve.training.loop import train
 from sensoryneuron import AttentionNeuronModel
-from tasks.presets import DistillConfig, get_preset
 
 SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "sensor_identification.py"
 

@@ -9,7 +9,7 @@ import sys
 import pytest
 
 import sensoryneuron as sn
-from tasks.presets import PRESETS
+from evolve.presets import PRESETS
 
 TINY = [
     "cartpole-swingup-harder-es", "--generations", "2", "--popsize", "8", "--repeats", "1", "--test-every", "1",

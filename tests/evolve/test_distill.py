@@ -9,10 +9,12 @@ import numpy as np
 import pytest
 import torch
 
-import evolve.distill as distill_module
+import evolve.training.distill as distill_module
 import sensoryneuron as sn
 from evolve.cli import main as cli_main
-from evolve.distill import (
+from evolve.presets import DistillConfig, TaskPreset, get_preset
+from evolve.seeds import distill_seeds
+from evolve.training.distill import (
     LOG_COLUMNS,
     Dataset,
     DistillState,
@@ -24,12 +26,11 @@ from evolve.distill import (
     save_distill_state,
     sensors_found,
 )
-from evolve.run_folder import load_state
-from evolve.seeds import distill_seeds
-from evolve.train import train
+from evolve.training.loop import train
+from evolve.training.run_folder import load_state
 from sensoryneuron import AttentionNeuronModel, ConfigError
 from sensoryneuron.files import load_npz, save_npz
-from tasks.presets import DistillConfig, Perturbations, TaskPreset, get_preset
+from tasks.perturbations import Perturbations
 
 TEACHER = sn.load_policy("fnn-baseline")
 STUDENT = AttentionNeuronModel(act_dim=1, head_lstm=4, hidden=(8,))

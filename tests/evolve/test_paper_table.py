@@ -12,7 +12,7 @@ import pytest
 import sensoryneuron as sn
 from evolve import cli
 from evolve.backends import LocalBackend
-from evolve.paper_table import (
+from evolve.evaluation.paper_table import (
     COLUMNS,
     EQUAL_TOLERANCE,
     FNN_ROW,

@@ -21,12 +21,12 @@ import pytest
 
 import sensoryneuron as sn
 from evolve.backends import Backend, LocalBackend, make_backend
-from evolve.population import PopulationSpec
+from evolve.presets import get_preset
 from evolve.rollout import EpisodeJob, RolloutResult
-from evolve.run_folder import load_state
-from evolve.train import _job, build_strategy, train
+from evolve.strategies.population import PopulationSpec
+from evolve.training.loop import _job, build_strategy, train
+from evolve.training.run_folder import load_state
 from sensoryneuron.errors import ConfigError
-from tasks.presets import get_preset
 
 # A Ray started by this process listens on loopback only (Ray's single-machine mode).
 os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
@@ -109,7 +109,7 @@ def run_tiny(backend: Backend, run_dir: Path, **training) -> tuple[np.ndarray, n
 @pytest.fixture(scope="module")
 def undisturbed(ray_address, tmp_path_factory):
     """The tiny run on Ray with 2 workers, no faults: what the other runs must reproduce."""
-    from evolve.ray_backend import RayBackend
+    from evolve.backends.ray import RayBackend
 
     with RayBackend(2) as backend:
         return run_tiny(backend, tmp_path_factory.mktemp("ray") / "run")
@@ -125,7 +125,7 @@ def test_ray_and_local_backends_give_bit_identical_runs(undisturbed, tmp_path):
 
 def test_explicit_parameter_shards_match_the_local_backend(ray_address):
     """Strategies without a compact population (CMA-ES) send float32 shards."""
-    from evolve.ray_backend import RayBackend
+    from evolve.backends.ray import RayBackend
 
     preset = tiny().replace(strategy={"name": "sep-cma"})
     strategy = build_strategy(preset)
@@ -140,7 +140,7 @@ def test_explicit_parameter_shards_match_the_local_backend(ray_address):
 
 
 def test_a_worker_killed_mid_generation_is_rerun_with_the_same_result(undisturbed, tmp_path):
-    from evolve.ray_backend import RayBackend
+    from evolve.backends.ray import RayBackend
 
     marker = tmp_path / "crashed"
     with RayBackend(2, crash_once=marker) as backend:
@@ -151,7 +151,7 @@ def test_a_worker_killed_mid_generation_is_rerun_with_the_same_result(undisturbe
 
 
 def test_resume_on_ray_reaches_the_same_parameters(undisturbed, tmp_path):
-    from evolve.ray_backend import RayBackend
+    from evolve.backends.ray import RayBackend
 
     with RayBackend(2) as backend:
         train(tiny(generations=2), tmp_path, backend=backend, final_episodes=0, progress=False)
@@ -162,7 +162,7 @@ def test_resume_on_ray_reaches_the_same_parameters(undisturbed, tmp_path):
 
 @pytest.mark.parametrize("num_params", [913, 3000])
 def test_pgpe_sends_seeds_not_parameters(num_params):
-    from evolve.ray_backend import message_bytes
+    from evolve.backends.ray import message_bytes
     from evolve.strategies import make_strategy
 
     strategy = make_strategy("pgpe", num_params, 256, seed=1)
@@ -177,7 +177,7 @@ def test_pgpe_sends_seeds_not_parameters(num_params):
 
 
 def test_workers_max_is_the_cluster_and_more_is_refused(ray_address):
-    from evolve.ray_backend import RayBackend
+    from evolve.backends.ray import RayBackend
 
     with RayBackend("max") as backend:
         assert backend.workers == 2
@@ -215,7 +215,9 @@ def test_cli_reports_an_unreachable_address(ray_address):
 
 
 def test_importing_evolve_does_not_import_ray():
-    code = "import sys, evolve.cli, evolve.train, evolve.backends; print('ray' in sys.modules)"
+    code = (
+        "import sys, evolve.cli, evolve.training.loop, evolve.backends; print('ray' in sys.modules)"
+    )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
     assert result.stdout.strip() == "False", result.stderr
 

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 import sensoryneuron as sn
-from evolve.frames import compose_frame, overlay_text, slot_sources
-from evolve.record import LockstepEpisodes, banner_steps, record
+from evolve.video.frames import compose_frame, overlay_text, slot_sources
+from evolve.video.record import LockstepEpisodes, banner_steps, record
 from sensoryneuron.errors import ConfigError
 from tasks import Perturbations
 

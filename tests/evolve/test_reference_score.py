@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import sensoryneuron as sn
-from evolve.conditions import parse_condition
-from evolve.evaluate import evaluate_policy
+from evolve.evaluation.conditions import parse_condition
+from evolve.evaluation.evaluate import evaluate_policy
 
 PUBLISHED_MEAN, PUBLISHED_STD, EPISODES = 516.57, 420.37, 100
 

@@ -12,7 +12,7 @@ import tasks
 from evolve.backends import LocalBackend, shard_bounds
 from evolve.rollout import EpisodeJob, rollout
 from sensoryneuron import AttentionNeuronModel, FeedForwardModel, Policy
-from tasks import registry
+from tasks import spec as registry
 
 HARDER = "SensoryNeuron/CartPoleSwingUpHarder-v0"
 EASY = "SensoryNeuron/CartPoleSwingUp-v0"

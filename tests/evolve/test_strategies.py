@@ -13,17 +13,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from evolve.population import NOISE_STREAM, noise_rows
 from evolve.strategies import (
     STRATEGIES,
     AskTellError,
     Strategy,
-    _centered_ranks,
-    _to_minimisation,
     load_strategy,
     make_strategy,
     save_strategy,
 )
+from evolve.strategies.base import _to_minimisation
+from evolve.strategies.pgpe import _centered_ranks
+from evolve.strategies.population import NOISE_STREAM, noise_rows
 from sensoryneuron.errors import CheckpointError, ConfigError
 from sensoryneuron.files import META_KEY, load_npz, save_npz
 

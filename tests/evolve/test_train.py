@@ -16,9 +16,9 @@ import pytest
 
 import sensoryneuron as sn
 from evolve.backends import LocalBackend
-from evolve.run_folder import LOG_COLUMNS, load_state
-from evolve.train import train
-from tasks.presets import get_preset
+from evolve.presets import get_preset
+from evolve.training.loop import train
+from evolve.training.run_folder import LOG_COLUMNS, load_state
 
 
 def tiny(name="cartpole-swingup-harder-es", **training):

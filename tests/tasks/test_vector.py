@@ -12,7 +12,9 @@ from gymnasium.utils import seeding
 
 import tasks
 from sensoryneuron.errors import ConfigError
+from tasks.batched import VectorTask
 from tasks.cartpole import render_frame
+from tasks.cartpole_batched import VecCartPoleSwingUp
 from tasks.perturbations import (
     BatchPerturbation,
     draw_interval,
@@ -21,8 +23,7 @@ from tasks.perturbations import (
     relative_permutation,
     validate_reshuffle_every,
 )
-from tasks.vector import VecCartPoleSwingUp, VectorTask
-from tasks.wrappers import DuplicateObservation, NoiseChannels, ShuffleObservation
+from tasks.perturbations.wrappers import DuplicateObservation, NoiseChannels, ShuffleObservation
 
 MEMBERS, SEEDS = 3, [0, 11, 202, 3003]
 

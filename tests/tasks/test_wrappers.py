@@ -13,12 +13,12 @@ import pytest
 from gymnasium.utils.env_checker import check_env
 
 import tasks
+import tasks.cartpole_batched
 import tasks.perturbations
-import tasks.vector
-import tasks.wrappers
+import tasks.perturbations.wrappers
 from sensoryneuron.errors import ConfigError
 from tasks.cartpole import observe
-from tasks.wrappers import DuplicateObservation, NoiseChannels, ShuffleObservation
+from tasks.perturbations.wrappers import DuplicateObservation, NoiseChannels, ShuffleObservation
 
 ENV_ID = tasks.CARTPOLE_SWINGUP_ID
 ZERO = np.zeros(1, dtype=np.float32)
@@ -229,7 +229,9 @@ def test_spec_records_wrapper_arguments() -> None:
 
 
 @pytest.mark.parametrize(
-    "module", [tasks.wrappers, tasks.perturbations, tasks.vector], ids=lambda m: m.__name__
+    "module",
+    [tasks.perturbations.wrappers, tasks.perturbations.vector, tasks.cartpole_batched],
+    ids=lambda m: m.__name__,
 )
 def test_docstring_examples_run(module: Any) -> None:
     result = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)

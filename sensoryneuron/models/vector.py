@@ -1,27 +1,9 @@
-"""Policy architectures as pure, population-batched functions.
-
-A model is a frozen description of an architecture. It owns no parameters and no state:
-``step(params[P, D], obs[P, B, N], state) -> (action[P, B, A], state)`` evaluates P parameter
-vectors on B episodes each in one call.
-
->>> import torch
->>> from sensoryneuron.models import AttentionNeuronModel
->>> model = AttentionNeuronModel(act_dim=1)
->>> model.num_params
-913
->>> params = 0.1 * torch.randn(4, model.num_params)
->>> state = model.init_state(members=4, batch=2)
->>> action, state = model.step(params, torch.randn(4, 2, 5), state)
->>> tuple(action.shape)
-(4, 2, 1)
-"""
+"""The vector AttentionNeuron: one sensory neuron per scalar input, pooled by attention."""
 
 from __future__ import annotations
 
-import dataclasses
-from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import torch
 
@@ -36,134 +18,10 @@ from sensoryneuron.layers import (
     scaled,
     sinusoidal_table,
 )
+from sensoryneuron.models.base import Model, Weights, check_hidden, check_positive, contiguous
+from sensoryneuron.models.heads import lstm_entries, mlp, mlp_entries
 from sensoryneuron.params import ParamSpec
 from sensoryneuron.state import PolicyState
-
-Weights = dict[str, torch.Tensor]
-
-
-def _lstm_entries(prefix: str, input_size: int, hidden: int) -> list[tuple[str, tuple[int, ...]]]:
-    return [
-        (f"{prefix}.weight_ih", (4 * hidden, input_size)),
-        (f"{prefix}.weight_hh", (4 * hidden, hidden)),
-        (f"{prefix}.bias_ih", (4 * hidden,)),
-        (f"{prefix}.bias_hh", (4 * hidden,)),
-    ]
-
-
-def _mlp_entries(
-    width: int, hidden: tuple[int, ...], act_dim: int
-) -> list[tuple[str, tuple[int, ...]]]:
-    """tanh hidden layers ``fc0, fc1, ...`` then the tanh output layer ``out``."""
-    entries: list[tuple[str, tuple[int, ...]]] = []
-    for i, h in enumerate(hidden):
-        entries += [(f"fc{i}.weight", (h, width)), (f"fc{i}.bias", (h,))]
-        width = h
-    return entries + [("out.weight", (act_dim, width)), ("out.bias", (act_dim,))]
-
-
-def _mlp(x: torch.Tensor, weights: Weights, num_hidden: int) -> torch.Tensor:
-    """Apply the layers of :func:`_mlp_entries`: ``[P, B, width] -> [P, B, act_dim]``."""
-    for i in range(num_hidden):
-        x = torch.tanh(linear(x, weights[f"fc{i}.weight"], weights[f"fc{i}.bias"]))
-    return torch.tanh(linear(x, weights["out.weight"], weights["out.bias"]))
-
-
-def _check_positive(**values: int) -> None:
-    for name, value in values.items():
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ConfigError(f"{name} must be a positive integer; got {value!r}")
-
-
-def _check_hidden(hidden: tuple[int, ...]) -> None:
-    if not isinstance(hidden, tuple) or any(
-        isinstance(h, bool) or not isinstance(h, int) or h < 1 for h in hidden
-    ):
-        raise ConfigError(f"hidden must be a tuple of positive integers; got {hidden!r}")
-
-
-def _contiguous(weights: Weights) -> Weights:
-    # One memory layout whatever the population size, so that a member's result does not
-    # depend on how the population is sharded (matmul kernels follow the layout).
-    return {k: v.contiguous() for k, v in weights.items()}
-
-
-class Model(ABC):
-    """Shared behaviour of the batched architectures."""
-
-    kind: ClassVar[str]
-    act_dim: int
-
-    @property
-    @abstractmethod
-    def param_spec(self) -> ParamSpec: ...
-
-    @property
-    def num_params(self) -> int:
-        return self.param_spec.num_params
-
-    def unflatten(self, params: torch.Tensor) -> Weights:
-        return self.param_spec.unflatten(params)
-
-    def flatten(self, weights: Weights) -> torch.Tensor:
-        return self.param_spec.flatten(weights)
-
-    @abstractmethod
-    def init_state(
-        self,
-        members: int,
-        batch: int,
-        num_inputs: int | None = None,
-        dtype: torch.dtype = torch.float32,
-    ) -> PolicyState:
-        """Zero state at reset for ``members x batch`` episodes."""
-
-    @abstractmethod
-    def prepare(self, params: torch.Tensor) -> Weights:
-        """Named weights plus quantities that depend only on the parameters."""
-
-    @abstractmethod
-    def step_prepared(
-        self, weights: Weights, obs: torch.Tensor, state: PolicyState, with_attention: bool = False
-    ) -> tuple[torch.Tensor, PolicyState] | tuple[torch.Tensor, PolicyState, torch.Tensor]:
-        """One step from prepared weights (see :meth:`step`)."""
-
-    def step(
-        self, params: torch.Tensor, obs: torch.Tensor, state: PolicyState
-    ) -> tuple[torch.Tensor, PolicyState]:
-        """``params[P, D]``, ``obs[P, B, N]`` -> ``(action[P, B, A], new_state)``."""
-        return self.step_prepared(self.prepare(params), obs, state)
-
-    @property
-    def slot_feature_dim(self) -> int:
-        """F of :meth:`slot_features` (0: the model keeps no state per input slot)."""
-        return 0
-
-    def slot_features(self, state: PolicyState) -> torch.Tensor | None:
-        """What each input slot holds about its sensor, ``[P, B, N, F]``; None without slots."""
-        return None
-
-    def to_dict(self) -> dict[str, Any]:
-        d = {"kind": self.kind}
-        for f in dataclasses.fields(self):  # type: ignore[arg-type]
-            value = getattr(self, f.name)
-            d[f.name] = list(value) if isinstance(value, tuple) else value
-        return d
-
-    @staticmethod
-    def _check_obs(obs: torch.Tensor, weights: Weights) -> tuple[int, int, int]:
-        if obs.ndim != 3:
-            raise ConfigError(
-                f"obs must have shape (members, batch, inputs); got {tuple(obs.shape)}"
-            )
-        members = next(iter(weights.values())).shape[0]
-        if obs.shape[0] != members:
-            raise ConfigError(
-                f"obs has {obs.shape[0]} members but params have {members}; "
-                "the leading axes must agree"
-            )
-        return obs.shape[0], obs.shape[1], obs.shape[2]
-
 
 ATTENTION_KINDS = ("tanh", "softmax")
 
@@ -220,13 +78,13 @@ class AttentionNeuronModel(Model):
     lateral_dim: int = 0
 
     def __post_init__(self) -> None:
-        _check_positive(
+        check_positive(
             act_dim=self.act_dim,
             num_latents=self.num_latents,
             msg_dim=self.msg_dim,
             pos_dim=self.pos_dim,
         )
-        _check_hidden(self.hidden)
+        check_hidden(self.hidden)
         for name in ("head_lstm", "lateral_dim"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
@@ -245,7 +103,7 @@ class AttentionNeuronModel(Model):
     @property
     def param_spec(self) -> ParamSpec:
         d, msg, lateral = self.pos_dim, self.msg_dim, self.lateral_dim
-        entries = _lstm_entries("neuron", self.neuron_input_size, d)
+        entries = lstm_entries("neuron", self.neuron_input_size, d)
         if lateral:
             for name in ("lateral_query", "lateral_key"):
                 entries += [(f"{name}.weight", (lateral, d)), (f"{name}.bias", (lateral,))]
@@ -261,9 +119,9 @@ class AttentionNeuronModel(Model):
             entries.append(("latent.gain", (self.num_latents,)))
         width = self.num_latents
         if self.head_lstm:
-            entries += _lstm_entries("head_lstm", width, self.head_lstm)
+            entries += lstm_entries("head_lstm", width, self.head_lstm)
             width = self.head_lstm
-        entries += _mlp_entries(width, self.hidden, self.act_dim)
+        entries += mlp_entries(width, self.hidden, self.act_dim)
         return ParamSpec.of(entries)
 
     @property
@@ -322,7 +180,7 @@ class AttentionNeuronModel(Model):
         if self.attention_bias:
             # an elementwise product and sum: a [P, msg, 1] matmul's kernel depends on P
             w["query_key_bias"] = (q * w["key.bias"].unsqueeze(1)).sum(-1, keepdim=True)
-        return _contiguous(w)
+        return contiguous(w)
 
     def step_prepared(
         self, weights: Weights, obs: torch.Tensor, state: PolicyState, with_attention: bool = False
@@ -389,7 +247,7 @@ class AttentionNeuronModel(Model):
             )
             carry["head_h"], carry["head_c"] = hh, hc
             x = hh
-        action = _mlp(x, weights, len(self.hidden))
+        action = mlp(x, weights, len(self.hidden))
         carry["prev_action"] = action
         slots = {"h": h.view(P, B, N, d), "c": c.view(P, B, N, d)}
         if self.input_change:
@@ -400,76 +258,3 @@ class AttentionNeuronModel(Model):
         if with_attention:
             return action, new_state, attention.transpose(2, 3)  # [P, B, M, N]
         return action, new_state
-
-
-@dataclass(frozen=True)
-class FeedForwardModel(Model):
-    """The non-invariant baseline: tanh FC layers on the observation in its given order.
-
-    Attributes:
-        obs_dim: number of inputs (fixed: this model is not permutation invariant).
-        act_dim: size of the action.
-        hidden: widths of the tanh hidden layers.
-    """
-
-    kind: ClassVar[str] = "fnn"
-    obs_dim: int = 5
-    act_dim: int = 1
-    hidden: tuple[int, ...] = (16,)
-
-    def __post_init__(self) -> None:
-        _check_positive(obs_dim=self.obs_dim, act_dim=self.act_dim)
-        _check_hidden(self.hidden)
-
-    @property
-    def param_spec(self) -> ParamSpec:
-        entries = _mlp_entries(self.obs_dim, self.hidden, self.act_dim)
-        return ParamSpec.of(entries)
-
-    def init_state(
-        self,
-        members: int,
-        batch: int,
-        num_inputs: int | None = None,
-        dtype: torch.dtype = torch.float32,
-    ) -> PolicyState:
-        return PolicyState()
-
-    def prepare(self, params: torch.Tensor) -> Weights:
-        return _contiguous(self.unflatten(params))
-
-    def step_prepared(
-        self, weights: Weights, obs: torch.Tensor, state: PolicyState, with_attention: bool = False
-    ) -> tuple[torch.Tensor, PolicyState] | tuple[torch.Tensor, PolicyState, torch.Tensor]:
-        P, B, N = self._check_obs(obs, weights)
-        if N != self.obs_dim:
-            raise ConfigError(
-                f"this feed-forward policy takes exactly {self.obs_dim} inputs; got {N}"
-            )
-        x = obs.to(weights["out.weight"].dtype)
-        action = _mlp(x, weights, len(self.hidden))
-        if with_attention:
-            return action, state, action.new_zeros(P, B, 0, N)
-        return action, state
-
-
-MODELS: dict[str, type[Model]] = {
-    AttentionNeuronModel.kind: AttentionNeuronModel,
-    FeedForwardModel.kind: FeedForwardModel,
-}
-
-
-def model_from_dict(d: dict[str, Any]) -> Model:
-    """Rebuild a model from :meth:`Model.to_dict` output (e.g. a checkpoint's JSON)."""
-    if not isinstance(d, dict) or d.get("kind") not in MODELS:
-        kind = d.get("kind") if isinstance(d, dict) else d
-        raise ConfigError(f"unknown model kind {kind!r}; allowed: {', '.join(sorted(MODELS))}")
-    cls = MODELS[d["kind"]]
-    names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
-    unknown = sorted(set(d) - names - {"kind"})
-    if unknown:
-        raise ConfigError(
-            f"unknown field(s) {unknown} for model kind {d['kind']!r}; allowed: {sorted(names)}"
-        )
-    kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in d.items() if k != "kind"}
-    return cls(**kwargs)

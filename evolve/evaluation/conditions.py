@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sensoryneuron.errors import ConfigError
-from tasks.presets import Perturbations
+from tasks.perturbations import Perturbations
 
 GRAMMAR = (
     "unshuffled, shuffled, reshuffle=T, reshuffle=LOW-HIGH, realigned=T, noise=N, "

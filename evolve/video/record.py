@@ -43,13 +43,13 @@ import gymnasium as gym
 import numpy as np
 from tqdm import tqdm
 
-from evolve.frames import COLUMN_WIDTH, FrameComposer, FrameData
-from evolve.video import VideoFile, check_fps, check_output
+from evolve.video.encode import VideoFile, check_fps, check_output
+from evolve.video.frames import COLUMN_WIDTH, FrameComposer, FrameData
 from sensoryneuron.errors import ConfigError
 from sensoryneuron.models import AttentionNeuronModel, FeedForwardModel
 from sensoryneuron.policy import Policy
-from tasks.presets import Perturbations
-from tasks.registry import OBSERVATION_NAMES, VECTOR_TASKS
+from tasks.perturbations import Perturbations
+from tasks.spec import OBSERVATION_NAMES, VECTOR_TASKS
 
 BANNER_FRAMES = 15  # frames that show the RESHUFFLE banner, from the reshuffle on
 
@@ -321,7 +321,7 @@ def record(
 
     Args:
         policies: one policy, or two to compare (same seed, same permutation schedule).
-        env_id: a registered task (see ``tasks.registry.VECTOR_TASKS``).
+        env_id: a registered task (see ``tasks.spec.VECTOR_TASKS``).
         output: the file to write; ``.mp4`` (H.264) or ``.gif``. Written atomically.
         perturbations: what happens to the observation (default: shuffled at reset).
         seed: the episode seed (start state, permutations and noise).

@@ -14,18 +14,16 @@ from typing import Any, SupportsFloat
 import gymnasium as gym
 import numpy as np
 
-from tasks.perturbations import (
+from tasks.perturbations.draws import (
     ReshuffleEvery,
-    append_noise,
-    apply_permutation,
     check_vector_box,
     draw_noise,
     draw_shuffle,
-    duplicate_observation,
     validate_int,
     validate_reshuffle_every,
     validate_std,
 )
+from tasks.perturbations.vector import append_noise, apply_permutation, duplicate_observation
 
 
 class ShuffleObservation(

@@ -23,8 +23,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from evolve.backends import Backend
-from evolve.conditions import parse_condition
-from evolve.evaluate import evaluate_policy
+from evolve.evaluation.conditions import parse_condition
+from evolve.evaluation.evaluate import evaluate_policy
 from sensoryneuron.errors import ConfigError
 from sensoryneuron.policy import Policy
 

@@ -8,12 +8,12 @@ from typing import Any
 import numpy as np
 
 from evolve.backends import Backend, LocalBackend, shard_bounds
-from evolve.conditions import Condition
+from evolve.evaluation.conditions import Condition
 from evolve.rollout import EpisodeJob
 from evolve.seeds import test_seeds
 from sensoryneuron.models import FeedForwardModel
 from sensoryneuron.policy import Policy
-from tasks.registry import make_vector_task
+from tasks.spec import make_vector_task
 
 
 def condition_width(condition: Condition, obs_dim: int) -> int:

@@ -20,12 +20,15 @@ from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from evolve.backends import Backend, LocalBackend
-from evolve.conditions import DEFAULT_CONDITIONS, Condition, parse_condition
-from evolve.distill import distill
-from evolve.evaluate import evaluate_policy, format_table
+from evolve.evaluation.conditions import DEFAULT_CONDITIONS, Condition, parse_condition
+from evolve.evaluation.evaluate import evaluate_policy, format_table
 from evolve.logs import attach_file, get_logger
+from evolve.presets import TaskPreset
 from evolve.rollout import EpisodeJob
-from evolve.run_folder import (
+from evolve.seeds import VALIDATION_OFFSET, strategy_seed, training_seeds
+from evolve.strategies import Strategy, make_strategy
+from evolve.training.distill import distill
+from evolve.training.run_folder import (
     RunState,
     load_state,
     plot_curve,
@@ -34,13 +37,10 @@ from evolve.run_folder import (
     write_config,
     write_log_csv,
 )
-from evolve.seeds import VALIDATION_OFFSET, strategy_seed, training_seeds
-from evolve.strategies import Strategy, make_strategy
 from sensoryneuron.checkpoints import load_policy, save_policy
 from sensoryneuron.errors import CheckpointError
 from sensoryneuron.files import atomic_write_text
 from sensoryneuron.policy import Policy
-from tasks.presets import TaskPreset
 
 log = get_logger()
 

@@ -38,19 +38,19 @@ import numpy as np
 import torch
 
 from evolve.backends import Backend
-from evolve.conditions import Condition
-from evolve.evaluate import evaluate_policy
+from evolve.evaluation.conditions import Condition
+from evolve.evaluation.evaluate import evaluate_policy
 from evolve.logs import get_logger
+from evolve.presets import TaskPreset
 from evolve.rollout import episode_rngs
-from evolve.run_folder import write_log_csv
 from evolve.seeds import VALIDATION_OFFSET, distill_init_seed, distill_seeds, distill_stream
+from evolve.training.run_folder import write_log_csv
 from sensoryneuron.checkpoints import save_policy
 from sensoryneuron.errors import CheckpointError, ConfigError
 from sensoryneuron.files import load_npz, save_npz
 from sensoryneuron.models import Model
 from sensoryneuron.policy import Policy
-from tasks.presets import TaskPreset
-from tasks.registry import make_vector_task
+from tasks.spec import make_vector_task
 
 log = get_logger()
 

@@ -20,9 +20,9 @@ from typing import Any
 
 import numpy as np
 
+from evolve.presets import TaskPreset
 from sensoryneuron.errors import CheckpointError, ConfigError
 from sensoryneuron.files import atomic_write_text, load_npz, save_npz
-from tasks.presets import TaskPreset
 
 STATE_FORMAT = "sensoryneuron.run-state"
 STATE_VERSION = 1

@@ -4,7 +4,7 @@ Every task runs the same :func:`evolve.rollout.rollout` as the local backend, on
 shards (:func:`evolve.backends.shard_bounds`), so both backends give bit-identical fitness.
 
 What travels per generation:
-    - PGPE: the :class:`~evolve.population.PopulationSpec` (centre and stdev, float64, plus a
+    - PGPE: the :class:`~evolve.strategies.population.PopulationSpec` (centre and stdev, float64, plus a
       few integers) is put in Ray's object store once, and each task gets a reference to it,
       the :class:`~evolve.rollout.EpisodeJob` (a few hundred bytes) and its member range; the
       task regenerates its members from the counter-based noise.
@@ -33,9 +33,9 @@ from typing import Any
 
 import numpy as np
 
-from evolve.backends import Backend, combine, population_size, shard_bounds
-from evolve.population import PopulationSpec
+from evolve.backends.base import Backend, combine, population_size, shard_bounds
 from evolve.rollout import EpisodeJob, RolloutResult, rollout
+from evolve.strategies.population import PopulationSpec
 from sensoryneuron.errors import ConfigError
 
 RAY_MISSING = "the ray backend needs Ray: pip install -e '.[ray]'"

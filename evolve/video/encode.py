@@ -16,7 +16,7 @@ import imageio_ffmpeg
 import numpy as np
 from PIL import GifImagePlugin, Image
 
-from evolve.frames import MACRO_BLOCK, ui_colours
+from evolve.video.frames import MACRO_BLOCK, ui_colours
 from sensoryneuron.errors import ConfigError
 from sensoryneuron.files import default_file_mode
 

@@ -12,88 +12,11 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-import gymnasium as gym
-
+from sensoryneuron.configs import build_dataclass
 from sensoryneuron.errors import ConfigError
 from sensoryneuron.models import AttentionNeuronModel, FeedForwardModel, Model, model_from_dict
-from tasks.perturbations import BatchPerturbation, validate_reshuffle_every
-from tasks.registry import CARTPOLE_SWINGUP_HARDER_ID, CARTPOLE_SWINGUP_ID
-from tasks.wrappers import DuplicateObservation, NoiseChannels, ShuffleObservation
-
-
-@dataclass(frozen=True)
-class Perturbations:
-    """What happens to the observation on its way to the agent (applied in this order).
-
-    Attributes:
-        duplicate: each input repeated this many times (1: off).
-        shuffle: permute the inputs at reset.
-        reshuffle_every: None (reset only), steps between reshuffles, or a (low, high) range
-            from which each interval is drawn.
-        noise_channels: i.i.d. N(0, noise_std^2) inputs appended after the shuffled ones.
-        noise_std: their standard deviation.
-    """
-
-    duplicate: int = 1
-    shuffle: bool = True
-    reshuffle_every: int | tuple[int, int] | None = None
-    noise_channels: int = 0
-    noise_std: float = 0.1
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "reshuffle_every", validate_reshuffle_every(self.reshuffle_every))
-        self.batch(1)  # BatchPerturbation owns the validation of every field
-
-    def batch(self, obs_dim: int) -> BatchPerturbation:
-        """The vectorised perturbation for observations of size ``obs_dim``."""
-        return BatchPerturbation(
-            obs_dim,
-            duplicate=self.duplicate,
-            shuffle=self.shuffle,
-            reshuffle_every=self.reshuffle_every,
-            noise_channels=self.noise_channels,
-            noise_std=self.noise_std,
-        )
-
-    def wrap(self, env: gym.Env) -> gym.Env:
-        """The Gymnasium twin of :meth:`batch`: ``env`` wrapped as the agent sees it."""
-        if self.duplicate > 1:
-            env = DuplicateObservation(env, copies=self.duplicate)
-        if self.shuffle:
-            env = ShuffleObservation(env, reshuffle_every=self.reshuffle_every)
-        if self.noise_channels:
-            env = NoiseChannels(env, n=self.noise_channels, std=self.noise_std)
-        return env
-
-    def to_dict(self) -> dict[str, Any]:
-        d = dataclasses.asdict(self)
-        if isinstance(self.reshuffle_every, tuple):
-            d["reshuffle_every"] = list(self.reshuffle_every)
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> Perturbations:
-        d = dict(d)
-        if isinstance(d.get("reshuffle_every"), list):
-            d["reshuffle_every"] = tuple(d["reshuffle_every"])
-        return _build(cls, d, "perturbations")
-
-    def describe(self) -> str:
-        parts = []
-        if self.duplicate > 1:
-            parts.append(f"inputs x{self.duplicate}")
-        if not self.shuffle:
-            parts.append("unshuffled")
-        elif self.reshuffle_every is None:
-            parts.append("shuffled at reset")
-        elif isinstance(self.reshuffle_every, tuple):
-            low, high = self.reshuffle_every
-            parts.append(f"reshuffled every {low}-{high} steps")
-        else:
-            parts.append(f"reshuffled every {self.reshuffle_every} steps")
-        if self.noise_channels:
-            parts.append(f"+{self.noise_channels} noise")
-        return ", ".join(parts)
+from tasks.perturbations import Perturbations
+from tasks.spec import CARTPOLE_SWINGUP_HARDER_ID, CARTPOLE_SWINGUP_ID
 
 
 @dataclass(frozen=True)
@@ -114,7 +37,7 @@ class StrategyConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> StrategyConfig:
-        return _build(cls, d, "strategy")
+        return build_dataclass(cls, d, "strategy")
 
 
 @dataclass(frozen=True)
@@ -145,7 +68,7 @@ class TrainingConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TrainingConfig:
-        return _build(cls, d, "training")
+        return build_dataclass(cls, d, "training")
 
 
 @dataclass(frozen=True)
@@ -162,7 +85,7 @@ class DistillConfig:
     cross-entropy of a linear classifier that reads each sensory neuron's state and names the
     sensor its slot carries; with ``attention_weight`` > 0 it adds that weight times the
     cross-entropy of each of the first ``obs_dim`` latents' attention against the slots of
-    "its" sensor (see :mod:`evolve.distill`).
+    "its" sensor (see :mod:`evolve.training.distill`).
 
     Attributes:
         iterations: collect-and-fit rounds.
@@ -229,7 +152,7 @@ class DistillConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> DistillConfig:
-        return _build(cls, d, "distill")
+        return build_dataclass(cls, d, "distill")
 
 
 @dataclass(frozen=True)
@@ -328,14 +251,6 @@ class TaskPreset:
             else:
                 updates[key] = value
         return dataclasses.replace(self, **updates)
-
-
-def _build(cls: type, d: dict[str, Any], section: str) -> Any:
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(d) - names)
-    if unknown:
-        raise ConfigError(f"unknown {section} field(s) {unknown}; allowed: {sorted(names)}")
-    return cls(**d)
 
 
 PRESETS: dict[str, TaskPreset] = {}

@@ -8,8 +8,9 @@ from collections.abc import Callable
 from gymnasium.envs.registration import register, registry
 
 from sensoryneuron.errors import ConfigError
+from tasks.batched import VectorTask
 from tasks.cartpole import MAX_STEPS
-from tasks.vector import VecCartPoleSwingUp, VectorTask
+from tasks.cartpole_batched import VecCartPoleSwingUp
 
 CARTPOLE_SWINGUP_ID = "SensoryNeuron/CartPoleSwingUp-v0"
 CARTPOLE_SWINGUP_HARDER_ID = "SensoryNeuron/CartPoleSwingUpHarder-v0"
