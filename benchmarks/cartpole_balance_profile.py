@@ -32,14 +32,14 @@ import numpy as np
 import torch
 
 import sensoryneuron as sn
-from evolve.rollout import episode_rngs
 from evolve.seeds import test_seeds
 from sensoryneuron.errors import SensoryNeuronError
 from sensoryneuron.files import atomic_write_text
 from sensoryneuron.models import FeedForwardModel
 from sensoryneuron.policy import Policy
+from tasks.batched import episode_rngs
 from tasks.perturbations import Perturbations
-from tasks.spec import make_vector_task
+from tasks.spec import get_task
 
 ENV_ID = "SensoryNeuron/CartPoleSwingUpHarder-v0"
 SEGMENTS = ((0, 100), (100, 200), (200, 300), (300, 400), (400, 600), (600, 800), (800, 1000))
@@ -50,7 +50,7 @@ X, COS = 0, 2  # columns of the true observation [x, x_dot, cos, sin, theta_dot]
 
 def play(policy: Policy, perturbations: Perturbations, seeds: list[int]) -> dict[str, np.ndarray]:
     """One episode per seed: per-step reward (0 after the end), cos(theta) and x, ``[T, E]``."""
-    task = make_vector_task(ENV_ID)
+    task = get_task(ENV_ID).make_batched()
     perturb = perturbations.batch(task.obs_dim)
     rngs = episode_rngs(seeds)
     raw = task.reset(rngs, 1)

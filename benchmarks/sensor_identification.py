@@ -32,14 +32,14 @@ import numpy as np
 import torch
 
 import sensoryneuron as sn
-from evolve.rollout import episode_rngs
 from evolve.seeds import test_seeds
 from evolve.training.distill import identity_classes, load_distill_state, sensors_found, slot_logits
 from evolve.training.run_folder import read_config
 from sensoryneuron.errors import SensoryNeuronError
 from sensoryneuron.files import atomic_write_text
+from tasks.batched import episode_rngs
 from tasks.perturbations import Perturbations
-from tasks.spec import make_vector_task
+from tasks.spec import get_task
 
 # Buckets of steps since the episode began (or since the last reshuffle): [low, high).
 AGE_EDGES = (0, 1, 2, 3, 5, 10, 20, 50, 100, 200, 10**9)
@@ -80,7 +80,7 @@ def identify(
 ) -> dict[str, Any]:
     """Play the run's distilled student (or final agent) on ``seeds``; score its readout."""
     preset, _ = read_config(run)
-    task = make_vector_task(preset.env_id)
+    task = get_task(preset.env_id).make_batched()
     state = load_distill_state(run / "distill")
     classifier = None
     if state.identity.size:

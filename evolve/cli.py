@@ -42,7 +42,7 @@ from sensoryneuron.files import atomic_write_text
 from sensoryneuron.models import FeedForwardModel
 from sensoryneuron.policy import Policy
 from tasks.perturbations import Perturbations, validate_reshuffle_every
-from tasks.spec import VECTOR_TASKS
+from tasks.spec import TASKS, get_task
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
@@ -201,7 +201,11 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="NAME",
         help=f"SOURCE is a published model: {', '.join(sorted(REFERENCE_MODELS))}",
     )
-    e.add_argument("--env-id", help=f"override the task: {', '.join(sorted(VECTOR_TASKS))}")
+    e.add_argument(
+        "--env-id",
+        help=f"override the task: {', '.join(sorted(TASKS))}, or any Gymnasium id with a 1-D Box "
+        "observation",
+    )
     e.add_argument("--seed-offset", type=non_negative_int, default=0, help="first test seed")
     e.add_argument("--float64", action="store_true", help="run the policy in double precision")
 
@@ -239,7 +243,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="most frames (default 1000); the video ends sooner once every episode has ended",
     )
     r.add_argument("--fps", type=positive_float, default=50, help="default 50; at most 50 for .gif")
-    r.add_argument("--env-id", help=f"override the task: {', '.join(sorted(VECTOR_TASKS))}")
+    r.add_argument(
+        "--env-id",
+        help=f"override the task: {', '.join(sorted(TASKS))}, or any Gymnasium id with a 1-D Box "
+        "observation",
+    )
     r.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     sub.add_parser("tasks", help="list the task presets")
@@ -329,7 +337,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             run_settings={"backend": backend.name, "workers": backend.workers},
         )
     print(f"run folder: {result.run_dir}")
-    return EXIT_INTERRUPTED if result.interrupted else 0
+    return result.exit_code if result.interrupted else 0
 
 
 def _eval_env_id(args: argparse.Namespace, policy: Policy) -> str:
@@ -337,8 +345,7 @@ def _eval_env_id(args: argparse.Namespace, policy: Policy) -> str:
     env_id = args.env_id or (policy.task or {}).get("env_id")
     if env_id is None:
         raise UsageError(f"{args.source} does not say which task it was trained on; pass --env-id")
-    if env_id not in VECTOR_TASKS:
-        raise UsageError(f"unknown --env-id {env_id!r}; allowed: {', '.join(sorted(VECTOR_TASKS))}")
+    get_task(env_id)  # a ConfigError names the allowed tasks
     return env_id
 
 
@@ -476,8 +483,7 @@ def cmd_record(args: argparse.Namespace) -> int:
     env_id = args.env_id or (sources[0][0].task or {}).get("env_id") or preset_env
     if env_id is None:
         raise UsageError(f"{args.source} does not say which task it was trained on; pass --env-id")
-    if env_id not in VECTOR_TASKS:
-        raise UsageError(f"unknown --env-id {env_id!r}; allowed: {', '.join(sorted(VECTOR_TASKS))}")
+    get_task(env_id)  # a ConfigError names the allowed tasks
     perturbations = Perturbations(
         shuffle=args.shuffle,
         reshuffle_every=args.reshuffle_every,

@@ -1,24 +1,40 @@
-"""The batched rollout engine: a whole population is one policy call per env step.
+"""The one episode loop: a whole population is one policy call per env step, on any task.
 
 P members x B episodes run together. Every member sees the same B episode seeds and the
-same permutation and noise draws (common random numbers); the episode's seed fixes its
-initial state, its permutations and its noise exactly as ``gym.make(env_id)`` with the
-wrapper stack ``DuplicateObservation -> ShuffleObservation -> NoiseChannels`` and
-``reset(seed=seed)`` would.
+same permutation and noise draws (common random numbers). Training, held-out tests,
+evaluation, distillation's data collection, ``evolve record`` and the benchmarks all run
+:func:`episodes`; what each records per step is an :class:`Observer`.
+
+The loop, step by step:
+
+1. the policy acts on the perturbed observation (:meth:`Observer.on_act` sees the outputs,
+   the environment actions and, if asked, the attention);
+2. a ``driver`` may replace the outputs (distillation: the teacher drives some episodes),
+   and the executed action is what the policy reads as its previous action;
+3. the batched task steps (:meth:`Observer.on_step` sees rewards and ends); rewards stop
+   counting at each episode's first ``done``;
+4. the perturbation moves on (reshuffles where due; with ``realign`` the per-slot state
+   moves with the inputs); members whose episodes have all ended leave the batch.
+
+:func:`rollout` is the same loop for a plain-data :class:`EpisodeJob`, what backends send to
+workers; each worker keeps one batched task per (task, engine) from job to job.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import torch
-from gymnasium.utils import seeding
 
-from sensoryneuron.models import Model, model_from_dict
-from tasks.perturbations import BatchPerturbation, Perturbations, relative_permutation
-from tasks.spec import make_vector_task
+from sensoryneuron.actions import ActionMap
+from sensoryneuron.models import Model, Weights, model_from_dict
+from sensoryneuron.state import PolicyState
+from tasks.batched import BatchedTask
+from tasks.perturbations import BatchPerturbation, Perturbations
+from tasks.spec import Observation, get_task
 
 COMPACT_BELOW = 0.75  # drop finished members once fewer than this fraction still run
 
@@ -29,13 +45,15 @@ class EpisodeJob:
 
     Attributes:
         model: the model description (``Model.to_dict()``).
-        env_id: a registered vector task.
+        env_id: a task (see :func:`tasks.spec.get_task`).
         perturbations: ``Perturbations.to_dict()``.
         seeds: one seed per episode; every member plays every seed.
         realign: permute the policy's per-slot state with each reshuffle (keeps the agent
             exactly invariant; used to separate invariance from re-inference cost).
         max_steps: cap on episode length (None: the task's own limit).
         float64: run the policy in double precision.
+        engine: the batched engine (None: the task's default; see ``TaskSpec.engines``).
+        action: ``ActionMap.to_dict()`` of the policy (None: the task's own).
     """
 
     model: dict[str, Any]
@@ -45,6 +63,8 @@ class EpisodeJob:
     realign: bool = False
     max_steps: int | None = None
     float64: bool = False
+    engine: str | None = None
+    action: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -64,63 +84,239 @@ class RolloutResult:
         return int(self.steps.sum())
 
 
-def episode_rngs(seeds: tuple[int, ...] | list[int]) -> list[np.random.Generator]:
-    """One generator per episode, seeded exactly as ``env.reset(seed=...)`` seeds its env."""
-    return [seeding.np_random(int(s))[0] for s in seeds]
+@dataclass
+class StepView:
+    """What the loop holds at one step, for observers. Rows are the ``active`` members.
 
-
-def rollout(job: EpisodeJob, params: np.ndarray, model: Model | None = None) -> RolloutResult:
-    """Run every member of ``params[P, D]`` on every episode of ``job``.
-
-    Rewards stop counting at the first ``terminated`` step of each (member, episode); the
-    policy state starts at zero for every episode.
+    Attributes:
+        t: steps taken before this one.
+        obs: what the policy read, ``[P', B, ...]`` (perturbed).
+        raw: the task's own observation, unperturbed.
+        output: the policy's outputs ``[P', B, A]`` (after a driver, the executed ones).
+        action: the environment actions of ``output``.
+        attention: ``[P', B, M, N]`` when an observer asked for it, else None.
+        state: the policy state after acting.
+        alive: bool ``[P', B]``, episodes still running before this step.
+        reward: float64 ``[P', B]`` of this step (set before ``on_step``; 0 once ended).
+        done: bool ``[P', B]``, ended at this step or before (set before ``on_step``).
+        active: which members (rows of the full population) the rows are.
+        returns: the running returns, ``[P, B]`` over the full population.
+        perturbation: the batch perturbation (permutations, sources, reshuffled).
+        task: the batched task (``render``).
     """
-    model = model or model_from_dict(job.model)
-    task = make_vector_task(job.env_id)
-    perturb = Perturbations.from_dict(job.perturbations).batch(task.obs_dim)
-    dtype = torch.float64 if job.float64 else torch.float32
-    params_t = torch.tensor(np.asarray(params), dtype=dtype)
-    members, episodes = params_t.shape[0], len(job.seeds)
-    max_steps = task.max_steps if job.max_steps is None else min(job.max_steps, task.max_steps)
 
-    rngs = episode_rngs(job.seeds)
-    obs = perturb.reset(task.reset(rngs, members), rngs)
-    returns = np.zeros((members, episodes))
-    steps = np.zeros((members, episodes), dtype=np.int64)
-    alive = np.ones((members, episodes), dtype=bool)
+    t: int
+    obs: np.ndarray
+    raw: np.ndarray
+    alive: np.ndarray
+    active: np.ndarray
+    returns: np.ndarray
+    perturbation: BatchPerturbation
+    task: BatchedTask
+    state: PolicyState
+    output: np.ndarray | None = None
+    action: np.ndarray | None = None
+    attention: np.ndarray | None = None
+    reward: np.ndarray | None = None
+    done: np.ndarray | None = None
+
+
+class Observer:
+    """Per-step hooks into :func:`episodes`; each does nothing unless overridden.
+
+    Attributes:
+        attention: set True to have the loop compute the attention weights every step.
+    """
+
+    attention: bool = False
+
+    def on_reset(self, view: StepView) -> None:
+        """After the episodes start: ``obs``, ``raw``, ``state`` (zero) are set."""
+
+    def on_act(self, view: StepView) -> None:
+        """The policy acted: ``output``, ``action``, ``attention``; the env has not stepped."""
+
+    def on_step(self, view: StepView) -> None:
+        """The env stepped: ``reward`` and ``done`` of this step are set."""
+
+
+Driver = Callable[[StepView], np.ndarray | None]
+
+
+def episodes(
+    model: Model,
+    params: torch.Tensor,
+    task: BatchedTask,
+    perturbations: Perturbations,
+    seeds: Sequence[int],
+    *,
+    action_map: ActionMap,
+    max_steps: int | None = None,
+    realign: bool = False,
+    observers: Sequence[Observer] = (),
+    driver: Driver | None = None,
+    weights: Weights | None = None,
+    observation: Observation | None = None,
+) -> RolloutResult:
+    """Run every member of ``params[P, D]`` on every episode ``seeds``; see the module doc.
+
+    Args:
+        model: the architecture.
+        params: ``[P, D]``; its dtype is the policy's precision.
+        task: a batched task (its state is reset here).
+        perturbations: what happens to the observations on their way to the policy.
+        seeds: one per episode.
+        action_map: the map from policy outputs to the task's actions.
+        max_steps: cap on episode length (None: the task's own).
+        realign: move the per-slot state with the inputs at every reshuffle.
+        observers: per-step hooks, called in order.
+        driver: may return outputs ``[P', B, A]`` to execute instead of the policy's.
+        weights: ``model.prepare(params)`` if already computed.
+        observation: the task's observation spec, for the perturbation (default: a vector
+            of the first observation's width).
+    """
+    loop = iterate(
+        model,
+        params,
+        task,
+        perturbations,
+        seeds,
+        action_map=action_map,
+        max_steps=max_steps,
+        realign=realign,
+        observers=observers,
+        driver=driver,
+        weights=weights,
+        observation=observation,
+    )
+    while True:
+        try:
+            next(loop)
+        except StopIteration as end:
+            return end.value
+
+
+def iterate(
+    model: Model,
+    params: torch.Tensor,
+    task: BatchedTask,
+    perturbations: Perturbations,
+    seeds: Sequence[int],
+    *,
+    action_map: ActionMap,
+    max_steps: int | None = None,
+    realign: bool = False,
+    observers: Sequence[Observer] = (),
+    driver: Driver | None = None,
+    weights: Weights | None = None,
+    observation: Observation | None = None,
+) -> Generator[StepView, None, RolloutResult]:
+    """:func:`episodes` as a generator that yields the view at every ``on_act``.
+
+    What two agents side by side need (``evolve record --compare``): two loops in lockstep.
+    The generator returns the :class:`RolloutResult` (``StopIteration.value``).
+    """
+    members, episodes_ = params.shape[0], len(seeds)
+    limit = task.max_steps if max_steps is None else min(max_steps, task.max_steps)
+    attention = any(o.attention for o in observers)
+    feedback = action_map.kind == "discrete"  # the policy reads back the one-hot action
+    raw, rngs = task.start(seeds, members)
+    perturb = perturbations.batch(raw.shape[2] if observation is None else observation)
+    obs = perturb.reset(raw, rngs)
+    returns = np.zeros((members, episodes_))
+    steps = np.zeros((members, episodes_), dtype=np.int64)
+    alive = np.ones((members, episodes_), dtype=bool)
     active = np.arange(members)  # members still simulated; finished ones are dropped
     with torch.no_grad():
-        weights = model.prepare(params_t)
-        state = model.init_state(members, episodes, dtype=dtype)
-        for _ in range(max_steps):
-            action, state = model.step_prepared(weights, torch.from_numpy(obs), state)
-            raw, reward, terminated = task.step(action.numpy().astype(np.float64))
+        if weights is None:
+            weights = model.prepare(params)
+        state = model.init_state(members, episodes_, dtype=params.dtype)
+        view = StepView(0, obs, raw, alive, active, returns, perturb, task, state)
+        for o in observers:
+            o.on_reset(view)
+        for t in range(limit):
+            view.t, view.obs, view.raw, view.alive = t, obs, raw, alive[active]
+            if attention:
+                output, state, att = model.step_prepared(
+                    weights, torch.from_numpy(obs), state, with_attention=True
+                )
+                view.attention = att.numpy()
+            else:
+                output, state = model.step_prepared(weights, torch.from_numpy(obs), state)
+            out = output.numpy()
+            view.state = state
+            if driver is not None:
+                view.output = out
+                driven = driver(view)
+                if driven is not None:
+                    out = np.asarray(driven, dtype=out.dtype)
+            env_action = action_map.to_env(out)
+            if feedback or driver is not None:
+                executed = action_map.feedback(env_action)
+                state = model.with_previous_action(state, torch.from_numpy(executed))
+            view.output, view.action, view.state = out, env_action, state
+            for o in observers:
+                o.on_act(view)
+            yield view
+            raw, reward, done = task.step(env_action)
             live = alive[active]
-            returns[active] += np.where(live, reward, 0.0)
+            reward = np.where(live, reward, 0.0)
+            returns[active] += reward
             steps[active] += live
-            live &= ~terminated
+            live &= ~done
             alive[active] = live
+            view.reward, view.done = reward, ~live
+            for o in observers:
+                o.on_step(view)
             if not live.any():
                 break
             before = perturb.permutations.copy()
             obs = perturb.step(raw, rngs)
-            if job.realign and perturb.reshuffled.any():
-                state = state.permute(torch.from_numpy(_slot_permutation(before, perturb)))
+            if realign and perturb.reshuffled.any():
+                state = state.permute(torch.from_numpy(perturb.realignment(before)))
             running = live.any(axis=1)
             if running.mean() < COMPACT_BELOW:
                 keep = np.flatnonzero(running)
-                active, obs = active[keep], obs[keep]
+                active, obs, raw = active[keep], obs[keep], raw[keep]
                 task.keep_members(keep)
                 index = torch.from_numpy(keep)
                 weights = {k: v.index_select(0, index) for k, v in weights.items()}
                 state = state.select_members(index)
+                view.active = active
     return RolloutResult(returns=returns, steps=steps)
 
 
-def _slot_permutation(before: np.ndarray, perturb: BatchPerturbation) -> np.ndarray:
-    """Per-episode realignment of every input slot; noise slots stay where they are."""
-    rel = relative_permutation(before, perturb.permutations)
-    if perturb.noise_channels:
-        noise = np.arange(perturb.n_shuffled, perturb.out_dim)
-        rel = np.concatenate([rel, np.broadcast_to(noise, (rel.shape[0], noise.size))], axis=1)
-    return rel
+# One batched task per (task, engine) per process: a pool of real envs is made once per
+# worker and reused by every job it runs. Simulators are plain arrays, made afresh.
+_POOLS: dict[tuple[str, str], BatchedTask] = {}
+
+
+def batched_task(env_id: str, engine: str | None = None) -> BatchedTask:
+    """The batched task of ``env_id`` on ``engine``; pools are kept and reused per process."""
+    spec = get_task(env_id)
+    engine = spec.check_engine(engine)
+    if engine == "simulator":
+        return spec.make_batched(engine)
+    key = (env_id, engine)
+    if key not in _POOLS:
+        _POOLS[key] = spec.make_batched(engine)
+    return _POOLS[key]
+
+
+def rollout(job: EpisodeJob, params: np.ndarray, model: Model | None = None) -> RolloutResult:
+    """Run every member of ``params[P, D]`` on every episode of ``job`` (see :func:`episodes`)."""
+    model = model or model_from_dict(job.model)
+    spec = get_task(job.env_id)
+    action_map = spec.action if job.action is None else ActionMap.from_dict(job.action)
+    dtype = torch.float64 if job.float64 else torch.float32
+    return episodes(
+        model,
+        torch.tensor(np.asarray(params), dtype=dtype),
+        batched_task(job.env_id, job.engine),
+        Perturbations.from_dict(job.perturbations),
+        job.seeds,
+        action_map=action_map,
+        max_steps=job.max_steps,
+        realign=job.realign,
+        observation=spec.observation,
+    )

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from sensoryneuron.actions import ActionMap
 from sensoryneuron.errors import CheckpointError, ConfigError
 from sensoryneuron.files import load_npz, save_npz
 from sensoryneuron.models import AttentionNeuronModel, Model, model_from_dict
@@ -33,6 +34,7 @@ def save_policy(path: str | os.PathLike, policy: Policy) -> None:
         "model": policy.model.to_dict(),
         "task": policy.task,
         "info": policy.info,
+        "action": policy.action.to_dict(),
     }
     save_npz(path, {"params": policy.params}, meta)
 
@@ -68,7 +70,16 @@ def read_policy_file(path: str | os.PathLike) -> Policy:
         raise CheckpointError(f"{path}: 'task' must be a JSON object or null")
     if not isinstance(info, dict):
         raise CheckpointError(f"{path}: 'info' must be a JSON object")
-    return Policy(model, params, task=task, info=info)
+    action = None  # checkpoints written before actions were recorded: outputs unchanged
+    if meta.get("action") is not None:
+        try:
+            action = ActionMap.from_dict(meta["action"])
+        except ConfigError as exc:
+            raise CheckpointError(f"{path}: bad action map ({exc})") from None
+    try:
+        return Policy(model, params, task=task, info=info, action=action)
+    except ConfigError as exc:
+        raise CheckpointError(f"{path}: {exc}") from None
 
 
 def pretrained_names() -> list[str]:

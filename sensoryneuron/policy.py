@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from sensoryneuron.actions import ActionMap
 from sensoryneuron.errors import ConfigError
 from sensoryneuron.models import Model
 from sensoryneuron.state import PolicyState
@@ -16,6 +17,8 @@ class Policy:
     """One parameter vector of a :class:`~sensoryneuron.models.Model`.
 
     The recurrent state is an explicit value passed in and returned, never kept inside.
+    :meth:`act` returns actions in the environment's space (its :attr:`action` map): what it
+    returns goes straight into ``env.step``.
 
     >>> import numpy as np
     >>> from sensoryneuron import AttentionNeuronModel, Policy
@@ -31,6 +34,8 @@ class Policy:
         params: float32 ``[num_params]`` (read-only).
         task: the task configuration the policy was trained on, if known.
         info: free-form provenance (run, generation, scores).
+        action: the map from the model's outputs to the env's actions (default: outputs
+            unchanged, a Box on ``[-1, 1]``).
     """
 
     def __init__(
@@ -39,6 +44,7 @@ class Policy:
         params: np.ndarray,
         task: dict[str, Any] | None = None,
         info: dict[str, Any] | None = None,
+        action: ActionMap | None = None,
     ) -> None:
         params = np.array(params, dtype=np.float32)
         if params.shape != (model.num_params,):
@@ -49,6 +55,13 @@ class Policy:
         if not np.all(np.isfinite(params)):
             raise ConfigError("params contain NaN or infinite values")
         params.flags.writeable = False
+        action = ActionMap.unit_box(model.act_dim) if action is None else action
+        if action.output_dim != model.act_dim:
+            raise ConfigError(
+                f"the action {action.describe()} needs {action.output_dim} outputs; this "
+                f"{model.kind} model has act_dim={model.act_dim}"
+            )
+        self.action = action
         self.model = model
         self.params = params
         self.task = task
@@ -72,10 +85,11 @@ class Policy:
     def act(
         self, obs: np.ndarray, state: PolicyState, return_attention: bool = False
     ) -> tuple[np.ndarray, PolicyState] | tuple[np.ndarray, PolicyState, np.ndarray]:
-        """Map ``obs[B, N]`` to ``action[B, A]`` and the next state.
+        """Map ``obs[B, N]`` to env actions and the next state.
 
-        With ``return_attention`` also returns the attention weights ``[B, M, N]`` (empty
-        ``M`` for models without attention).
+        Actions are ``[B, A]`` floats for a Box, ``[B]`` ints for a Discrete. With
+        ``return_attention`` also returns the attention weights ``[B, M, N]`` (empty ``M``
+        for models without attention).
         """
         obs = np.asarray(obs)
         if obs.ndim != 2:
@@ -85,10 +99,14 @@ class Policy:
         with torch.no_grad():
             x = torch.from_numpy(np.ascontiguousarray(obs, dtype=np.float32))[None]
             out = self.model.step_prepared(self._weights, x, state, with_attention=return_attention)
-        action = out[0][0].numpy()
+        action = self.action.to_env(out[0][0].numpy())
+        state = out[1]
+        if self.action.kind == "discrete":  # the policy reads back the action it chose
+            executed = torch.from_numpy(self.action.feedback(action))[None]
+            state = self.model.with_previous_action(state, executed)
         if return_attention:
-            return action, out[1], out[2][0].numpy()
-        return action, out[1]
+            return action, state, out[2][0].numpy()
+        return action, state
 
     def permute_state(self, state: PolicyState, perm: np.ndarray) -> PolicyState:
         """Realign per-slot state after the inputs were permuted.

@@ -6,7 +6,7 @@ Importing the package registers ``SensoryNeuron/CartPoleSwingUp-v0`` and
 
 from __future__ import annotations
 
-from tasks.batched import VectorTask
+from tasks.batched import BatchedTask, VectorTask, episode_rngs
 from tasks.cartpole import CartPoleSwingUpEnv
 from tasks.cartpole_batched import VecCartPoleSwingUp
 from tasks.perturbations import (
@@ -25,8 +25,14 @@ from tasks.perturbations import (
 from tasks.spec import (
     CARTPOLE_SWINGUP_HARDER_ID,
     CARTPOLE_SWINGUP_ID,
-    make_vector_task,
+    TASKS,
+    PatchObservation,
+    TaskSpec,
+    VectorObservation,
+    get_task,
+    make_batched_task,
     register_envs,
+    register_task,
 )
 
 register_envs()
@@ -46,7 +52,15 @@ __all__ = [
     "draw_noise",
     "draw_permutation",
     "draw_shuffle",
-    "make_vector_task",
+    "TASKS",
+    "BatchedTask",
+    "PatchObservation",
+    "TaskSpec",
+    "VectorObservation",
+    "episode_rngs",
+    "get_task",
+    "make_batched_task",
+    "register_task",
     "register_envs",
     "relative_permutation",
     "validate_reshuffle_every",

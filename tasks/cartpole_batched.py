@@ -12,6 +12,7 @@ import gymnasium as gym
 import numpy as np
 
 from sensoryneuron.errors import ConfigError
+from tasks.batched import episode_rngs
 from tasks.cartpole import (
     ACT_DIM,
     MAX_STEPS,
@@ -23,11 +24,11 @@ from tasks.cartpole import (
     sample_initial_state,
     step_physics,
 )
-from tasks.perturbations import validate_int
+from tasks.perturbations.draws import validate_int
 
 
 class VecCartPoleSwingUp:
-    """Cart-pole swing-up for ``[members, episodes]`` at once (implements :class:`VectorTask`).
+    """Cart-pole swing-up for ``[members, episodes]`` at once (a :class:`~tasks.batched.BatchedTask`).
 
     It runs the same pure functions as :class:`tasks.cartpole.CartPoleSwingUpEnv`. With the
     Generator ``gymnasium.utils.seeding.np_random(s)[0]``, episode ``b`` starts exactly where
@@ -96,6 +97,16 @@ class VecCartPoleSwingUp:
             raise ConfigError(f"action must have shape {expected}, got {action.shape}")
         self.state = step_physics(self.state, action[..., 0])
         return observe(self.state), reward(self.state), out_of_bounds(self.state)
+
+    def start(
+        self, seeds: Sequence[int], members: int
+    ) -> tuple[np.ndarray, list[np.random.Generator]]:
+        """:meth:`reset` from ``seeds``; the Generators go on to the perturbations."""
+        rngs = episode_rngs(seeds)
+        return self.reset(rngs, members), rngs
+
+    def close(self) -> None:
+        """Nothing to release: the simulator is plain arrays."""
 
     def keep_members(self, index: np.ndarray) -> None:
         """Keeps only the members in ``index`` (the rollout engine drops finished ones)."""

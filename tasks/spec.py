@@ -1,19 +1,36 @@
-"""Every environment the project provides, in one table: its Gymnasium id and entry point,
-and the vectorised simulator that training uses for it."""
+"""Task specs: what a task gives (observation), takes (action), how long it runs, and how to
+make its environments, one batch or one env at a time.
+
+Every task the engine runs is a :class:`TaskSpec`. The project registers its own
+(:data:`TASKS`); any other Gymnasium id with a 1-D Box observation and a bounded Box or a
+Discrete action works too: :func:`get_task` builds its spec from the env's spaces.
+
+>>> spec = get_task("Pendulum-v1")
+>>> spec.observation.size, spec.action.describe(), spec.max_steps, spec.engines[0]
+(3, 'Box([-2.0], [2.0])', 200, 'gym')
+"""
 
 from __future__ import annotations
 
+import functools
+import importlib.util
 from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
 
+import gymnasium as gym
 from gymnasium.envs.registration import register, registry
 
+from sensoryneuron.actions import ActionMap
 from sensoryneuron.errors import ConfigError
-from tasks.batched import VectorTask
+from tasks.batched import BatchedTask
 from tasks.cartpole import MAX_STEPS
 from tasks.cartpole_batched import VecCartPoleSwingUp
 
 CARTPOLE_SWINGUP_ID = "SensoryNeuron/CartPoleSwingUp-v0"
 CARTPOLE_SWINGUP_HARDER_ID = "SensoryNeuron/CartPoleSwingUpHarder-v0"
+
+ENGINES = ("simulator", "gym", "envpool")
 
 GYM_ENVS: dict[str, dict] = {
     CARTPOLE_SWINGUP_ID: {
@@ -28,30 +45,273 @@ GYM_ENVS: dict[str, dict] = {
     },
 }
 
-VECTOR_TASKS: dict[str, Callable[[], VectorTask]] = {
-    CARTPOLE_SWINGUP_ID: lambda: VecCartPoleSwingUp(harder=False),
-    CARTPOLE_SWINGUP_HARDER_ID: lambda: VecCartPoleSwingUp(harder=True),
-}
+
+@dataclass(frozen=True)
+class VectorObservation:
+    """A state vector of named scalar sensors; each sensory neuron reads one.
+
+    Attributes:
+        names: what each element measures, in the environment's order.
+    """
+
+    names: tuple[str, ...]
+
+    @property
+    def size(self) -> int:
+        return len(self.names)
+
+    def describe(self) -> str:
+        return f"{self.size} sensors"
 
 
-# What each element of the raw observation measures, in order (legends in videos).
-OBSERVATION_NAMES: dict[str, tuple[str, ...]] = {
-    CARTPOLE_SWINGUP_ID: ("x", "x_dot", "cos th", "sin th", "th_dot"),
-    CARTPOLE_SWINGUP_HARDER_ID: ("x", "x_dot", "cos th", "sin th", "th_dot"),
-}
+@dataclass(frozen=True)
+class PatchObservation:
+    """A stack of grayscale frames cut into non-overlapping ``patch x patch`` patches.
+
+    Each sensory neuron reads one patch of every frame: ``frames * patch * patch`` values.
+
+    Attributes:
+        frames: stacked frames, oldest first.
+        height: frame height in pixels (a multiple of ``patch``).
+        width: frame width in pixels (a multiple of ``patch``).
+        patch: the side of a patch in pixels.
+    """
+
+    frames: int
+    height: int
+    width: int
+    patch: int
+
+    def __post_init__(self) -> None:
+        for name in ("frames", "height", "width", "patch"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"{name} must be a positive integer; got {value!r}")
+        if self.height % self.patch or self.width % self.patch:
+            raise ConfigError(
+                f"a {self.height}x{self.width} frame does not split into {self.patch}x"
+                f"{self.patch} patches"
+            )
+
+    @property
+    def grid(self) -> tuple[int, int]:
+        """Patches per column and per row."""
+        return self.height // self.patch, self.width // self.patch
+
+    @property
+    def size(self) -> int:
+        """The number of patches, N."""
+        rows, cols = self.grid
+        return rows * cols
+
+    @property
+    def patch_size(self) -> int:
+        """Values per patch: every frame's ``patch x patch`` pixels."""
+        return self.frames * self.patch * self.patch
+
+    def describe(self) -> str:
+        rows, cols = self.grid
+        return f"{self.frames} frames of {self.height}x{self.width}, {rows}x{cols} patches"
+
+
+Observation = VectorObservation | PatchObservation
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """What a task gives and takes, and how to make its environments.
+
+    Attributes:
+        env_id: the Gymnasium id (also the key of :data:`TASKS`).
+        observation: a :class:`VectorObservation` or a :class:`PatchObservation`.
+        action: the map from policy outputs to the env's actions.
+        max_steps: the episode length the engine runs to.
+        engines: the batched engines that can run it, the default first: ``simulator``
+            (a vectorised simulator), ``gym`` (a pool of Gymnasium envs), ``envpool``
+            (envpool's C++ envs, an optional extra).
+        env_kwargs: keyword arguments for ``gym.make`` (and envpool's ``make``).
+        simulator: builds the vectorised simulator (``simulator`` engine only).
+        envpool_id: envpool's name for the task (``envpool`` engine only).
+        description: one line for listings.
+    """
+
+    env_id: str
+    observation: Observation
+    action: ActionMap
+    max_steps: int
+    engines: tuple[str, ...] = ("gym",)
+    env_kwargs: dict[str, Any] = field(default_factory=dict)
+    simulator: Callable[[], BatchedTask] | None = None
+    envpool_id: str | None = None
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        unknown = [e for e in self.engines if e not in ENGINES]
+        if not self.engines or unknown:
+            raise ConfigError(
+                f"{self.env_id}: engines must be some of {', '.join(ENGINES)}; got "
+                f"{list(self.engines)}"
+            )
+        if ("simulator" in self.engines) != (self.simulator is not None):
+            raise ConfigError(f"{self.env_id}: the simulator engine needs a simulator, and only it")
+        if ("envpool" in self.engines) != (self.envpool_id is not None):
+            raise ConfigError(f"{self.env_id}: the envpool engine needs an envpool id, and only it")
+
+    def make_env(self, render_mode: str | None = None) -> gym.Env:
+        """One Gymnasium env of this task, as ``gym.make`` gives it (time limit included)."""
+        return gym.make(self.env_id, render_mode=render_mode, **self.env_kwargs)
+
+    def make_batched(self, engine: str | None = None) -> BatchedTask:
+        """A fresh batched task on ``engine`` (default: the first of :attr:`engines`)."""
+        engine = self.check_engine(engine)
+        if engine == "simulator":
+            assert self.simulator is not None
+            return self.simulator()
+        from tasks.pools import EnvpoolPool, GymPool  # the pools import this module
+
+        if engine == "envpool":
+            return EnvpoolPool(self)
+        return GymPool(self)
+
+    def check_engine(self, engine: str | None) -> str:
+        """``engine``, or the default one; ConfigError if this task cannot run on it."""
+        if engine is None:
+            return self.engines[0]
+        if engine not in self.engines:
+            raise ConfigError(
+                f"{self.env_id} runs on {', '.join(self.engines)}; not on engine {engine!r}"
+            )
+        if engine == "envpool" and importlib.util.find_spec("envpool") is None:
+            raise ConfigError("the envpool engine needs envpool: pip install -e '.[envpool]'")
+        return engine
+
+
+def _cartpole_swingup(harder: bool, description: str) -> TaskSpec:
+    return TaskSpec(
+        env_id=CARTPOLE_SWINGUP_HARDER_ID if harder else CARTPOLE_SWINGUP_ID,
+        observation=VectorObservation(("x", "x_dot", "cos th", "sin th", "th_dot")),
+        action=ActionMap.unit_box(1),
+        max_steps=MAX_STEPS,
+        engines=("simulator", "gym"),
+        simulator=lambda: VecCartPoleSwingUp(harder=harder),
+        description=description,
+    )
+
+
+TASKS: dict[str, TaskSpec] = {}
+
+
+def register_task(spec: TaskSpec) -> TaskSpec:
+    """Add ``spec`` to :data:`TASKS` (replacing one of the same id)."""
+    TASKS[spec.env_id] = spec
+    return spec
+
+
+register_task(_cartpole_swingup(False, "cart-pole swing-up, starts near hanging down"))
+register_task(_cartpole_swingup(True, "cart-pole swing-up, wide uniform starts"))
+register_task(
+    TaskSpec(
+        env_id="Pendulum-v1",
+        observation=VectorObservation(("cos th", "sin th", "th_dot")),
+        action=ActionMap.box([-2.0], [2.0]),
+        max_steps=200,
+        engines=("gym", "envpool"),
+        envpool_id="Pendulum-v1",
+        description="Gymnasium's pendulum swing-up, torque in [-2, 2]",
+    )
+)
+register_task(
+    TaskSpec(
+        env_id="CartPole-v1",
+        observation=VectorObservation(("x", "x_dot", "th", "th_dot")),
+        action=ActionMap.discrete(2),
+        max_steps=500,
+        engines=("gym", "envpool"),
+        envpool_id="CartPole-v1",
+        description="Gymnasium's cart-pole balance, push left or right",
+    )
+)
+# Ant-v5 without contact forces: qpos[2:] (torso height and orientation, 8 joint angles),
+# then qvel (torso velocities, 8 joint speeds); joints in the order hip, ankle of legs 1-4.
+_ANT_JOINTS = tuple(f"{part}{leg}" for leg in range(1, 5) for part in ("hip", "ankle"))
+ANT_OBSERVATION = (
+    ("z", "qw", "qx", "qy", "qz")
+    + tuple(f"{joint} angle" for joint in _ANT_JOINTS)
+    + ("vx", "vy", "vz", "wx", "wy", "wz")
+    + tuple(f"{joint} speed" for joint in _ANT_JOINTS)
+)
+register_task(
+    TaskSpec(
+        env_id="Ant-v5",
+        observation=VectorObservation(ANT_OBSERVATION),
+        action=ActionMap.unit_box(8),
+        max_steps=1000,
+        engines=("gym", "envpool"),
+        env_kwargs={"include_cfrc_ext_in_observation": False},
+        envpool_id="Ant-v5",
+        description="MuJoCo Ant-v5, 27 inputs (no contact forces); needs the mujoco extra",
+    )
+)
+
+
+@functools.lru_cache(maxsize=64)
+def _spec_from_gym(env_id: str) -> TaskSpec:
+    try:
+        env = gym.make(env_id)
+    except gym.error.Error as exc:
+        raise ConfigError(
+            f"unknown task {env_id!r}: not a registered task ({', '.join(sorted(TASKS))}) "
+            f"nor a Gymnasium id ({exc})"
+        ) from None
+    except ImportError as exc:
+        raise ConfigError(f"{env_id} needs a package that is not installed: {exc}") from None
+    try:
+        space = env.observation_space
+        if not (isinstance(space, gym.spaces.Box) and len(space.shape) == 1):
+            raise ConfigError(
+                f"{env_id}: the engine takes a 1-D Box observation (a vector of sensors); "
+                f"got {space}"
+            )
+        action = ActionMap.from_space(env.action_space)
+        limit = env.spec.max_episode_steps if env.spec is not None else None
+        if limit is None:
+            raise ConfigError(f"{env_id} has no time limit (max_episode_steps); register one")
+    finally:
+        env.close()
+    return TaskSpec(
+        env_id=env_id,
+        observation=VectorObservation(tuple(f"obs {i}" for i in range(space.shape[0]))),
+        action=action,
+        max_steps=int(limit),
+        engines=("gym",),
+        description=f"Gymnasium's {env_id}",
+    )
+
+
+def get_task(env_id: str) -> TaskSpec:
+    """The spec of ``env_id``: a registered task, else one read off the Gymnasium env."""
+    if not isinstance(env_id, str) or not env_id:
+        raise ConfigError(f"a task is named by its Gymnasium id; got {env_id!r}")
+    if env_id in TASKS:
+        return TASKS[env_id]
+    return _spec_from_gym(env_id)
 
 
 def register_envs() -> None:
-    """Register the Gymnasium ids (idempotent; runs on ``import tasks``)."""
+    """Register the project's Gymnasium ids (idempotent; runs on ``import tasks``)."""
     for env_id, spec in GYM_ENVS.items():
         if env_id not in registry:
             register(id=env_id, **spec)
 
 
-def make_vector_task(env_id: str) -> VectorTask:
-    """A fresh vectorised simulator for ``env_id``."""
-    if env_id not in VECTOR_TASKS:
-        raise ConfigError(
-            f"no vectorised simulator for {env_id!r}; allowed: {', '.join(sorted(VECTOR_TASKS))}"
-        )
-    return VECTOR_TASKS[env_id]()
+def make_batched_task(env_id: str, engine: str | None = None) -> BatchedTask:
+    """A fresh batched task for ``env_id`` on ``engine`` (default: the task's own)."""
+    return get_task(env_id).make_batched(engine)
+
+
+def observation_names(env_id: str) -> tuple[str, ...]:
+    """What each raw observation element measures (``obs i`` where unknown)."""
+    observation = get_task(env_id).observation
+    if isinstance(observation, VectorObservation):
+        return observation.names
+    return tuple(f"patch {i}" for i in range(observation.size))

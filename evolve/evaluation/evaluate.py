@@ -13,7 +13,7 @@ from evolve.rollout import EpisodeJob
 from evolve.seeds import test_seeds
 from sensoryneuron.models import FeedForwardModel
 from sensoryneuron.policy import Policy
-from tasks.spec import make_vector_task
+from tasks.spec import get_task
 
 
 def condition_width(condition: Condition, obs_dim: int) -> int:
@@ -30,17 +30,19 @@ def evaluate_policy(
     backend: Backend | None = None,
     float64: bool = False,
     max_steps: int | None = None,
+    engine: str | None = None,
 ) -> list[dict[str, Any]]:
     """Mean and spread of episode returns per condition, on the same held-out seeds.
 
     Returns one row per condition: ``condition``, ``episodes``, ``mean``, ``std``, ``min``,
     ``max`` and the per-episode ``returns``; or ``skipped`` with the reason, where the
     policy cannot take that many inputs (the feed-forward baseline). ``max_steps`` cuts
-    every episode short (None: the task's own length).
+    every episode short (None: the task's own length); ``engine`` picks the batched engine
+    (None: the task's default).
     """
     backend = backend or LocalBackend(1)
     seeds = test_seeds(episodes, seed_offset)
-    obs_dim = make_vector_task(env_id).obs_dim
+    obs_dim = get_task(env_id).observation.size
     params = policy.params[None, :]
     rows: list[dict[str, Any]] = []
     for condition in conditions:
@@ -61,6 +63,8 @@ def evaluate_policy(
             realign=condition.realign,
             max_steps=max_steps,
             float64=float64,
+            engine=engine,
+            action=policy.action.to_dict(),
         )
         chunks = shard_bounds(len(seeds), backend.workers)
         tasks = [(dataclasses.replace(job, seeds=tuple(seeds[a:b])), params) for a, b in chunks]

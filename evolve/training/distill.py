@@ -42,15 +42,16 @@ from evolve.evaluation.conditions import Condition
 from evolve.evaluation.evaluate import evaluate_policy
 from evolve.logs import get_logger
 from evolve.presets import TaskPreset
-from evolve.rollout import episode_rngs
 from evolve.seeds import VALIDATION_OFFSET, distill_init_seed, distill_seeds, distill_stream
 from evolve.training.run_folder import write_log_csv
+from evolve.training.stopping import StopRequest
 from sensoryneuron.checkpoints import save_policy
 from sensoryneuron.errors import CheckpointError, ConfigError
 from sensoryneuron.files import load_npz, save_npz
 from sensoryneuron.models import Model
 from sensoryneuron.policy import Policy
-from tasks.spec import make_vector_task
+from tasks.batched import episode_rngs
+from tasks.spec import get_task
 
 log = get_logger()
 
@@ -200,7 +201,7 @@ def collect(
     ``teacher_driven[e]`` makes episode e follow the teacher's actions instead of the
     student's (the student still reads its inputs and keeps its state).
     """
-    task = make_vector_task(preset.env_id)
+    task = get_task(preset.env_id).make_batched()
     perturb = preset.perturbations.batch(task.obs_dim)
     rngs = episode_rngs(seeds)
     raw = task.reset(rngs, 1)
@@ -349,15 +350,17 @@ def distill(
     *,
     resume: bool = False,
     backend: Backend,
+    stop: StopRequest | None = None,
 ) -> DistillResult:
     """Run (or resume) the distillation stage of ``preset`` into ``stage_dir``."""
     cfg = preset.distill
     if cfg is None:
         raise CheckpointError(f"recipe {preset.name!r} has no distill section")
+    stop = stop or StopRequest()
     stage_dir = Path(stage_dir)
     seed = preset.training.seed
     model = preset.model
-    sensors = make_vector_task(preset.env_id).obs_dim
+    sensors = get_task(preset.env_id).observation.size
     classes = identity_classes(sensors)
     attention_sensors = sensors if cfg.attention_weight > 0 else 0
     if resume and (stage_dir / "state.npz").exists():
@@ -383,7 +386,7 @@ def distill(
     classifier = theta[model.num_params :].view(classes, -1) if state.identity.size else None
     interrupted = False
     try:
-        while state.iteration < cfg.iterations:
+        while state.iteration < cfg.iterations and not stop.requested:
             started = time.perf_counter()
             it = state.iteration
             fraction = (
@@ -437,6 +440,9 @@ def distill(
             )
     except KeyboardInterrupt:
         interrupted = True
+    if stop.requested:
+        interrupted = True
+    if interrupted:
         log.info("interrupted: distillation saved at iteration %d", state.iteration)
     return DistillResult(stage_dir / "best.npz", state.iteration, state.best_test, interrupted)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import signal
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +38,7 @@ from evolve.training.run_folder import (
     write_config,
     write_log_csv,
 )
+from evolve.training.stopping import StopRequest, stop_on_signals
 from sensoryneuron.checkpoints import load_policy, save_policy
 from sensoryneuron.errors import CheckpointError
 from sensoryneuron.files import atomic_write_text
@@ -57,6 +59,7 @@ class TrainResult:
     best_test: float
     interrupted: bool
     final_table: list[dict[str, Any]] | None
+    exit_code: int = 0  # 130 (SIGINT) or 143 (SIGTERM) when a signal stopped the run
 
 
 def build_strategy(preset: TaskPreset, x0: np.ndarray | None = None) -> Strategy:
@@ -97,6 +100,7 @@ def train(
     final_episodes: int = 100,
     progress: bool = True,
     run_settings: dict[str, Any] | None = None,
+    stop: StopRequest | None = None,
 ) -> TrainResult:
     """Train ``preset`` into ``run_dir`` (or continue the run there with ``resume``).
 
@@ -115,7 +119,22 @@ def train(
         progress: show a progress bar with ETA.
         run_settings: extra facts for ``config.json`` (workers, backend); not part of the
             recipe and not affecting results.
+        stop: set by SIGINT/SIGTERM (see :mod:`evolve.training.stopping`); default: this
+            call installs the handlers for its duration.
     """
+    if stop is None:
+        with stop_on_signals() as stop:
+            return train(
+                preset,
+                run_dir,
+                resume=resume,
+                backend=backend,
+                checkpoint_every=checkpoint_every,
+                final_episodes=final_episodes,
+                progress=progress,
+                run_settings=run_settings,
+                stop=stop,
+            )
     run_dir = Path(run_dir)
     backend = backend or LocalBackend(1)
     if not resume:
@@ -129,7 +148,7 @@ def train(
         x0 = None
         if preset.teacher is not None:
             stopped, x0 = _earlier_stages(
-                preset, run_dir, resume, backend, final_episodes, progress, run_settings
+                preset, run_dir, resume, backend, final_episodes, progress, run_settings, stop
             )
             if stopped is not None:
                 return stopped
@@ -143,6 +162,7 @@ def train(
             checkpoint_every=checkpoint_every,
             final_episodes=final_episodes,
             progress=progress,
+            stop=stop,
         )
     finally:
         log.removeHandler(file_handler)
@@ -157,6 +177,7 @@ def _earlier_stages(
     final_episodes: int,
     progress: bool,
     run_settings: dict[str, Any] | None,
+    stop: StopRequest,
 ) -> tuple[TrainResult | None, np.ndarray | None]:
     """Teacher, then distillation: (a result if Ctrl-C stopped them, the distilled params)."""
     assert preset.teacher is not None
@@ -175,14 +196,17 @@ def _earlier_stages(
             final_episodes=final_episodes,
             progress=progress,
             run_settings=run_settings,
+            stop=stop,
         )
         if result.interrupted:
-            return TrainResult(run_dir, 0, result.best_test, True, None), None
+            return TrainResult(run_dir, 0, result.best_test, True, None, result.exit_code), None
     teacher = load_policy(teacher_dir / "best.npz")
     log.info("stage 2 of 3: distilling the teacher into the %s", preset.model.kind)
-    distilled = distill(preset, run_dir / DISTILL_DIR, teacher, resume=resume, backend=backend)
+    distilled = distill(
+        preset, run_dir / DISTILL_DIR, teacher, resume=resume, backend=backend, stop=stop
+    )
     if distilled.interrupted:
-        return TrainResult(run_dir, 0, distilled.best_test, True, None), None
+        return TrainResult(run_dir, 0, distilled.best_test, True, None, stop.exit_code), None
     log.info("stage 3 of 3: evolving the distilled student")
     return None, load_policy(distilled.best).params
 
@@ -197,6 +221,7 @@ def _evolve(
     checkpoint_every: int,
     final_episodes: int,
     progress: bool,
+    stop: StopRequest,
 ) -> TrainResult:
     """The evolution loop, from ``x0`` or from ``run_dir/state.npz`` with ``resume``."""
     cfg = preset.training
@@ -229,7 +254,7 @@ def _evolve(
     )
     try:
         with logging_redirect_tqdm(loggers=[log]):
-            while state.generation < cfg.generations:
+            while state.generation < cfg.generations and not stop.requested:
                 started = time.perf_counter()
                 gen = state.generation
                 population = strategy.ask()
@@ -266,14 +291,18 @@ def _evolve(
                     _checkpoint(run_dir, preset, strategy, snapshot, state)
     except KeyboardInterrupt:
         interrupted = True
-        log.info("interrupted: saving generation %d and exiting", state.generation)
+        stop.signal = stop.signal or signal.SIGINT
     finally:
         bar.close()
+    if stop.requested:
+        interrupted = True
+        log.info("interrupted: saving generation %d and exiting", state.generation)
     _checkpoint(run_dir, preset, strategy, snapshot, state)
     table = None
     if not interrupted and final_episodes > 0:
         table = _final_table(preset, run_dir, backend, final_episodes)
-    return TrainResult(run_dir, state.generation, state.best_test, interrupted, table)
+    code = stop.exit_code if interrupted else 0
+    return TrainResult(run_dir, state.generation, state.best_test, interrupted, table, code)
 
 
 def _test(

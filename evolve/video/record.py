@@ -39,7 +39,6 @@ from dataclasses import dataclass
 from numbers import Integral
 from pathlib import Path
 
-import gymnasium as gym
 import numpy as np
 from tqdm import tqdm
 
@@ -49,15 +48,15 @@ from sensoryneuron.errors import ConfigError
 from sensoryneuron.models import AttentionNeuronModel, FeedForwardModel
 from sensoryneuron.policy import Policy
 from tasks.perturbations import Perturbations
-from tasks.spec import OBSERVATION_NAMES, VECTOR_TASKS
+from tasks.spec import get_task, observation_names
 
 BANNER_FRAMES = 15  # frames that show the RESHUFFLE banner, from the reshuffle on
 
 
 def sensor_names(env_id: str, obs_dim: int) -> tuple[str, ...]:
     """What each raw observation element measures (``obs 0``, ``obs 1``... when unknown)."""
-    names = OBSERVATION_NAMES.get(env_id)
-    if names is None or len(names) != obs_dim:
+    names = observation_names(env_id)
+    if len(names) != obs_dim:
         return tuple(f"obs {i}" for i in range(obs_dim))
     return tuple(names)
 
@@ -123,11 +122,7 @@ class _Episode:
         label: str,
         banner_frames: int,
     ) -> None:
-        if env_id not in VECTOR_TASKS:
-            raise ConfigError(
-                f"unknown env id {env_id!r}; allowed: {', '.join(sorted(VECTOR_TASKS))}"
-            )
-        self.env = perturbations.wrap(gym.make(env_id, render_mode="rgb_array"))
+        self.env = perturbations.wrap(get_task(env_id).make_env(render_mode="rgb_array"))
         width = self.env.observation_space.shape[0]
         model = policy.model
         if isinstance(model, FeedForwardModel) and width != model.obs_dim:
@@ -321,7 +316,7 @@ def record(
 
     Args:
         policies: one policy, or two to compare (same seed, same permutation schedule).
-        env_id: a registered task (see ``tasks.spec.VECTOR_TASKS``).
+        env_id: a registered task (see ``tasks.spec.get_task``).
         output: the file to write; ``.mp4`` (H.264) or ``.gif``. Written atomically.
         perturbations: what happens to the observation (default: shuffled at reset).
         seed: the episode seed (start state, permutations and noise).

@@ -94,6 +94,19 @@ class Model(ABC):
         """What each input slot holds about its sensor, ``[P, B, N, F]``; None without slots."""
         return None
 
+    def with_previous_action(self, state: PolicyState, action: torch.Tensor) -> PolicyState:
+        """``state`` with ``action`` ``[P, B, A]`` as the previous action the policy reads.
+
+        The rollout engine calls it when the executed action is not the policy's own output
+        (a discrete choice, or a teacher driving the episode). Models that read no previous
+        action return ``state`` unchanged.
+        """
+        if "prev_action" not in state.carry:
+            return state
+        prev = state.carry["prev_action"]
+        carry = {**state.carry, "prev_action": action.to(prev.dtype).reshape(prev.shape)}
+        return PolicyState(slots=dict(state.slots), carry=carry)
+
     def to_dict(self) -> dict[str, Any]:
         d = {"kind": self.kind}
         for f in dataclasses.fields(self):  # type: ignore[arg-type]

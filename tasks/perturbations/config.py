@@ -42,8 +42,14 @@ class Perturbations:
         object.__setattr__(self, "reshuffle_every", validate_reshuffle_every(self.reshuffle_every))
         self.batch(1)  # BatchPerturbation owns the validation of every field
 
-    def batch(self, obs_dim: int) -> BatchPerturbation:
-        """The vectorised perturbation for observations of size ``obs_dim``."""
+    def batch(self, observation: Any) -> BatchPerturbation:
+        """The batched perturbation for a task's observation.
+
+        Args:
+            observation: the size of a vector observation, or a
+                :class:`~tasks.spec.VectorObservation`.
+        """
+        obs_dim = getattr(observation, "size", observation)
         return BatchPerturbation(
             obs_dim,
             duplicate=self.duplicate,

@@ -24,6 +24,7 @@ from tasks.perturbations.draws import (
     ReshuffleEvery,
     draw_noise,
     draw_shuffle,
+    relative_permutation,
     validate_int,
     validate_reshuffle_every,
     validate_std,
@@ -175,6 +176,20 @@ class BatchPerturbation:
                 self._next_reshuffle[b] = self.steps + interval
                 self.reshuffled[b] = True
         return self._perturb(obs, rngs)
+
+    def realignment(self, before: np.ndarray) -> np.ndarray:
+        """How to move per-slot state after a reshuffle: int64 ``[episodes, out_dim]``.
+
+        ``before`` is :attr:`permutations` before the step. Slot ``j`` of the new state is
+        slot ``realignment(before)[b, j]`` of the old one; noise channels stay where they are.
+        """
+        if self.permutations is None:
+            raise gym.error.ResetNeeded("Call reset() before realignment().")
+        rel = relative_permutation(before, self.permutations)
+        if self.noise_channels:
+            noise = np.arange(self.n_shuffled, self.out_dim)
+            rel = np.concatenate([rel, np.broadcast_to(noise, (rel.shape[0], noise.size))], axis=1)
+        return rel
 
     def sources(self) -> np.ndarray:
         """Which raw sensor feeds each slot now: int64 ``[episodes, out_dim]``.

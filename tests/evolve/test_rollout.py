@@ -12,6 +12,7 @@ import tasks
 from evolve.backends import LocalBackend, shard_bounds
 from evolve.rollout import EpisodeJob, rollout
 from sensoryneuron import AttentionNeuronModel, FeedForwardModel, Policy
+from sensoryneuron.actions import ActionMap
 from tasks import spec as registry
 
 HARDER = "SensoryNeuron/CartPoleSwingUpHarder-v0"
@@ -29,11 +30,18 @@ class CountdownTask:
 
     obs_dim, act_dim, max_steps = 3, 1, 50
 
-    def reset(self, rngs, members):
+    def start(self, seeds, members):
         self.t = 0
-        self.limit = np.arange(len(rngs)) + 2
+        self.limit = np.arange(len(seeds)) + 2
         self.members = members
-        return np.zeros((members, len(rngs), 3), dtype=np.float32)
+        rngs = [np.random.default_rng(s) for s in seeds]
+        return np.zeros((members, len(seeds), 3), dtype=np.float32), rngs
+
+    def keep_members(self, index):
+        self.members = len(index)
+
+    def close(self):
+        pass
 
     def step(self, action):
         self.t += 1
@@ -46,7 +54,15 @@ class CountdownTask:
 
 
 def test_no_reward_is_counted_after_termination(monkeypatch):
-    monkeypatch.setitem(registry.VECTOR_TASKS, "Stub/Countdown-v0", CountdownTask)
+    spec = registry.TaskSpec(
+        env_id="Stub/Countdown-v0",
+        observation=registry.VectorObservation(("a", "b", "c")),
+        action=ActionMap.unit_box(1),
+        max_steps=50,
+        engines=("simulator",),
+        simulator=CountdownTask,
+    )
+    monkeypatch.setitem(registry.TASKS, spec.env_id, spec)
     job = EpisodeJob(model=MODEL.to_dict(), env_id="Stub/Countdown-v0", seeds=(1, 2, 3, 4))
     result = rollout(job, population(3))
     expected = np.tile(np.arange(4) + 2, (3, 1))
