@@ -6,6 +6,7 @@ explicit policy state, and pickle-free checkpoints.
 
 from __future__ import annotations
 
+from sensoryneuron.actions import ActionMap
 from sensoryneuron.checkpoints import (
     REFERENCE_MODELS,
     load_policy,
@@ -28,6 +29,7 @@ from sensoryneuron.state import PolicyState
 
 __all__ = [
     "MODELS",
+    "ActionMap",
     "REFERENCE_MODELS",
     "AttentionNeuronModel",
     "CheckpointError",
