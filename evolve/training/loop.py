@@ -43,6 +43,7 @@ from sensoryneuron.checkpoints import load_policy, save_policy
 from sensoryneuron.errors import CheckpointError
 from sensoryneuron.files import atomic_write_text
 from sensoryneuron.policy import Policy
+from tasks.spec import get_task
 
 log = get_logger()
 
@@ -87,7 +88,14 @@ def _job(preset: TaskPreset, seeds: list[int]) -> EpisodeJob:
 
 
 def _policy(preset: TaskPreset, center: np.ndarray, info: dict[str, Any]) -> Policy:
-    return Policy(preset.model, center.astype(np.float32), task=preset.to_dict(), info=info)
+    """The policy at ``center``, acting in the task's action space."""
+    return Policy(
+        preset.model,
+        center.astype(np.float32),
+        task=preset.to_dict(),
+        info=info,
+        action=get_task(preset.env_id).action,
+    )
 
 
 def train(
