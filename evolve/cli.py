@@ -2,6 +2,10 @@
 
 Bad input never shows a traceback: one line on stderr says what was wrong and what is
 allowed, and the exit code is 2.
+
+Exit codes: 0 done; 2 bad input; 3 the run diverged (a whole generation's fitness was NaN
+or infinite; the last generation with a finite fitness is saved); 130 or 143 stopped by
+SIGINT or SIGTERM (saved; ``--resume`` continues).
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ from evolve.evaluation.paper_table import (
 )
 from evolve.logs import setup_console
 from evolve.presets import DEFAULT_PRESET, PRESETS, TaskPreset, get_preset
-from evolve.strategies import STRATEGIES
+from evolve.strategies import STRATEGIES, DivergedError
 from evolve.training.loop import resume_preset, train
 from evolve.video.encode import check_fps, check_output
 from evolve.video.record import default_label, record
@@ -45,6 +49,7 @@ from tasks.perturbations import Perturbations, validate_reshuffle_every
 from tasks.spec import TASKS, get_task
 
 EXIT_USAGE = 2
+EXIT_DIVERGED = 3
 EXIT_INTERRUPTED = 130
 EVAL_EPISODES = 100  # `evolve eval`'s default
 PAPER_TABLE_EPISODES = 1000  # `evolve eval --paper-table`'s default, as in the paper
@@ -549,6 +554,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command is None:
             raise UsageError("a command is required; allowed: train, eval, record, tasks")
         return COMMANDS[args.command](args)
+    except DivergedError as exc:
+        logging.shutdown()
+        print(f"evolve: error: {exc}", file=sys.stderr)
+        return EXIT_DIVERGED
     except (UsageError, SensoryNeuronError) as exc:
         logging.shutdown()
         print(f"evolve: error: {exc}", file=sys.stderr)

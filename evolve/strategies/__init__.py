@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from evolve.strategies.base import AskTellError, Strategy
+from evolve.strategies.base import AskTellError, DivergedError, Strategy
 from evolve.strategies.cma import CMAES, SepCMAES
 from evolve.strategies.pgpe import PGPE
 from evolve.strategies.population import PopulationSpec
@@ -69,6 +69,7 @@ __all__ = [
     "PGPE",
     "STRATEGIES",
     "AskTellError",
+    "DivergedError",
     "PopulationSpec",
     "SepCMAES",
     "Strategy",

@@ -18,6 +18,11 @@ metadata and named numpy arrays) and ``load_state_dict`` restores it so that the
 
 Calling ``ask`` twice without ``tell``, or ``tell`` without ``ask``, raises
 :class:`AskTellError` (a ``RuntimeError``: the order of calls is wrong, not a setting).
+
+A non-finite fitness (NaN, or +-inf: a member whose episode diverged) ranks last, tied with
+the other non-finite members, in every strategy; see :func:`_rank_non_finite_last`. A
+generation whose every member is non-finite raises :class:`DivergedError` and leaves the
+strategy as it was, with the population still pending.
 """
 
 from __future__ import annotations
@@ -39,6 +44,33 @@ STATE_VERSION = 1
 
 class AskTellError(SensoryNeuronError, RuntimeError):
     """``ask()`` and ``tell()`` were called out of order."""
+
+
+class DivergedError(SensoryNeuronError):
+    """Every member of a generation has a non-finite fitness: the run has diverged."""
+
+
+def _rank_non_finite_last(fitness: np.ndarray) -> np.ndarray:
+    """``fitness`` with each non-finite value replaced by one below every finite value.
+
+    Ranks and pycma then see NaN and +-inf members as the worst, tied among themselves
+    (pycma on its own would put a NaN at the median). Needs at least one finite value.
+
+    >>> _rank_non_finite_last(np.array([2.0, np.nan, 5.0, np.inf]))
+    array([ 2., -1.,  5., -1.])
+    """
+    bad = ~np.isfinite(fitness)
+    if not bad.any():
+        return fitness
+    finite = fitness[~bad]
+    low, high = finite.min(), finite.max()
+    with np.errstate(over="ignore"):
+        worst = low - max(1.0, high - low)
+    if not np.isfinite(worst):  # only for returns near the float64 limit
+        worst = np.nextafter(low, -np.inf)
+    out = fitness.copy()
+    out[bad] = worst
+    return out
 
 
 def _to_minimisation(fitness: np.ndarray) -> np.ndarray:
@@ -186,7 +218,11 @@ class Strategy(ABC):
 
     @abstractmethod
     def tell(self, fitness: np.ndarray) -> None:
-        """Update from the fitness of the asked population (``[popsize]``, higher is better)."""
+        """Update from the fitness of the asked population (``[popsize]``, higher is better).
+
+        Non-finite values rank last. Raises :class:`DivergedError` if every value is
+        non-finite (the population stays pending).
+        """
 
     def compact_population(self) -> PopulationSpec | None:
         """The pending population as a few seeds and vectors, or None where it has no such form.
@@ -231,7 +267,7 @@ class Strategy(ABC):
             )
 
     def _begin_tell(self, fitness: np.ndarray) -> np.ndarray:
-        """Check the call order and the fitness; return it as float64."""
+        """Check the call order and the fitness; return it as float64, non-finite ranked last."""
         if not self._has_pending:
             raise AskTellError("tell() was called without a pending population; call ask() first")
         try:
@@ -240,10 +276,12 @@ class Strategy(ABC):
             raise ConfigError(f"fitness must be {self.popsize} numbers") from None
         if f.shape != (self.popsize,):
             raise ConfigError(f"fitness must have shape ({self.popsize},), got {f.shape}")
-        bad = np.flatnonzero(~np.isfinite(f))
-        if bad.size:
-            raise ConfigError(f"fitness must be finite; members {bad.tolist()} are NaN or infinite")
-        return f
+        if not np.isfinite(f).any():
+            raise DivergedError(
+                f"generation {self._generation + 1}: every member's fitness is non-finite "
+                "(NaN or inf); the run has diverged"
+            )
+        return _rank_non_finite_last(f)
 
     def _meta(self) -> dict[str, Any]:
         return {

@@ -27,7 +27,7 @@ from evolve.logs import attach_file, get_logger
 from evolve.presets import TaskPreset
 from evolve.rollout import EpisodeJob
 from evolve.seeds import VALIDATION_OFFSET, strategy_seed, training_seeds
-from evolve.strategies import Strategy, make_strategy
+from evolve.strategies import DivergedError, Strategy, make_strategy
 from evolve.training.distill import distill
 from evolve.training.run_folder import (
     RunState,
@@ -84,6 +84,7 @@ def _job(preset: TaskPreset, seeds: list[int]) -> EpisodeJob:
         env_id=preset.env_id,
         perturbations=preset.perturbations.to_dict(),
         seeds=tuple(seeds),
+        engine=preset.engine,
     )
 
 
@@ -129,6 +130,13 @@ def train(
             recipe and not affecting results.
         stop: set by SIGINT/SIGTERM (see :mod:`evolve.training.stopping`); default: this
             call installs the handlers for its duration.
+
+    A member whose fitness is NaN or infinite ranks last, and the generation's log line
+    counts such members (``| 3 non-finite``); its statistics are those of the others.
+
+    Raises:
+        DivergedError: a whole generation's fitness is non-finite. The last generation with
+            a finite fitness is saved first, so the run folder holds its checkpoints.
     """
     if stop is None:
         with stop_on_signals() as stop:
@@ -273,17 +281,20 @@ def _evolve(
                     population.astype(np.float32) if compact is None else compact,
                 )
                 fitness = result.fitness
-                strategy.tell(fitness)
+                strategy.tell(fitness)  # non-finite members rank last; none finite: diverged
                 elapsed = time.perf_counter() - started
                 speed = result.member_steps / elapsed
+                non_finite = int(np.count_nonzero(~np.isfinite(fitness)))
+                fitness = fitness[np.isfinite(fitness)]  # the statistics are of the others
                 log.info(
-                    "gen %5d | best %8.2f | mean %8.2f | worst %8.2f | std %7.2f | %8.0f steps/s",
+                    "gen %5d | best %8.2f | mean %8.2f | worst %8.2f | std %7.2f | %8.0f steps/s%s",
                     gen + 1,
                     fitness.max(),
                     fitness.mean(),
                     fitness.min(),
                     fitness.std(),
                     speed,
+                    f" | {non_finite} non-finite" if non_finite else "",
                 )
                 test_score = math.nan
                 if (gen + 1) % cfg.test_every == 0 or gen + 1 == cfg.generations:
@@ -300,6 +311,11 @@ def _evolve(
     except KeyboardInterrupt:
         interrupted = True
         stop.signal = stop.signal or signal.SIGINT
+    except DivergedError:
+        bar.close()
+        _checkpoint(run_dir, preset, strategy, snapshot, state)
+        log.error("saved generation %d, the last with a finite fitness", state.generation)
+        raise
     finally:
         bar.close()
     if stop.requested:
@@ -326,7 +342,13 @@ def _test(
     policy = _policy(preset, center, {})
     trained = Condition("trained", preset.perturbations)
     (row,) = evaluate_policy(
-        policy, preset.env_id, [trained], episodes, seed_offset=VALIDATION_OFFSET, backend=backend
+        policy,
+        preset.env_id,
+        [trained],
+        episodes,
+        seed_offset=VALIDATION_OFFSET,
+        backend=backend,
+        engine=preset.engine,
     )
     score = row["mean"]
     improved = score > state.best_test

@@ -6,10 +6,15 @@ import json
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
+import evolve.cli as cli
 import sensoryneuron as sn
+from evolve.backends import LocalBackend, population_size
 from evolve.presets import PRESETS
+from evolve.rollout import RolloutResult
+from evolve.training.run_folder import load_state
 
 TINY = [
     "cartpole-swingup-harder-es", "--generations", "2", "--popsize", "8", "--repeats", "1", "--test-every", "1",
@@ -182,3 +187,36 @@ def test_corrupt_run_folders_are_rejected_cleanly(tmp_path, run_dir):
     assert (
         result.returncode == 2 and "already holds a run; resume it with --resume" in result.stderr
     )
+
+
+def main(capsys, *args):
+    """``evolve.cli.main`` in this process: (exit code, stdout, stderr)."""
+    code = cli.main([str(a) for a in args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+class DivergingBackend(LocalBackend):
+    """Training fitness without rollouts: finite in the first generation, then all NaN."""
+
+    def __init__(self, workers=1, *_):
+        super().__init__(1)
+        self.generation = 0
+
+    def evaluate(self, job, population):
+        members = population_size(population)
+        value = np.nan if self.generation >= 1 else 1.0
+        self.generation += 1
+        shape = (members, len(job.seeds))
+        return RolloutResult(np.full(shape, value), np.ones(shape, dtype=np.int64))
+
+
+def test_a_diverged_run_exits_with_code_3_in_one_line(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(cli, "make_backend", lambda *a: DivergingBackend())
+    run = tmp_path / "run"
+    code, _, err = main(capsys, "train", *TINY, "--generations", "4", "--out", run)
+    msg = "generation 2: every member's fitness is non-finite (NaN or inf); the run has diverged"
+    assert code == cli.EXIT_DIVERGED == 3
+    assert err.splitlines()[-1] == f"evolve: error: {msg}"
+    assert "Traceback" not in err
+    assert load_state(run)[0].generation == 1  # the last good generation stays on disk

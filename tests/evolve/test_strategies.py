@@ -16,15 +16,16 @@ import pytest
 from evolve.strategies import (
     STRATEGIES,
     AskTellError,
+    DivergedError,
     Strategy,
     load_strategy,
     make_strategy,
     save_strategy,
 )
-from evolve.strategies.base import _to_minimisation
+from evolve.strategies.base import _rank_non_finite_last, _to_minimisation
 from evolve.strategies.pgpe import _centered_ranks
 from evolve.strategies.population import NOISE_STREAM, noise_rows
-from sensoryneuron.errors import CheckpointError, ConfigError
+from sensoryneuron.errors import CheckpointError, ConfigError, SensoryNeuronError
 from sensoryneuron.files import META_KEY, load_npz, save_npz
 
 NAMES = sorted(STRATEGIES)
@@ -369,14 +370,65 @@ def test_tell_checks_fitness_and_call_order(name: str) -> None:
         strategy.tell(np.zeros(7))
     with pytest.raises(ConfigError, match=re.escape("fitness must have shape (8,), got (8, 1)")):
         strategy.tell(np.zeros((8, 1)))
-    bad = np.zeros(8)
-    bad[[2, 5]] = [np.nan, -np.inf]
-    msg = "fitness must be finite; members [2, 5] are NaN or infinite"
-    with pytest.raises(ConfigError, match=re.escape(msg)):
-        strategy.tell(bad)
     strategy.tell(np.arange(8.0))  # the pending population survives the failed calls
     assert strategy.generation == 1
     assert isinstance(AskTellError("x"), RuntimeError)
+
+
+# ---------------------------------------------------------------------------------------------
+# Non-finite fitness: ranked last; a whole generation of it is a divergence
+# ---------------------------------------------------------------------------------------------
+
+
+def test_rank_non_finite_last_puts_them_below_every_finite_value() -> None:
+    f = np.array([3.0, np.nan, -2.0, np.inf, 7.0, -np.inf])
+    out = _rank_non_finite_last(f)
+    np.testing.assert_array_equal(out, [3.0, -11.0, -2.0, -11.0, 7.0, -11.0])
+    np.testing.assert_array_equal(f[[0, 2, 4]], [3.0, -2.0, 7.0])  # the input is untouched
+    assert np.isnan(f[1])
+    huge = _rank_non_finite_last(np.array([-1.7e308, np.nan, 1.7e308]))
+    assert np.isfinite(huge).all() and huge[1] < -1.7e308
+    clean = np.array([1.0, 2.0])
+    assert _rank_non_finite_last(clean) is clean
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_non_finite_fitness_ranks_last(name: str) -> None:
+    """NaN and +-inf members move the centre exactly as members far below the rest would."""
+    with_nan, with_worst = make_strategy(name, 20, 16, seed=1), make_strategy(name, 20, 16, seed=1)
+    population = with_nan.ask()
+    np.testing.assert_array_equal(with_worst.ask(), population)
+    fitness = sphere(np.full(20, 0.3))(population)
+    bad = [1, 4, 9]
+    worst = fitness.copy()
+    worst[bad] = fitness.min() - 1000.0
+    fitness[bad] = [np.nan, np.inf, -np.inf]
+    with_nan.tell(fitness)
+    with_worst.tell(worst)
+    assert with_nan.generation == 1
+    assert np.all(np.isfinite(with_nan.center))
+    np.testing.assert_array_equal(with_nan.center, with_worst.center)
+    np.testing.assert_array_equal(with_nan.ask(), with_worst.ask())  # stdev/covariance too
+    if name in CMA_NAMES:  # pycma ranks the three last, not at the median (its NaN default)
+        assert sorted(with_nan._es.fit.idx[-3:].tolist()) == bad
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_a_generation_without_a_finite_fitness_is_a_divergence(name: str) -> None:
+    strategy = make_strategy(name, 4, 8, seed=0)
+    run(strategy, sphere(np.zeros(4)), 2)
+    population = strategy.ask()
+    center = strategy.center
+    msg = "generation 3: every member's fitness is non-finite (NaN or inf); the run has diverged"
+    for fitness in (np.full(8, np.nan), np.array([np.nan, np.inf, -np.inf] * 2 + [np.nan] * 2)):
+        with pytest.raises(DivergedError, match=re.escape(msg)):
+            strategy.tell(fitness)
+    assert isinstance(DivergedError("x"), SensoryNeuronError)
+    assert not isinstance(DivergedError("x"), ConfigError)  # not a usage error
+    assert strategy.generation == 2  # nothing changed; the population is still pending
+    np.testing.assert_array_equal(strategy.center, center)
+    strategy.tell(sphere(np.zeros(4))(population))
+    assert strategy.generation == 3
 
 
 # ---------------------------------------------------------------------------------------------

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -15,8 +17,10 @@ import numpy as np
 import pytest
 
 import sensoryneuron as sn
-from evolve.backends import LocalBackend
+from evolve.backends import LocalBackend, population_shard, population_size
 from evolve.presets import get_preset
+from evolve.rollout import RolloutResult
+from evolve.strategies import DivergedError
 from evolve.training.loop import train
 from evolve.training.run_folder import LOG_COLUMNS, load_state
 
@@ -30,6 +34,57 @@ def tiny(name="cartpole-swingup-harder-es", **training):
 def log_rows(run_dir: Path) -> list[dict[str, str]]:
     with open(run_dir / "log.csv") as f:
         return list(csv.DictReader(f))
+
+
+class NonFiniteBackend(LocalBackend):
+    """Training fitness without rollouts (minus the squared norm of each member); in
+    generation ``g`` the members ``nan[g]`` return NaN ("all": every member). Held-out tests
+    still run real episodes (``run``)."""
+
+    def __init__(self, nan: dict[int, list[int] | str]) -> None:
+        super().__init__(1)
+        self.nan, self.generation = nan, 0
+
+    def evaluate(self, job, population):
+        params = population_shard(population, 0, population_size(population))
+        norm = -np.sum(np.asarray(params, dtype=np.float64) ** 2, axis=1, keepdims=True)
+        returns = np.repeat(norm, len(job.seeds), axis=1)
+        bad = self.nan.get(self.generation, [])
+        returns[slice(None) if bad == "all" else bad] = np.nan
+        self.generation += 1
+        return RolloutResult(returns=returns, steps=np.ones(returns.shape, dtype=np.int64))
+
+
+def test_members_with_a_nan_fitness_rank_last_and_the_run_goes_on(tmp_path, caplog):
+    caplog.set_level(logging.INFO, logger="evolve")  # train.log gets the info lines
+    run = tmp_path / "run"
+    backend = NonFiniteBackend({0: [0, 3], 1: [5]})
+    result = train(tiny(), run, backend=backend, final_episodes=0, progress=False)
+    assert result.generation == 3 and not result.interrupted
+    gen_lines = [line for line in (run / "train.log").read_text().splitlines() if "steps/s" in line]
+    assert len(gen_lines) == 3
+    assert gen_lines[0].endswith("steps/s | 2 non-finite")
+    assert gen_lines[1].endswith("steps/s | 1 non-finite")
+    assert gen_lines[2].endswith("steps/s")
+    rows = log_rows(run)
+    assert len(rows) == 3 and all(r[k] != "" for r in rows for k in ("best", "mean", "worst"))
+    assert np.all(np.isfinite(sn.load_policy(run / "latest.npz").params))
+    # the statistics are those of the finite members
+    state = load_state(run)[0]
+    assert np.all(np.isfinite(np.asarray(state.log)[:, 1:5]))
+
+
+def test_a_generation_without_a_finite_fitness_stops_the_run(tmp_path):
+    run = tmp_path / "run"
+    backend = NonFiniteBackend({1: [2], 2: "all"})
+    msg = "generation 3: every member's fitness is non-finite (NaN or inf); the run has diverged"
+    with pytest.raises(DivergedError, match=re.escape(msg)):
+        train(tiny(generations=5, test_every=10), run, backend=backend, progress=False)
+    # the last good generation is on disk, ready to be evaluated
+    assert load_state(run)[0].generation == 2
+    assert sn.load_policy(run / "latest.npz").info["generation"] == 2
+    assert len(log_rows(run)) == 2
+    assert "saved generation 2, the last with a finite fitness" in (run / "train.log").read_text()
 
 
 def test_same_seed_gives_identical_fitness(tmp_path):
