@@ -16,7 +16,7 @@ from sensoryneuron.configs import build_dataclass
 from sensoryneuron.errors import ConfigError
 from sensoryneuron.models import AttentionNeuronModel, FeedForwardModel, Model, model_from_dict
 from tasks.perturbations import Perturbations
-from tasks.spec import CARTPOLE_SWINGUP_HARDER_ID, CARTPOLE_SWINGUP_ID
+from tasks.spec import CARTPOLE_SWINGUP_HARDER_ID, CARTPOLE_SWINGUP_ID, ENGINES
 
 
 @dataclass(frozen=True)
@@ -163,6 +163,10 @@ class TaskPreset:
     (itself a recipe, usually a feed-forward policy on the true input order), then
     distils it into ``model`` with ``distill``, and then evolves ``model`` from the
     distilled parameters with ``strategy`` and ``training``.
+
+    ``engine`` names the batched engine that training and its held-out tests run on (see
+    ``TaskSpec.engines``; None: the task's default). It is part of the recipe, so a resumed
+    run keeps it; ``evolve eval`` reports on the Gymnasium reference whatever trained.
     """
 
     name: str
@@ -174,8 +178,11 @@ class TaskPreset:
     training: TrainingConfig = TrainingConfig()
     teacher: TaskPreset | None = None
     distill: DistillConfig | None = None
+    engine: str | None = None
 
     def __post_init__(self) -> None:
+        if self.engine is not None and self.engine not in ENGINES:
+            raise ConfigError(f"engine must be one of {', '.join(ENGINES)}; got {self.engine!r}")
         if (self.teacher is None) != (self.distill is None):
             raise ConfigError("a staged recipe needs both a teacher and a distill section")
         if self.teacher is not None:
@@ -207,6 +214,7 @@ class TaskPreset:
             "perturbations": self.perturbations.to_dict(),
             "strategy": dataclasses.asdict(self.strategy),
             "training": dataclasses.asdict(self.training),
+            "engine": self.engine,
         }
         if self.teacher is not None and self.distill is not None:
             d["teacher"] = self.teacher.to_dict()
@@ -230,6 +238,7 @@ class TaskPreset:
             training=TrainingConfig.from_dict(d.get("training", {})),
             teacher=None if d.get("teacher") is None else cls.from_dict(d["teacher"]),
             distill=None if d.get("distill") is None else DistillConfig.from_dict(d["distill"]),
+            engine=d.get("engine"),
         )
 
     def replace(self, **sections: Any) -> TaskPreset:
