@@ -32,12 +32,12 @@ import numpy as np
 import torch
 
 import sensoryneuron as sn
+from evolve.rollout import Observer, StepView, episodes
 from evolve.seeds import test_seeds
 from sensoryneuron.errors import SensoryNeuronError
 from sensoryneuron.files import atomic_write_text
 from sensoryneuron.models import FeedForwardModel
 from sensoryneuron.policy import Policy
-from tasks.batched import episode_rngs
 from tasks.perturbations import Perturbations
 from tasks.spec import get_task
 
@@ -48,33 +48,42 @@ STILL_COS = 0.95  # mean cos(theta) over the balance phase that counts as holdin
 X, COS = 0, 2  # columns of the true observation [x, x_dot, cos, sin, theta_dot]
 
 
+class BalanceRecorder(Observer):
+    """Records, per step and episode of member 0, the reward and the pole angle and cart
+    position that the step led to: ``[T, E]`` arrays (0 where the loop stopped early)."""
+
+    def __init__(self, steps: int, episodes: int) -> None:
+        self.reward = np.zeros((steps, episodes))
+        self.cos = np.zeros((steps, episodes))
+        self.x = np.zeros((steps, episodes))
+
+    def on_step(self, view: StepView) -> None:
+        self.reward[view.t] = view.reward[0]  # already 0 after an episode's end
+        self.cos[view.t] = view.next_raw[0, :, COS]
+        self.x[view.t] = view.next_raw[0, :, X]
+
+
 def play(policy: Policy, perturbations: Perturbations, seeds: list[int]) -> dict[str, np.ndarray]:
     """One episode per seed: per-step reward (0 after the end), cos(theta) and x, ``[T, E]``."""
-    task = get_task(ENV_ID).make_batched()
-    perturb = perturbations.batch(task.obs_dim)
-    rngs = episode_rngs(seeds)
-    raw = task.reset(rngs, 1)
-    obs = perturb.reset(raw, rngs)
-    episodes, steps = len(seeds), task.max_steps
-    weights = policy.model.prepare(torch.tensor(policy.params)[None])
-    state = policy.model.init_state(1, episodes)
-    reward = np.zeros((steps, episodes))
-    cos = np.zeros((steps, episodes))
-    x = np.zeros((steps, episodes))
-    length = np.zeros(episodes, dtype=np.int64)
-    alive = np.ones(episodes, dtype=bool)
-    with torch.no_grad():
-        for t in range(steps):
-            action, state = policy.model.step_prepared(weights, torch.from_numpy(obs), state)
-            raw, r, terminated = task.step(action.numpy().astype(np.float64))
-            reward[t] = np.where(alive, r[0], 0.0)
-            cos[t], x[t] = raw[0, :, COS], raw[0, :, X]
-            length += alive
-            alive &= ~terminated[0]
-            if not alive.any():
-                break
-            obs = perturb.step(raw, rngs)
-    return {"reward": reward, "cos": cos, "x": x, "length": length}
+    spec = get_task(ENV_ID)
+    task = spec.make_batched()
+    recorder = BalanceRecorder(task.max_steps, len(seeds))
+    result = episodes(
+        policy.model,
+        torch.from_numpy(policy.params.copy())[None],
+        task,
+        perturbations,
+        seeds,
+        action_map=policy.action,
+        observers=[recorder],
+        observation=spec.observation,
+    )
+    return {
+        "reward": recorder.reward,
+        "cos": recorder.cos,
+        "x": recorder.x,
+        "length": result.steps[0],
+    }
 
 
 def profile(policy: Policy, perturbations: Perturbations, seeds: list[int]) -> dict[str, Any]:

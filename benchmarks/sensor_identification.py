@@ -32,12 +32,13 @@ import numpy as np
 import torch
 
 import sensoryneuron as sn
+from evolve.rollout import Observer, StepView, episodes
 from evolve.seeds import test_seeds
 from evolve.training.distill import identity_classes, load_distill_state, sensors_found, slot_logits
 from evolve.training.run_folder import read_config
 from sensoryneuron.errors import SensoryNeuronError
 from sensoryneuron.files import atomic_write_text
-from tasks.batched import episode_rngs
+from sensoryneuron.models import Model
 from tasks.perturbations import Perturbations
 from tasks.spec import get_task
 
@@ -71,6 +72,46 @@ def accuracy_by_age(
     return rows
 
 
+class Readout(Observer):
+    """Scores, at every act of member 0, which sensor each slot is read as, and how long ago
+    the episode began and the slots were last reshuffled: one ``[E, ...]`` row per step.
+
+    With a ``classifier`` (``[sensors, F]``) a slot is right when the classifier, applied to
+    the slot's features, names the sensor the slot carries; without, sensor k is found when
+    the slot latent k attends to most carries it (:func:`sensors_found`).
+    """
+
+    attention = True
+
+    def __init__(self, model: Model, classifier: torch.Tensor | None, sensors: int) -> None:
+        self.model = model
+        self.classifier = classifier
+        self.sensors = sensors
+        self.correct: list[np.ndarray] = []  # bool [E, N] (or [E, sensors]) per step
+        self.alive: list[np.ndarray] = []  # bool [E] per step
+        self.since_reset: list[np.ndarray] = []  # int [E] per step
+        self.since_reshuffle: list[np.ndarray] = []  # int [E] per step, -1 before the first
+        self._reshuffle_age: np.ndarray | None = None
+
+    def on_reset(self, view: StepView) -> None:
+        self._reshuffle_age = np.full(view.obs.shape[1], -1)
+
+    def on_act(self, view: StepView) -> None:
+        sources = view.perturbation.sources()
+        if self.classifier is not None:  # is each slot's sensor named right?
+            features = self.model.slot_features(view.state)[0]  # [E, N, F]
+            named = slot_logits(features, self.classifier).argmax(-1).numpy()
+            self.correct.append(named == sources)
+        else:  # does latent k read most from a slot that carries sensor k?
+            self.correct.append(sensors_found(view.attention[0], sources, self.sensors))
+        age = self._reshuffle_age  # reshuffled: a new permutation since the last act
+        age = np.where(view.perturbation.reshuffled, 0, np.where(age >= 0, age + 1, -1))
+        self._reshuffle_age = age
+        self.alive.append(view.alive[0].copy())
+        self.since_reset.append(np.full(age.shape, view.t))
+        self.since_reshuffle.append(age)
+
+
 def identify(
     run: Path,
     perturbations: Perturbations | None,
@@ -80,7 +121,8 @@ def identify(
 ) -> dict[str, Any]:
     """Play the run's distilled student (or final agent) on ``seeds``; score its readout."""
     preset, _ = read_config(run)
-    task = get_task(preset.env_id).make_batched()
+    spec = get_task(preset.env_id)
+    task = spec.make_batched()
     state = load_distill_state(run / "distill")
     classifier = None
     if state.identity.size:
@@ -97,49 +139,29 @@ def identify(
     student = sn.load_policy(
         run / "distill" / "latest.npz" if stage == "distill" else run / "best.npz"
     )
-    model = student.model
-    perturb = (perturbations or preset.perturbations).batch(task.obs_dim)
-    rngs = episode_rngs(seeds)
-    obs = perturb.reset(task.reset(rngs, 1), rngs)
-    weights = model.prepare(torch.tensor(student.params)[None])
-    policy_state = model.init_state(1, len(seeds))
-    episodes = len(seeds)
-    alive = np.ones(episodes, dtype=bool)
-    since_reshuffle = np.full(episodes, -1)  # -1 until the first reshuffle
-    sensors = task.obs_dim
-    correct, alive_rows, ages, shuffle_ages = [], [], [], []
-    with torch.no_grad():
-        for t in range(steps):
-            action, policy_state, attention = model.step_prepared(
-                weights, torch.from_numpy(obs), policy_state, with_attention=True
-            )
-            if classifier is not None:  # is each slot's sensor named right?
-                features = model.slot_features(policy_state)[0]  # [E, N, F]
-                named = slot_logits(features, classifier).argmax(-1).numpy()
-                correct.append(named == perturb.sources())
-            else:  # does latent k read most from a slot that carries sensor k?
-                correct.append(sensors_found(attention[0].numpy(), perturb.sources(), sensors))
-            alive_rows.append(alive.copy())
-            ages.append(np.full(episodes, t))
-            shuffle_ages.append(since_reshuffle.copy())
-            raw, _, terminated = task.step(action.numpy().astype(np.float64))
-            alive &= ~terminated[0]
-            if not alive.any():
-                break
-            obs = perturb.step(raw, rngs)
-            since_reshuffle = np.where(
-                perturb.reshuffled, 0, np.where(since_reshuffle >= 0, since_reshuffle + 1, -1)
-            )
-    correct_a, alive_a = np.stack(correct), np.stack(alive_rows)
+    perturbations = perturbations or preset.perturbations
+    readout = Readout(student.model, classifier, task.obs_dim)
+    episodes(
+        student.model,
+        torch.from_numpy(student.params.copy())[None],
+        task,
+        perturbations,
+        seeds,
+        action_map=student.action,
+        max_steps=steps,
+        observers=[readout],
+        observation=spec.observation,
+    )
+    correct, alive = np.stack(readout.correct), np.stack(readout.alive)
     return {
         "run": str(run),
         "stage": stage,
         "readout": "classifier" if classifier is not None else "attention",
-        "perturbation": (perturbations or preset.perturbations).describe(),
-        "episodes": episodes,
-        "overall": float(correct_a[alive_a].mean()),
-        "since_reset": accuracy_by_age(correct_a, alive_a, np.stack(ages)),
-        "since_reshuffle": accuracy_by_age(correct_a, alive_a, np.stack(shuffle_ages)),
+        "perturbation": perturbations.describe(),
+        "episodes": len(seeds),
+        "overall": float(correct[alive].mean()),
+        "since_reset": accuracy_by_age(correct, alive, np.stack(readout.since_reset)),
+        "since_reshuffle": accuracy_by_age(correct, alive, np.stack(readout.since_reshuffle)),
     }
 
 

@@ -99,6 +99,7 @@ class StepView:
         alive: bool ``[P', B]``, episodes still running before this step.
         reward: float64 ``[P', B]`` of this step (set before ``on_step``; 0 once ended).
         done: bool ``[P', B]``, ended at this step or before (set before ``on_step``).
+        next_raw: the task's own observation after this step (set before ``on_step``).
         active: which members (rows of the full population) the rows are.
         returns: the running returns, ``[P, B]`` over the full population.
         perturbation: the batch perturbation (permutations, sources, reshuffled).
@@ -119,6 +120,7 @@ class StepView:
     attention: np.ndarray | None = None
     reward: np.ndarray | None = None
     done: np.ndarray | None = None
+    next_raw: np.ndarray | None = None
 
 
 class Observer:
@@ -137,7 +139,7 @@ class Observer:
         """The policy acted: ``output``, ``action``, ``attention``; the env has not stepped."""
 
     def on_step(self, view: StepView) -> None:
-        """The env stepped: ``reward`` and ``done`` of this step are set."""
+        """The env stepped: ``reward``, ``done`` and ``next_raw`` of this step are set."""
 
 
 Driver = Callable[[StepView], np.ndarray | None]
@@ -265,7 +267,7 @@ def iterate(
             steps[active] += live
             live &= ~done
             alive[active] = live
-            view.reward, view.done = reward, ~live
+            view.reward, view.done, view.next_raw = reward, ~live, raw
             for o in observers:
                 o.on_step(view)
             if not live.any():

@@ -1,9 +1,12 @@
 """Videos of agents whose inputs are shuffled: the task, what the agent sees, where it attends.
 
 :func:`record` plays one episode per policy (one, or two side by side) and writes an ``.mp4``
-(H.264) or a ``.gif``; the format follows the extension. Every agent gets its own env with
-the same wrappers and the same seed, so the same start state, permutation schedule and noise.
-Each frame holds one column of panels per agent, top to bottom:
+(H.264) or a ``.gif``; the format follows the extension. Each agent's episode is one run of
+the engine's episode loop (:func:`evolve.rollout.iterate`, one member, one episode) on a
+batched task that renders (:func:`renderable_task`), with the batched perturbation training
+and evaluation use: the video shows exactly what they see. Two agents side by side are two
+loops in lockstep with the same seed, so the same start state, permutation schedule and
+noise. Each frame holds one column of panels per agent, top to bottom:
 
 - header: the agent's name, the step, the return so far and the action;
 - env: the environment's ``rgb_array`` frame, with a RESHUFFLE banner after each reshuffle;
@@ -40,15 +43,19 @@ from numbers import Integral
 from pathlib import Path
 
 import numpy as np
+import torch
 from tqdm import tqdm
 
+from evolve.rollout import Observer, RolloutResult, StepView, iterate
 from evolve.video.encode import VideoFile, check_fps, check_output
 from evolve.video.frames import COLUMN_WIDTH, FrameComposer, FrameData
 from sensoryneuron.errors import ConfigError
 from sensoryneuron.models import AttentionNeuronModel, FeedForwardModel
 from sensoryneuron.policy import Policy
-from tasks.perturbations import Perturbations
-from tasks.spec import get_task, observation_names
+from tasks.batched import BatchedTask
+from tasks.perturbations import Perturbations, apply_permutation, duplicate_observation
+from tasks.pools import GymPool
+from tasks.spec import VectorObservation, get_task, observation_names
 
 BANNER_FRAMES = 15  # frames that show the RESHUFFLE banner, from the reshuffle on
 
@@ -110,8 +117,31 @@ class AgentResult:
     reshuffle_steps: tuple[int, ...]
 
 
+def renderable_task(env_id: str) -> BatchedTask:
+    """A batched task of ``env_id`` whose environments render ``rgb_array`` frames.
+
+    The task's vectorised simulator where it has one (it renders too), else a pool of
+    Gymnasium envs made with ``render_mode="rgb_array"``.
+    """
+    spec = get_task(env_id)
+    if spec.simulator is not None:
+        return spec.make_batched("simulator")
+    return GymPool(spec, render_mode="rgb_array")
+
+
+class _Watch(Observer):
+    """Asks the loop for the attention, and keeps what the last env step returned (for the
+    frame that holds an ended episode)."""
+
+    attention = True
+    next_raw: np.ndarray | None = None
+
+    def on_step(self, view: StepView) -> None:
+        self.next_raw = view.next_raw[0, 0].copy()
+
+
 class _Episode:
-    """One agent's episode, advanced one step at a time."""
+    """One agent's episode: the rollout loop on one member and one episode, a step a pull."""
 
     def __init__(
         self,
@@ -122,51 +152,64 @@ class _Episode:
         label: str,
         banner_frames: int,
     ) -> None:
-        self.env = perturbations.wrap(get_task(env_id).make_env(render_mode="rgb_array"))
-        width = self.env.observation_space.shape[0]
+        spec = get_task(env_id)
+        if not isinstance(spec.observation, VectorObservation):
+            raise ConfigError(
+                f"{env_id}: videos show vector observations; this task's is "
+                f"{spec.observation.describe()}"
+            )
+        perturb = perturbations.batch(spec.observation)
         model = policy.model
-        if isinstance(model, FeedForwardModel) and width != model.obs_dim:
-            self.env.close()
+        if isinstance(model, FeedForwardModel) and perturb.out_dim != model.obs_dim:
             raise ConfigError(
                 f"{label}: the feed-forward policy takes exactly {model.obs_dim} inputs, but "
-                f"the observation ({perturbations.describe()}) has {width}"
+                f"the observation ({perturbations.describe()}) has {perturb.out_dim}"
             )
-        self.policy = policy
         self.label = label
         self.banner_frames = banner_frames
         self.noise_channels = perturbations.noise_channels
-        self.names = sensor_names(env_id, self.env.unwrapped.observation_space.shape[0])
-        self.obs, info = self.env.reset(seed=seed)
-        identity = np.arange(width - self.noise_channels, dtype=np.int64)
-        self.permutation = info.get("permutation", identity)
-        self.reshuffled = False  # whether the current observation is the first of a permutation
-        self.state = policy.reset(batch_size=1)
+        self.copies = perturbations.duplicate
+        self.names = sensor_names(env_id, spec.observation.size)
+        self.task = renderable_task(env_id)
+        self._watch = _Watch()
+        self._loop = iterate(
+            model,
+            torch.from_numpy(policy.params.copy())[None],
+            self.task,
+            perturbations,
+            [seed],
+            action_map=policy.action,
+            observers=[self._watch],
+            observation=spec.observation,
+        )
         self.steps = 0
         self.episode_return = 0.0
         self.ended = False
         self.reshuffles: list[int] = []
-        self.action: np.ndarray | None = None
+        self.view: StepView | None = None
         self.last: FrameData | None = None
+        try:
+            self.advance()  # the policy acts on the first observation
+        except BaseException:
+            self.close()
+            raise
 
     def frame(self) -> FrameData:
-        """Acts on the current observation and returns what the column shows now."""
+        """What the column shows now: the observation, and how the policy acts on it."""
         if self.ended:
             return self.last
-        if self.reshuffled:
+        view = self.view
+        if view.perturbation.reshuffled[0]:
             self.reshuffles.append(self.steps)
-        action, self.state, attention = self.policy.act(
-            self.obs[None, :], self.state, return_attention=True
-        )
-        self.action = action[0]
         self.last = FrameData(
             step=self.steps,
-            env_frame=self.env.render(),
-            obs=np.array(self.obs, dtype=np.float32),
-            permutation=np.array(self.permutation),
+            env_frame=self.task.render(0, 0),
+            obs=np.array(view.obs[0, 0], dtype=np.float32),
+            permutation=view.perturbation.permutations[0].copy(),
             noise_channels=self.noise_channels,
             sensor_names=self.names,
-            attention=attention[0],
-            action=self.action,
+            attention=view.attention[0, 0].copy(),
+            action=np.array(view.action[0, 0]),
             episode_return=self.episode_return,
             banner=self.steps in banner_steps(self.reshuffles, self.steps + 1, self.banner_frames),
             label=self.label,
@@ -174,41 +217,53 @@ class _Episode:
         return self.last
 
     def advance(self) -> None:
-        """Takes the action chosen by :meth:`frame`."""
+        """Takes the action shown by :meth:`frame`; the policy acts on what comes next."""
         if self.ended:
             return
-        obs, reward, terminated, truncated, info = self.env.step(self.action)
-        self.steps += 1
-        self.episode_return += float(reward)
-        self.obs = obs
-        self.permutation = info.get("permutation", self.permutation)
-        self.reshuffled = bool(info.get("reshuffled", False))
-        if terminated or truncated:
-            self.ended = True
-            self.last = dataclasses.replace(
-                self.last,
-                step=self.steps,
-                env_frame=self.env.render(),
-                obs=np.array(obs, dtype=np.float32),
-                permutation=np.array(self.permutation),
-                episode_return=self.episode_return,
-                banner=False,
-                done=True,
-            )
+        try:
+            self.view = next(self._loop)
+        except StopIteration as end:  # the episode is over (or ran to the task's limit)
+            self._end(end.value)
+            return
+        self.steps = self.view.t
+        self.episode_return = float(self.view.returns[0, 0])
+
+    def _end(self, result: RolloutResult) -> None:
+        self.ended = True
+        self.steps = int(result.steps[0, 0])
+        self.episode_return = float(result.returns[0, 0])
+        last = self.last  # the loop yields at least once, so a frame exists
+        raw = duplicate_observation(self._watch.next_raw[None], self.copies)[0]
+        shown = apply_permutation(raw, last.permutation).astype(np.float32)
+        self.last = dataclasses.replace(
+            last,
+            step=self.steps,
+            env_frame=self.task.render(0, 0),
+            obs=np.concatenate([shown, last.obs[shown.size :]]),  # the noise as last drawn
+            episode_return=self.episode_return,
+            banner=False,
+            done=True,
+        )
 
     def result(self) -> AgentResult:
         return AgentResult(
             self.label, self.episode_return, self.steps, self.ended, tuple(self.reshuffles)
         )
 
+    def close(self) -> None:
+        self._loop.close()
+        self.task.close()
+
 
 class LockstepEpisodes:
     """Plays one episode per policy side by side; iterate for one ``list[FrameData]`` a step.
 
-    Every policy gets its own env with the same wrappers and seed, hence the same start state,
-    permutation schedule and noise. Iteration stops after ``steps`` frames or once every
-    episode has ended; until then an ended episode's column holds its last state. Use as a
-    context manager (or call :meth:`close`) to close the envs.
+    Every policy runs its own rollout loop (:func:`evolve.rollout.iterate`, one member, one
+    episode) on its own renderable task with the same seed and perturbation, hence the same
+    start state, permutation schedule and noise; the loops advance in lockstep. Iteration
+    stops after ``steps`` frames or once every episode has ended; until then an ended
+    episode's column holds its last state. Use as a context manager (or call :meth:`close`)
+    to close the loops and their envs.
     """
 
     def __init__(
@@ -235,6 +290,9 @@ class LockstepEpisodes:
             if isinstance(value, bool) or not isinstance(value, Integral) or value < minimum:
                 raise ConfigError(f"{name} must be an int >= {minimum}, got {value!r}")
         self.steps = steps
+        # Each loop holds torch.no_grad() from its first step to its end, so interleaved
+        # loops can leave the grad mode switched off; close() puts it back.
+        self._grad_enabled = torch.is_grad_enabled()
         self.episodes: list[_Episode] = []
         try:
             for policy, label in zip(policies, labels, strict=True):
@@ -259,7 +317,8 @@ class LockstepEpisodes:
 
     def close(self) -> None:
         for e in self.episodes:
-            e.env.close()
+            e.close()
+        torch.set_grad_enabled(self._grad_enabled)
 
     def __enter__(self) -> LockstepEpisodes:
         return self

@@ -9,12 +9,15 @@ import sys
 import imageio.v3 as iio
 import numpy as np
 import pytest
+import torch
 
 import sensoryneuron as sn
+from evolve.rollout import EpisodeJob, rollout
 from evolve.video.frames import compose_frame, overlay_text, slot_sources
 from evolve.video.record import LockstepEpisodes, banner_steps, record
 from sensoryneuron.errors import ConfigError
 from tasks import Perturbations
+from tasks.spec import get_task
 
 ENV = "SensoryNeuron/CartPoleSwingUp-v0"  # starts near rest: no episode ends within 40 steps
 HARDER = "SensoryNeuron/CartPoleSwingUpHarder-v0"
@@ -50,6 +53,45 @@ def test_recording_n_steps_writes_exactly_n_frames_of_the_reported_size(tmp_path
     assert width % 16 == 0 and height % 16 == 0
     assert all(frame.shape[:2] == (height, width) for frame in frames)
     assert sorted(p.name for p in tmp_path.iterdir()) == [out.name]  # no temporary file left
+
+
+def test_the_recording_plays_the_rollout_loop_of_training_and_evaluation():
+    policy = attention_policy()
+    perturbations = Perturbations(reshuffle_every=(3, 9), noise_channels=2, duplicate=2)
+    frames, (agent,) = frames_of([policy], perturbations, steps=40, seed=5)
+    job = EpisodeJob(
+        model=policy.model.to_dict(),
+        env_id=ENV,
+        perturbations=perturbations.to_dict(),
+        seeds=(5,),
+        max_steps=40,
+    )
+    engine = rollout(job, policy.params[None])
+    assert agent.steps == engine.steps[0, 0] == 40
+    assert agent.episode_return == engine.returns[0, 0]  # the same episode, to the bit
+    assert len(frames) == 40 and agent.reshuffle_steps
+
+
+@pytest.mark.parametrize(("env_id", "kind"), [("CartPole-v1", "discrete"), ("Pendulum-v1", "box")])
+def test_a_gymnasium_task_records_end_to_end(tmp_path, env_id, kind):
+    action = get_task(env_id).action
+    model = sn.AttentionNeuronModel(act_dim=action.output_dim)
+    params = np.random.default_rng(0).normal(0.0, 0.1, model.num_params).astype(np.float32)
+    policy = sn.Policy(model, params, action=action)
+    assert action.kind == kind
+    frames, _ = frames_of(
+        [policy], Perturbations(reshuffle_every=2, noise_channels=1), 4, env_id=env_id
+    )
+    assert all(f.env_frame.ndim == 3 and f.env_frame.dtype == np.uint8 for (f,) in frames)
+    for (f,) in frames:  # the action shown is the env's: an index, or a torque within bounds
+        if kind == "discrete":
+            assert f.action.shape == () and int(f.action) in (0, 1)
+        else:
+            assert f.action.shape == (1,) and -2.0 <= float(f.action[0]) <= 2.0
+    out = tmp_path / "gym.gif"
+    result = record([policy, policy], env_id, out, seed=1, steps=4, progress=False)
+    assert result.frames == len(list(iio.imiter(out))) == 4
+    assert [a.steps for a in result.agents] == [4, 4]
 
 
 def test_banner_steps_cover_the_frames_from_each_reshuffle_on():
@@ -91,6 +133,7 @@ def test_side_by_side_agents_share_start_permutations_and_noise():
         assert np.array_equal(a.permutation, b.permutation) and a.banner == b.banner
         assert np.array_equal(a.obs[-3:], b.obs[-3:])  # the same noise
     assert not np.array_equal(frames[-1][0].obs[:5], frames[-1][1].obs[:5])  # acted apart
+    assert torch.is_grad_enabled()  # two loops in lockstep leave torch's grad mode as it was
 
 
 def test_each_slot_is_coloured_by_the_sensor_it_carries():
@@ -126,19 +169,19 @@ def test_the_video_ends_once_every_episode_has_ended(tmp_path):
     assert len(list(iio.imiter(out))) == 8
 
 
-def test_a_failed_recording_leaves_the_old_file_and_no_temporary_one(tmp_path):
+def test_a_failed_recording_leaves_the_old_file_and_no_temporary_one(tmp_path, monkeypatch):
     out = tmp_path / "video.mp4"
     out.write_bytes(b"old")
     policy = attention_policy()
-    act, calls = policy.act, []
+    step, calls = sn.AttentionNeuronModel.step_prepared, []
 
-    def failing_act(*args, **kwargs):
+    def failing_step(*args, **kwargs):  # the rollout loop calls the model, not Policy.act
         calls.append(1)
         if len(calls) > 5:
             raise RuntimeError("boom")
-        return act(*args, **kwargs)
+        return step(*args, **kwargs)
 
-    policy.act = failing_act
+    monkeypatch.setattr(sn.AttentionNeuronModel, "step_prepared", failing_step)
     with pytest.raises(RuntimeError, match="boom"):
         record([policy], ENV, out, steps=10, progress=False)
     assert out.read_bytes() == b"old"
