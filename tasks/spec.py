@@ -26,6 +26,7 @@ from sensoryneuron.errors import ConfigError
 from tasks.batched import BatchedTask
 from tasks.cartpole import MAX_STEPS
 from tasks.cartpole_batched import VecCartPoleSwingUp
+from tasks.images import CAR_RACING_DASHBOARD, StackedGrayFrames
 
 CARTPOLE_SWINGUP_ID = "SensoryNeuron/CartPoleSwingUp-v0"
 CARTPOLE_SWINGUP_HARDER_ID = "SensoryNeuron/CartPoleSwingUpHarder-v0"
@@ -133,6 +134,8 @@ class TaskSpec:
         simulator: builds the vectorised simulator (``simulator`` engine only).
         envpool_id: envpool's name for the task (``envpool`` engine only).
         description: one line for listings.
+        prepare: wraps each env that :meth:`make_env` makes, e.g. the frame preparation of an
+            image task (``None``: the env as ``gym.make`` gives it).
     """
 
     env_id: str
@@ -144,6 +147,7 @@ class TaskSpec:
     simulator: Callable[[], BatchedTask] | None = None
     envpool_id: str | None = None
     description: str = ""
+    prepare: Callable[[gym.Env], gym.Env] | None = None
 
     def __post_init__(self) -> None:
         unknown = [e for e in self.engines if e not in ENGINES]
@@ -158,8 +162,10 @@ class TaskSpec:
             raise ConfigError(f"{self.env_id}: the envpool engine needs an envpool id, and only it")
 
     def make_env(self, render_mode: str | None = None) -> gym.Env:
-        """One Gymnasium env of this task, as ``gym.make`` gives it (time limit included)."""
-        return gym.make(self.env_id, render_mode=render_mode, **self.env_kwargs)
+        """One Gymnasium env of this task, as ``gym.make`` gives it (time limit included), then
+        wrapped by :attr:`prepare`."""
+        env = gym.make(self.env_id, render_mode=render_mode, **self.env_kwargs)
+        return env if self.prepare is None else self.prepare(env)
 
     def make_batched(self, engine: str | None = None) -> BatchedTask:
         """A fresh batched task on ``engine`` (default: the first of :attr:`engines`)."""
@@ -315,3 +321,54 @@ def observation_names(env_id: str) -> tuple[str, ...]:
     if isinstance(observation, VectorObservation):
         return observation.names
     return tuple(f"patch {i}" for i in range(observation.size))
+
+
+# ---------------------------------------------------------------------------------------------
+# Image tasks: each env is wrapped by the frame preparation the vision agent reads
+# ([frames, height, width] uint8 stacks); the patch perturbation then cuts them into patches.
+
+
+def prepare_car_racing(env: gym.Env) -> gym.Env:
+    """CarRacing frames as the agent reads them: 4 stacked ITU-R 601 grayscale frames of 96x96,
+    the dashboard (the bottom 12 rows) zeroed."""
+    return StackedGrayFrames(env, frames=4, crop_bottom=CAR_RACING_DASHBOARD)
+
+
+def prepare_pong(env: gym.Env) -> gym.Env:
+    """Pong frames as the agent reads them: Gymnasium's ``AtariPreprocessing`` (4 frames
+    skipped per step, up to 30 no-ops at reset, 84x84 grayscale from the ALE), then the last 4
+    frames stacked, oldest first."""
+    from gymnasium.wrappers import AtariPreprocessing, FrameStackObservation
+
+    return FrameStackObservation(AtariPreprocessing(env, frame_skip=4, screen_size=84), 4)
+
+
+if importlib.util.find_spec("ale_py") is not None:  # the atari extra: ALE/ ids for gym.make
+    import ale_py
+
+    gym.register_envs(ale_py)
+
+register_task(
+    TaskSpec(
+        env_id="CarRacing-v3",
+        observation=PatchObservation(frames=4, height=96, width=96, patch=6),
+        action=ActionMap.box([-1.0, 0.0, 0.0], [1.0, 1.0, 1.0]),
+        max_steps=1000,
+        engines=("gym", "envpool"),
+        envpool_id="CarRacing-v3",
+        prepare=prepare_car_racing,
+        description="Box2D CarRacing-v3 from pixels: steer, gas, brake; needs the box2d extra",
+    )
+)
+register_task(
+    TaskSpec(
+        env_id="ALE/Pong-v5",
+        observation=PatchObservation(frames=4, height=84, width=84, patch=6),
+        action=ActionMap.discrete(6),
+        max_steps=27_000,  # v5 stops at 108,000 frames, 4 per step
+        engines=("gym",),
+        env_kwargs={"frameskip": 1},  # AtariPreprocessing skips the frames itself
+        prepare=prepare_pong,
+        description="Atari Pong from pixels (to 21 points, sticky actions); needs the atari extra",
+    )
+)
