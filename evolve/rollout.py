@@ -198,6 +198,7 @@ def episodes(
             return end.value
 
 
+@torch.no_grad()  # re-entered at every resume: the caller's grad mode is untouched
 def iterate(
     model: Model,
     params: torch.Tensor,
@@ -229,62 +230,61 @@ def iterate(
     steps = np.zeros((members, episodes_), dtype=np.int64)
     alive = np.ones((members, episodes_), dtype=bool)
     active = np.arange(members)  # members still simulated; finished ones are dropped
-    with torch.no_grad():
-        if weights is None:
-            weights = model.prepare(params)
-        state = model.init_state(members, episodes_, dtype=params.dtype)
-        view = StepView(0, obs, raw, alive, active, returns, perturb, task, state)
+    if weights is None:
+        weights = model.prepare(params)
+    state = model.init_state(members, episodes_, dtype=params.dtype)
+    view = StepView(0, obs, raw, alive, active, returns, perturb, task, state)
+    for o in observers:
+        o.on_reset(view)
+    for t in range(limit):
+        view.t, view.obs, view.raw, view.alive = t, obs, raw, alive[active]
+        if attention:
+            output, state, att = model.step_prepared(
+                weights, torch.from_numpy(obs), state, with_attention=True
+            )
+            view.attention = att.numpy()
+        else:
+            output, state = model.step_prepared(weights, torch.from_numpy(obs), state)
+        out = output.numpy()
+        view.state = state
+        if driver is not None:
+            view.output = out
+            driven = driver(view)
+            if driven is not None:
+                out = np.asarray(driven, dtype=out.dtype)
+        env_action = action_map.to_env(out)
+        if feedback or driver is not None:
+            executed = action_map.feedback(env_action)
+            state = model.with_previous_action(state, torch.from_numpy(executed))
+        view.output, view.action, view.state = out, env_action, state
         for o in observers:
-            o.on_reset(view)
-        for t in range(limit):
-            view.t, view.obs, view.raw, view.alive = t, obs, raw, alive[active]
-            if attention:
-                output, state, att = model.step_prepared(
-                    weights, torch.from_numpy(obs), state, with_attention=True
-                )
-                view.attention = att.numpy()
-            else:
-                output, state = model.step_prepared(weights, torch.from_numpy(obs), state)
-            out = output.numpy()
-            view.state = state
-            if driver is not None:
-                view.output = out
-                driven = driver(view)
-                if driven is not None:
-                    out = np.asarray(driven, dtype=out.dtype)
-            env_action = action_map.to_env(out)
-            if feedback or driver is not None:
-                executed = action_map.feedback(env_action)
-                state = model.with_previous_action(state, torch.from_numpy(executed))
-            view.output, view.action, view.state = out, env_action, state
-            for o in observers:
-                o.on_act(view)
-            yield view
-            raw, reward, done = task.step(env_action)
-            live = alive[active]
-            reward = np.where(live, reward, 0.0)
-            returns[active] += reward
-            steps[active] += live
-            live &= ~done
-            alive[active] = live
-            view.reward, view.done, view.next_raw = reward, ~live, raw
-            for o in observers:
-                o.on_step(view)
-            if not live.any():
-                break
-            before = perturb.permutations.copy()
-            obs = perturb.step(raw, rngs)
-            if realign and perturb.reshuffled.any():
-                state = state.permute(torch.from_numpy(perturb.realignment(before)))
-            running = live.any(axis=1)
-            if running.mean() < COMPACT_BELOW:
-                keep = np.flatnonzero(running)
-                active, obs, raw = active[keep], obs[keep], raw[keep]
-                task.keep_members(keep)
-                index = torch.from_numpy(keep)
-                weights = {k: v.index_select(0, index) for k, v in weights.items()}
-                state = state.select_members(index)
-                view.active = active
+            o.on_act(view)
+        yield view
+        raw, reward, done = task.step(env_action)
+        live = alive[active]
+        reward = np.where(live, reward, 0.0)
+        returns[active] += reward
+        steps[active] += live
+        live &= ~done
+        alive[active] = live
+        view.reward, view.done, view.next_raw = reward, ~live, raw
+        for o in observers:
+            o.on_step(view)
+        if not live.any():
+            break
+        before = perturb.permutations.copy()
+        obs = perturb.step(raw, rngs)
+        if realign and perturb.reshuffled.any():
+            state = state.permute(torch.from_numpy(perturb.realignment(before)))
+        running = live.any(axis=1)
+        if running.mean() < COMPACT_BELOW:
+            keep = np.flatnonzero(running)
+            active, obs, raw = active[keep], obs[keep], raw[keep]
+            task.keep_members(keep)
+            index = torch.from_numpy(keep)
+            weights = {k: v.index_select(0, index) for k, v in weights.items()}
+            state = state.select_members(index)
+            view.active = active
     return RolloutResult(returns=returns, steps=steps)
 
 

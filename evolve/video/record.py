@@ -290,9 +290,6 @@ class LockstepEpisodes:
             if isinstance(value, bool) or not isinstance(value, Integral) or value < minimum:
                 raise ConfigError(f"{name} must be an int >= {minimum}, got {value!r}")
         self.steps = steps
-        # Each loop holds torch.no_grad() from its first step to its end, so interleaved
-        # loops can leave the grad mode switched off; close() puts it back.
-        self._grad_enabled = torch.is_grad_enabled()
         self.episodes: list[_Episode] = []
         try:
             for policy, label in zip(policies, labels, strict=True):
@@ -318,7 +315,6 @@ class LockstepEpisodes:
     def close(self) -> None:
         for e in self.episodes:
             e.close()
-        torch.set_grad_enabled(self._grad_enabled)
 
     def __enter__(self) -> LockstepEpisodes:
         return self
