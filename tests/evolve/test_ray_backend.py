@@ -139,6 +139,28 @@ def test_explicit_parameter_shards_match_the_local_backend(ray_address):
     np.testing.assert_array_equal(on_ray.steps, np.concatenate([s.steps for s in shards]))
 
 
+def test_ray_and_local_agree_bit_for_bit_on_a_pool_task(ray_address):
+    """Pendulum on the gym engine: each Ray worker keeps a pool of gym envs, like a local one."""
+    model = sn.AttentionNeuronModel(act_dim=1)
+    rng = np.random.default_rng(8)
+    params = (0.3 * rng.standard_normal((6, model.num_params))).astype(np.float32)
+    job = EpisodeJob(
+        model=model.to_dict(),
+        env_id="Pendulum-v1",
+        perturbations={"shuffle": True, "reshuffle_every": 20},
+        seeds=(41, 42),
+        engine="gym",
+    )
+    with make_backend("ray", 2) as on_ray, LocalBackend(2) as local, LocalBackend(1) as inline:
+        ray_result = on_ray.evaluate(job, params)
+        local_result = local.evaluate(job, params)
+        shards = [inline.evaluate(job, params[a:b]) for a, b in [(0, 3), (3, 6)]]
+    assert ray_result.returns.shape == (6, 2)
+    np.testing.assert_array_equal(ray_result.returns, local_result.returns)
+    np.testing.assert_array_equal(ray_result.steps, local_result.steps)
+    np.testing.assert_array_equal(ray_result.returns, np.concatenate([s.returns for s in shards]))
+
+
 def test_a_worker_killed_mid_generation_is_rerun_with_the_same_result(undisturbed, tmp_path):
     from evolve.backends.ray import RayBackend
 

@@ -169,3 +169,44 @@ def test_local_backend_with_workers_equals_inline():
         b = pool.evaluate(job, params)
     np.testing.assert_allclose(a.returns, b.returns, rtol=1e-5)
     assert a.returns.shape == (6, 2)
+
+
+def test_local_backends_agree_bit_for_bit_on_a_pool_task():
+    """Pendulum on the gym engine (a pool per worker), shuffled and reshuffled."""
+    params = population(6, seed=8)
+    job = EpisodeJob(
+        model=MODEL.to_dict(),
+        env_id="Pendulum-v1",
+        perturbations={"shuffle": True, "reshuffle_every": 20},
+        seeds=(41, 42),
+        engine="gym",
+    )
+    with LocalBackend(1) as inline, LocalBackend(2) as pool:
+        sharded = pool.evaluate(job, params)
+        shards = [inline.evaluate(job, params[a:b]) for a, b in shard_bounds(6, 2)]
+        whole = inline.evaluate(job, params)
+    np.testing.assert_array_equal(sharded.returns, np.concatenate([s.returns for s in shards]))
+    np.testing.assert_array_equal(sharded.steps, np.concatenate([s.steps for s in shards]))
+    np.testing.assert_array_equal(sharded.steps, np.full((6, 2), 200))  # Pendulum's limit
+    np.testing.assert_allclose(whole.returns, sharded.returns, rtol=1e-5)
+    assert len(np.unique(sharded.returns)) == 12  # members and episodes all differ
+
+
+@pytest.mark.parametrize("engine", ["gym", "envpool"])
+def test_pool_engines_run_in_the_engine_with_common_random_numbers(engine):
+    if engine == "envpool":
+        pytest.importorskip("envpool")
+    params = population(3, seed=9)
+    params[2] = params[0]
+    job = EpisodeJob(
+        model=MODEL.to_dict(),
+        env_id="Pendulum-v1",
+        perturbations={"shuffle": True},
+        seeds=(5, 6),
+        engine=engine,
+    )
+    result = rollout(job, params)
+    np.testing.assert_array_equal(result.returns[2], result.returns[0])
+    np.testing.assert_array_equal(result.steps, np.full((3, 2), 200))
+    assert len(np.unique(result.returns)) == 4  # two members, two episodes
+    np.testing.assert_array_equal(rollout(job, params).returns, result.returns)  # pool reused
