@@ -56,6 +56,8 @@ PAPER_TABLE_EPISODES = 1000  # `evolve eval --paper-table`'s default, as in the 
 FNN_BASELINE = "fnn-baseline"  # the shipped feed-forward agent
 STAGE_FLAGS = {"teacher": "--teacher-generations", "distill": "--distill-iterations"}
 UNSET = object()  # an option not given (where None is a meaningful value)
+DEFAULT_WORKERS = 2  # `evolve train --workers` of a new run
+DEFAULT_BACKEND = "local"
 
 
 class UsageError(Exception):
@@ -148,10 +150,14 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument(
         "--workers",
         type=workers_arg,
-        default=2,
-        help="worker processes (Ray: tasks), or 'max' (every core, or every CPU of the cluster)",
+        help="worker processes (Ray: tasks), or 'max' (every core, or every CPU of the cluster); "
+        f"default {DEFAULT_WORKERS}, and a resumed run's own",
     )
-    t.add_argument("--backend", default="local", help=f"one of {', '.join(sorted(BACKENDS))}")
+    t.add_argument(
+        "--backend",
+        help=f"one of {', '.join(sorted(BACKENDS))}; default {DEFAULT_BACKEND}, "
+        "and a resumed run's own",
+    )
     t.add_argument(
         "--address",
         metavar="HOST:PORT|auto",
@@ -300,15 +306,39 @@ def _apply_overrides(preset: TaskPreset, overrides: dict[str, Any]) -> TaskPrese
     return preset.replace(**overrides)
 
 
+def _workers_changed(run_dir: Path, recorded: int) -> UsageError:
+    return UsageError(
+        f"{run_dir} was trained with --workers {recorded}; resuming with a different number "
+        f"changes the shards and so the results; pass --workers {recorded} or leave it out"
+    )
+
+
+def _resumed_backend(
+    args: argparse.Namespace, run_dir: Path, settings: dict[str, Any]
+) -> tuple[str, int | str, int]:
+    """Backend and workers of a resumed run: ``(backend, workers, recorded workers)``.
+
+    The run's recorded ones unless given; another number of workers is refused (``max``
+    is checked once it is resolved).
+    """
+    recorded = settings.get("workers", DEFAULT_WORKERS)
+    if args.workers not in (None, "max", recorded):
+        raise _workers_changed(run_dir, recorded)
+    backend = args.backend or settings.get("backend", DEFAULT_BACKEND)
+    return backend, args.workers or recorded, recorded
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     if args.strategy is not None and args.strategy not in STRATEGIES:
         raise UsageError(
             f"unknown strategy {args.strategy!r}; allowed: {', '.join(sorted(STRATEGIES))}"
         )
     overrides = _training_overrides(args)
+    backend_name, workers = args.backend or DEFAULT_BACKEND, args.workers or DEFAULT_WORKERS
+    recorded = None
     if args.resume:
         run_dir = Path(args.resume)
-        preset, _ = resume_preset(run_dir)
+        preset, settings = resume_preset(run_dir)
         if args.task and args.task != preset.name:
             raise UsageError(f"{run_dir} is a {preset.name!r} run, not {args.task!r}")
         changed = sorted(
@@ -323,6 +353,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                 f"cannot change {', '.join(changed)} when resuming; only --generations may change"
             )
         preset = _apply_overrides(preset, overrides)
+        backend_name, workers, recorded = _resumed_backend(args, run_dir, settings)
     else:
         preset = _apply_overrides(get_preset(args.task or DEFAULT_PRESET), overrides)
         stamp = time.strftime("%Y%m%d-%H%M%S")
@@ -330,7 +361,9 @@ def cmd_train(args: argparse.Namespace) -> int:
             args.out or Path(args.runs_dir) / f"{preset.name}-s{preset.training.seed}-{stamp}"
         )
     setup_console()
-    with make_backend(args.backend, args.workers, args.address) as backend:
+    with make_backend(backend_name, workers, args.address) as backend:
+        if recorded is not None and backend.workers != recorded:  # --workers max elsewhere
+            raise _workers_changed(run_dir, recorded)
         result = train(
             preset,
             run_dir,

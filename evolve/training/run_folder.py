@@ -63,14 +63,22 @@ def write_config(run_dir: Path, preset: TaskPreset, run: dict[str, Any]) -> None
 
 
 def read_config(run_dir: Path) -> tuple[TaskPreset, dict[str, Any]]:
+    """The recipe and the run settings (``backend``: a name, ``workers``: a positive int)."""
     path = run_dir / "config.json"
     if not path.is_file():
         raise CheckpointError(f"{run_dir} is not a run folder: it has no config.json")
     try:
         data = json.loads(path.read_text())
-        return TaskPreset.from_dict(data["task"]), dict(data.get("run", {}))
-    except (json.JSONDecodeError, KeyError, TypeError, ConfigError) as exc:
+        preset, run = TaskPreset.from_dict(data["task"]), dict(data.get("run", {}))
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError, ConfigError) as exc:
         raise CheckpointError(f"{path}: not a valid run configuration ({exc})") from None
+    workers, backend = run.get("workers", 1), run.get("backend", "")
+    if type(workers) is not int or workers < 1 or not isinstance(backend, str):
+        raise CheckpointError(
+            f"{path}: not a valid run configuration (run settings need a positive integer "
+            f"'workers' and a backend name, got {run!r})"
+        )
+    return preset, run
 
 
 def save_state(

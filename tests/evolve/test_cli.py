@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import subprocess
 import sys
 
@@ -11,9 +12,10 @@ import pytest
 
 import evolve.cli as cli
 import sensoryneuron as sn
-from evolve.backends import LocalBackend, population_size
+from evolve.backends import LocalBackend, population_shard, population_size
 from evolve.presets import PRESETS
 from evolve.rollout import RolloutResult
+from evolve.training.loop import train
 from evolve.training.run_folder import load_state
 
 TINY = [
@@ -191,28 +193,51 @@ def test_corrupt_run_folders_are_rejected_cleanly(tmp_path, run_dir):
 
 def main(capsys, *args):
     """``evolve.cli.main`` in this process: (exit code, stdout, stderr)."""
-    code = cli.main([str(a) for a in args])
+    try:
+        code = cli.main([str(a) for a in args])
+    finally:  # the console handler writes to this test's captured stderr: drop it
+        logger = logging.getLogger("evolve")
+        for handler in [h for h in logger.handlers if getattr(h, "_evolve_console", False)]:
+            logger.removeHandler(handler)
+        logger.propagate = True
     out, err = capsys.readouterr()
     return code, out, err
 
 
-class DivergingBackend(LocalBackend):
-    """Training fitness without rollouts: finite in the first generation, then all NaN."""
+class FakeBackend(LocalBackend):
+    """Training fitness without rollouts (minus the squared norm; NaN from generation
+    ``nan_from``); reports the workers it was asked for; held-out tests run inline."""
 
-    def __init__(self, workers=1, *_):
+    def __init__(self, workers=1, nan_from=None, max_workers=5):
         super().__init__(1)
-        self.generation = 0
+        self.workers = max_workers if workers == "max" else workers
+        self.nan_from, self.generation = nan_from, 0
 
     def evaluate(self, job, population):
-        members = population_size(population)
-        value = np.nan if self.generation >= 1 else 1.0
+        params = population_shard(population, 0, population_size(population))
+        fitness = -np.sum(np.asarray(params, dtype=np.float64) ** 2, axis=1, keepdims=True)
+        if self.nan_from is not None and self.generation >= self.nan_from:
+            fitness[:] = np.nan
         self.generation += 1
-        shape = (members, len(job.seeds))
-        return RolloutResult(np.full(shape, value), np.ones(shape, dtype=np.int64))
+        returns = np.repeat(fitness, len(job.seeds), axis=1)
+        return RolloutResult(returns, np.ones(returns.shape, dtype=np.int64))
+
+
+@pytest.fixture
+def backends(monkeypatch):
+    """Every backend the CLI makes is a FakeBackend; the list holds (name, workers) asked."""
+    asked = []
+
+    def make(name, workers, address=None):
+        asked.append((name, workers))
+        return FakeBackend(workers)
+
+    monkeypatch.setattr(cli, "make_backend", make)
+    return asked
 
 
 def test_a_diverged_run_exits_with_code_3_in_one_line(tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(cli, "make_backend", lambda *a: DivergingBackend())
+    monkeypatch.setattr(cli, "make_backend", lambda *a: FakeBackend(nan_from=1))
     run = tmp_path / "run"
     code, _, err = main(capsys, "train", *TINY, "--generations", "4", "--out", run)
     msg = "generation 2: every member's fitness is non-finite (NaN or inf); the run has diverged"
@@ -220,3 +245,69 @@ def test_a_diverged_run_exits_with_code_3_in_one_line(tmp_path, capsys, monkeypa
     assert err.splitlines()[-1] == f"evolve: error: {msg}"
     assert "Traceback" not in err
     assert load_state(run)[0].generation == 1  # the last good generation stays on disk
+
+
+def recorded_run(path, workers, backend="local"):
+    """A one-generation run whose config.json records ``workers`` and ``backend``."""
+    preset = PRESETS["cartpole-swingup-harder-es"].replace(
+        strategy={"popsize": 8},
+        training={"generations": 1, "repeats": 1, "test_every": 5, "test_episodes": 1},
+    )
+    settings = {"backend": backend, "workers": workers}
+    train(
+        preset, path, backend=FakeBackend(), final_episodes=0, progress=False, run_settings=settings
+    )
+    return path
+
+
+RESUME = ["--generations", "2", "--final-episodes", "0", "--no-progress"]
+
+
+def test_resume_uses_the_recorded_workers_and_backend(tmp_path, capsys, backends):
+    run = recorded_run(tmp_path / "run", workers=3, backend="ray")
+    code, _, err = main(capsys, "train", "--resume", run, *RESUME)
+    assert code == 0, err
+    assert backends == [("ray", 3)]
+    assert load_state(run)[0].generation == 2
+    again = ["--generations", "3", "--workers", "3", "--backend", "local"]
+    code, _, err = main(capsys, "train", "--resume", run, *RESUME, *again)
+    assert code == 0, err
+    assert backends[-1] == ("local", 3)
+
+
+def test_resume_refuses_another_number_of_workers(tmp_path, capsys, backends):
+    run = recorded_run(tmp_path / "run", workers=3)
+    capsys.readouterr()  # its log lines
+    msg = (
+        f"{run} was trained with --workers 3; resuming with a different number changes the "
+        "shards and so the results; pass --workers 3 or leave it out"
+    )
+    for workers in ("4", "max"):  # FakeBackend resolves 'max' to 5
+        code, _, err = main(capsys, "train", "--resume", run, *RESUME, "--workers", workers)
+        assert code == 2
+        assert err == f"evolve: error: {msg}\n"
+    assert backends == [("local", "max")]  # '4' is refused before any backend starts
+    assert load_state(run)[0].generation == 1
+
+
+def test_a_new_run_defaults_to_two_local_workers(tmp_path, capsys, backends):
+    args = ["--popsize", "8", "--repeats", "1", "--test-episodes", "1", "--out", tmp_path / "run"]
+    code, _, err = main(capsys, "train", "cartpole-swingup-harder-es", *RESUME[:2], *args)
+    assert code == 0, err
+    assert backends == [("local", 2)]
+    run_settings = json.loads((tmp_path / "run" / "config.json").read_text())["run"]
+    assert run_settings == {"backend": "local", "workers": 2}
+
+
+def test_resume_refuses_malformed_run_settings(tmp_path, capsys, backends):
+    run = recorded_run(tmp_path / "run", workers=3)
+    config = json.loads((run / "config.json").read_text())
+    config["run"] = {"backend": "local", "workers": "three"}
+    (run / "config.json").write_text(json.dumps(config))
+    capsys.readouterr()
+    code, _, err = main(capsys, "train", "--resume", run, *RESUME)
+    msg = (
+        f"{run / 'config.json'}: not a valid run configuration (run settings need a positive "
+        "integer 'workers' and a backend name, got {'backend': 'local', 'workers': 'three'})"
+    )
+    assert (code, err, backends) == (2, f"evolve: error: {msg}\n", [])
