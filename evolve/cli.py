@@ -13,7 +13,9 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import os
+import re
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -69,13 +71,19 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(message)
 
 
+# What a number on the command line may look like: ASCII digits only (``int`` and ``float``
+# also take other scripts' digits, '٣', and ``float`` takes 'nan', 'inf', '1_0' and spaces).
+_INT = re.compile(r"[0-9]+")
+_FLOAT = re.compile(r"([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?")
+
+
 def _number(kind: Callable[[str], Any], minimum: float, what: str) -> Callable[[str], Any]:
+    """A parser of ``kind`` (int or float) values >= ``minimum``, written in ASCII digits."""
+    pattern = _INT if kind is int else _FLOAT
+
     def parse(text: str) -> Any:
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
-        if value < minimum:
+        value = kind(text) if pattern.fullmatch(text) else None
+        if value is None or (kind is float and not math.isfinite(value)) or value < minimum:
             raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
         return value
 
@@ -91,14 +99,20 @@ def workers_arg(text: str) -> int | str:
     return "max" if text == "max" else positive_int(text)
 
 
+def _ascii_int(text: str) -> int:
+    if not _INT.fullmatch(text):
+        raise ValueError(text)
+    return int(text)
+
+
 def reshuffle_arg(text: str) -> int | tuple[int, int] | None:
     if text == "never":
         return None
     try:
         if "-" in text:
             low, high = text.split("-", 1)
-            return validate_reshuffle_every((int(low), int(high)))
-        return validate_reshuffle_every(int(text))
+            return validate_reshuffle_every((_ascii_int(low), _ascii_int(high)))
+        return validate_reshuffle_every(_ascii_int(text))
     except (ValueError, SensoryNeuronError):
         raise argparse.ArgumentTypeError(
             f"expected 'never', a positive integer T or a range LOW-HIGH, got {text!r}"

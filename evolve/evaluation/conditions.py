@@ -38,7 +38,8 @@ class Condition:
 
 
 def _int_value(term: str, value: str, minimum: int) -> int:
-    if not value.isdigit() or int(value) < minimum:
+    """``value`` as an int: ASCII digits only (``str.isdigit`` also takes '²' and '٣')."""
+    if not (value.isascii() and value.isdigit()) or int(value) < minimum:
         raise ConfigError(
             f"bad condition term {term!r}: expected an integer >= {minimum}; allowed: {GRAMMAR}"
         )

@@ -311,3 +311,59 @@ def test_resume_refuses_malformed_run_settings(tmp_path, capsys, backends):
         "integer 'workers' and a backend name, got {'backend': 'local', 'workers': 'three'})"
     )
     assert (code, err, backends) == (2, f"evolve: error: {msg}\n", [])
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["eval", "x", "--condition", "noise=²"],
+            "bad condition term 'noise=²': expected an integer >= 0; allowed: unshuffled, ",
+        ),
+        (
+            ["eval", "x", "--condition", "reshuffle=٣-٥"],
+            "bad condition term 'reshuffle=٣-٥': expected an integer >= 1; allowed: unshuffled, ",
+        ),
+        (
+            ["eval", "x", "--condition", "duplicate=٢"],
+            "bad condition term 'duplicate=٢': expected an integer >= 1; allowed: unshuffled, ",
+        ),
+        (
+            ["eval", "x", "--episodes", "٣"],
+            "argument --episodes: expected a positive integer, got '٣'",
+        ),
+        (["train", "--seed", "+3"], "argument --seed: expected an integer >= 0, got '+3'"),
+        (
+            ["train", "--popsize", "1_6"],
+            "argument --popsize: expected a positive integer, got '1_6'",
+        ),
+        (["train", "--sigma", "nan"], "argument --sigma: expected a positive number, got 'nan'"),
+        (["train", "--sigma", "inf"], "argument --sigma: expected a positive number, got 'inf'"),
+        (["train", "--sigma", "٠.١"], "argument --sigma: expected a positive number, got '٠.١'"),
+        (
+            ["record", "x", "-o", "v.gif", "--fps", "1e999"],
+            "argument --fps: expected a positive number, got '1e999'",
+        ),
+        (
+            ["train", "--reshuffle-every", "٣"],
+            "argument --reshuffle-every: expected 'never', a positive integer T or a range LOW-HIGH, got '٣'",
+        ),
+        (
+            ["record", "x", "-o", "v.gif", "--reshuffle-every", "5-²"],
+            "argument --reshuffle-every: expected 'never', a positive integer T or a range LOW-HIGH, got '5-²'",
+        ),
+        (["train", "--workers", "٢"], "argument --workers: expected a positive integer, got '٢'"),
+    ],
+)
+def test_numbers_are_ascii_digits(args, message, capsys):
+    """Other scripts' digits, nan and inf are one-line usage errors, not tracebacks."""
+    code, out, err = main(capsys, *args)
+    assert code == 2 and out == ""
+    assert err.startswith(f"evolve: error: {message}")
+    assert len(err.splitlines()) == 1 and "Traceback" not in err
+
+
+def test_ascii_numbers_still_parse():
+    assert cli.positive_float("1e-3") == 0.001 and cli.positive_float(".5") == 0.5
+    assert cli.positive_float("5.") == 5.0 and cli.non_negative_int("0") == 0
+    assert cli.positive_int("0012") == 12 and cli.reshuffle_arg("20-200") == (20, 200)
