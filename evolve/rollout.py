@@ -290,16 +290,25 @@ def iterate(
 
 # One batched task per (task, engine) per process: a pool of real envs is made once per
 # worker and reused by every job it runs. Simulators are plain arrays, made afresh.
-_POOLS: dict[tuple[str, str], BatchedTask] = {}
+_POOLS: dict[tuple[str, str, str | None], BatchedTask] = {}
 
 
-def batched_task(env_id: str, engine: str | None = None) -> BatchedTask:
-    """The batched task of ``env_id`` on ``engine``; pools are kept and reused per process."""
+def batched_task(
+    env_id: str, engine: str | None = None, perturbations: Perturbations | None = None
+) -> BatchedTask:
+    """The batched task of ``env_id`` on ``engine``; pools are kept and reused per process.
+
+    A background swap in ``perturbations`` happens inside each env, before the frames are
+    prepared (:meth:`Perturbations.task`), so it is part of the pool, one pool per background.
+    """
     spec = get_task(env_id)
     engine = spec.check_engine(engine)
+    background = None if perturbations is None else perturbations.background
+    if background is not None:
+        spec = perturbations.task(spec)
     if engine == "simulator":
         return spec.make_batched(engine)
-    key = (env_id, engine)
+    key = (env_id, engine, background)
     if key not in _POOLS:
         _POOLS[key] = spec.make_batched(engine)
     return _POOLS[key]
@@ -311,11 +320,12 @@ def rollout(job: EpisodeJob, params: np.ndarray, model: Model | None = None) -> 
     spec = get_task(job.env_id)
     action_map = spec.action if job.action is None else ActionMap.from_dict(job.action)
     dtype = torch.float64 if job.float64 else torch.float32
+    perturbations = Perturbations.from_dict(job.perturbations)
     return episodes(
         model,
         torch.tensor(np.asarray(params), dtype=dtype),
-        batched_task(job.env_id, job.engine),
-        Perturbations.from_dict(job.perturbations),
+        batched_task(job.env_id, job.engine, perturbations),
+        perturbations.agent_side(),
         job.seeds,
         action_map=action_map,
         max_steps=job.max_steps,

@@ -164,3 +164,21 @@ def test_the_engine_equals_a_plain_gym_loop_through_the_wrapper_twins(
                 break
         env.close()
         assert total == pytest.approx(engine[b], rel=1e-4, abs=1e-3)
+
+
+def test_a_background_swap_is_part_of_the_pool_and_matches_its_wrapper_twin():
+    pytest.importorskip("Box2D")
+    from evolve.rollout import batched_task
+
+    swapped = Perturbations(background="checkerboard")
+    spec = get_task("CarRacing-v3")
+    plain_obs, _ = batched_task(spec.env_id, "gym").start([5], members=1)
+    pool = batched_task(spec.env_id, "gym", swapped)
+    assert pool is batched_task(spec.env_id, "gym", swapped)  # one pool per background
+    obs, _ = pool.start([5], members=1)
+    env = swapped.task(spec).make_env()  # the env side of the wrapper stack
+    twin, _ = env.reset(seed=5)
+    env.close()
+    assert obs.shape == (1, 1, 4, 96, 96)
+    np.testing.assert_array_equal(obs[0, 0], twin)
+    assert (obs != plain_obs).mean() > 0.05  # the grass is gone
