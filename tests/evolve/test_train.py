@@ -23,6 +23,7 @@ from evolve.rollout import RolloutResult
 from evolve.strategies import DivergedError
 from evolve.training.loop import train
 from evolve.training.run_folder import LOG_COLUMNS, load_state
+from evolve.training.stopping import StopRequest
 
 
 def tiny(name="cartpole-swingup-harder-es", **training):
@@ -234,3 +235,79 @@ def test_ctrl_c_saves_and_exits_cleanly(tmp_path):
     saved = load_state(run)[0].generation
     assert 2 <= saved < 200
     assert sn.load_policy(run / "latest.npz").info["generation"] == saved
+
+
+def test_sigterm_saves_and_the_resumed_run_ends_as_an_uninterrupted_one(tmp_path):
+    """SIGTERM (``timeout``, a scheduler) stops the CLI like Ctrl-C: saved, exit code 143."""
+    args = [
+        "cartpole-swingup-harder-es", "--popsize", "16", "--repeats", "1", "--test-every", "50",
+        "--test-episodes", "2", "--seed", "5", "--workers", "1", "--checkpoint-every", "1",
+        "--final-episodes", "0", "--no-progress",
+    ]  # fmt: skip
+    cmd = [sys.executable, "-m", "evolve", "train"]
+    run = tmp_path / "run"
+    proc = subprocess.Popen(
+        [*cmd, *args, "--generations", "200", "--out", str(run)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        if (run / "state.npz").exists() and load_state(run)[0].generation >= 2:
+            break
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 143, stderr
+    assert "SIGTERM received: stopping after this step and saving" in stderr
+    assert "interrupted: saving generation" in stderr
+    assert "Traceback" not in stderr
+    saved = load_state(run)[0].generation
+    assert 2 <= saved < 200
+    assert sn.load_policy(run / "latest.npz").info["generation"] == saved
+
+    total = str(saved + 2)  # resume (with the recorded --workers 1) two generations further
+    resumed = subprocess.run(
+        [*cmd, "--resume", str(run), "--generations", total, "--final-episodes", "0",
+         "--no-progress"],
+        capture_output=True,
+        text=True,
+    )  # fmt: skip
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resuming run" in resumed.stderr and "1 workers" in resumed.stderr
+    full = tmp_path / "full"
+    subprocess.run(
+        [*cmd, *args, "--generations", total, "--out", str(full)], check=True, capture_output=True
+    )
+    np.testing.assert_array_equal(
+        sn.load_policy(run / "latest.npz").params, sn.load_policy(full / "latest.npz").params
+    )
+    assert [r["mean"] for r in log_rows(run)] == [r["mean"] for r in log_rows(full)]
+    assert len(log_rows(run)) == saved + 2
+
+
+def test_a_staged_recipe_stops_on_sigterm_in_each_earlier_stage(tmp_path):
+    """The teacher's loop and the distillation's both check the flag a signal sets."""
+    preset = get_preset("cartpole-swingup-harder").replace(
+        strategy={"popsize": 8},
+        training={"generations": 1, "repeats": 1, "test_episodes": 1, "seed": 2},
+        teacher={
+            "strategy": {"popsize": 8},
+            "training": {"generations": 1, "repeats": 1, "test_episodes": 1},
+        },
+        distill={"iterations": 2, "episodes": 1},
+    )
+    run = tmp_path / "run"
+    stopped = train(preset, run, final_episodes=0, progress=False, stop=StopRequest(signal.SIGTERM))
+    assert (stopped.interrupted, stopped.exit_code) == (True, 143)
+    assert load_state(run / "teacher")[0].generation == 0  # saved, in the teacher stage
+    assert not (run / "distill").exists()
+
+    train(preset.teacher, run / "teacher", resume=True, final_episodes=0, progress=False)
+    stopped = train(
+        preset, run, resume=True, final_episodes=0, progress=False, stop=StopRequest(signal.SIGTERM)
+    )
+    assert (stopped.interrupted, stopped.exit_code) == (True, 143)
+    assert (run / "distill").is_dir()  # the distillation began, and stopped at once
+    assert not (run / "state.npz").exists()  # the last stage never started
