@@ -7,7 +7,7 @@ arrays, stored with :func:`sensoryneuron.files.save_npz`.
 ``CMAEvolutionStrategy``) into such a pair and back. They rebuild instances only of classes
 from whitelisted packages and resolve callables by name, so loading a file never runs code
 named by the file outside that whitelist. Shared references, cycles, numpy scalars, tuples,
-dicts with non-str keys and aliased or strided arrays (views of one another, Fortran
+ranges, dicts with non-str keys and aliased or strided arrays (views of one another, Fortran
 order) come back exactly as they were.
 """
 
@@ -24,7 +24,19 @@ import numpy as np
 from sensoryneuron.errors import CheckpointError
 
 # Tags of the encoded tree. Every JSON object in an encoded tree carries exactly one of them.
-_TAGS = ("$f", "$np", "$tuple", "$ref", "$array", "$list", "$dict", "$global", "$method", "$obj")
+_TAGS = (
+    "$f",
+    "$np",
+    "$tuple",
+    "$range",
+    "$ref",
+    "$array",
+    "$list",
+    "$dict",
+    "$global",
+    "$method",
+    "$obj",
+)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -108,6 +120,8 @@ class _Encoder:
             return self.scalar(o)
         if t is tuple:
             return {"$tuple": [self.child(f"[{i}]", v) for i, v in enumerate(o)]}
+        if t is range:  # pycma keeps one for its selective mirrors (popsize < 6)
+            return {"$range": [o.start, o.stop, o.step]}
         nid = self.memo.get(id(o))
         if nid is not None:
             return {"$ref": nid}
@@ -312,6 +326,17 @@ class _Decoder:
 
     def dec_tuple(self, n: dict) -> tuple:
         return tuple(self.dec(v) for v in n["$tuple"])
+
+    def dec_range(self, n: dict) -> range:
+        bounds = n["$range"]
+        if (
+            not isinstance(bounds, list)
+            or len(bounds) != 3
+            or any(type(b) is not int for b in bounds)
+            or bounds[2] == 0
+        ):
+            raise CheckpointError(f"bad range {bounds!r}")
+        return range(*bounds)
 
     def dec_ref(self, n: dict) -> Any:
         try:
