@@ -14,8 +14,9 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from evolve.logs import get_logger
 from evolve.strategies.base import AskTellError, DivergedError, Strategy
-from evolve.strategies.cma import CMAES, SepCMAES
+from evolve.strategies.cma import CMAES, FULL_CMA_WARN_PARAMS, SepCMAES, full_cma_warning
 from evolve.strategies.pgpe import PGPE
 from evolve.strategies.population import PopulationSpec
 from sensoryneuron.errors import CheckpointError, ConfigError
@@ -27,6 +28,9 @@ STRATEGIES: dict[str, type[Strategy]] = {cls.name: cls for cls in (PGPE, CMAES, 
 def make_strategy(name: str, num_params: int, popsize: int, seed: int, **hyper: Any) -> Strategy:
     """Build a registered strategy by name (``x0`` may be passed among ``hyper``).
 
+    Full-covariance ``cma`` on more than :data:`FULL_CMA_WARN_PARAMS` parameters logs a
+    warning first: its memory, its cost per generation, and ``sep-cma`` instead.
+
     Raises:
         ConfigError: Unknown name, or unknown or bad hyperparameter.
     """
@@ -34,7 +38,15 @@ def make_strategy(name: str, num_params: int, popsize: int, seed: int, **hyper: 
     if cls is None:
         allowed = ", ".join(repr(k) for k in sorted(STRATEGIES))
         raise ConfigError(f"unknown strategy {name!r}; allowed: {allowed}")
+    warn_if_costly(name, num_params)
     return cls(num_params, popsize, seed, **hyper)
+
+
+def warn_if_costly(name: str, num_params: int) -> None:
+    """Log a warning where strategy ``name`` on ``num_params`` parameters is too costly."""
+    message = full_cma_warning(num_params) if name == CMAES.name else None
+    if message is not None:
+        get_logger().warning("warning: %s", message)
 
 
 def save_strategy(strategy: Strategy, path: str | os.PathLike[str]) -> None:
@@ -66,6 +78,7 @@ def load_strategy(path: str | os.PathLike[str]) -> Strategy:
 
 __all__ = [
     "CMAES",
+    "FULL_CMA_WARN_PARAMS",
     "PGPE",
     "STRATEGIES",
     "AskTellError",
@@ -76,4 +89,5 @@ __all__ = [
     "load_strategy",
     "make_strategy",
     "save_strategy",
+    "warn_if_costly",
 ]

@@ -21,6 +21,42 @@ from evolve.strategies.base import (
 from evolve.strategies.state_io import decode_graph, encode_graph
 from sensoryneuron.errors import CheckpointError, ConfigError
 
+# Above this many parameters full-covariance CMA-ES is slow and large: `make_strategy` warns.
+FULL_CMA_WARN_PARAMS = 3_000
+# pycma's full sampler keeps two n x n float64 matrices: the covariance C and its eigenvectors B.
+_FULL_CMA_MATRICES = 2
+# Measured: ~6 s per generation at 3,000 parameters, population 256 (DESIGN.md).
+_SECONDS_AT_3K = 6.0
+
+
+def full_cma_warning(num_params: int) -> str | None:
+    """What full-covariance CMA-ES costs on ``num_params`` parameters, if that is too much.
+
+    None up to :data:`FULL_CMA_WARN_PARAMS` parameters.
+
+    >>> print(full_cma_warning(12_929))  # doctest: +NORMALIZE_WHITESPACE
+    full-covariance CMA-ES on 12,929 parameters keeps two 12,929 x 12,929 float64 matrices
+    (the covariance and its eigenvectors): 2.7 GB in memory, copied into state.npz at every
+    checkpoint; pycma takes ~6 s per generation at 3,000 parameters (population 256) and
+    the cost grows at least as n^2, so expect ~111 s or more per generation; use --strategy
+    sep-cma (diagonal covariance, O(n)) for a model this size
+    >>> full_cma_warning(3_000) is None
+    True
+    """
+    if num_params <= FULL_CMA_WARN_PARAMS:
+        return None
+    gigabytes = _FULL_CMA_MATRICES * num_params**2 * 8 / 1e9
+    seconds = _SECONDS_AT_3K * (num_params / 3_000) ** 2
+    return (
+        f"full-covariance CMA-ES on {num_params:,} parameters keeps two {num_params:,} x "
+        f"{num_params:,} float64 matrices (the covariance and its eigenvectors): "
+        f"{gigabytes:.1f} GB in memory, copied into state.npz at every checkpoint; pycma takes "
+        "~6 s per generation at 3,000 parameters (population 256) and the cost grows at least "
+        f"as n^2, so expect ~{seconds:.0f} s or more per generation; use --strategy sep-cma "
+        "(diagonal covariance, O(n)) for a model this size"
+    )
+
+
 # pycma options the strategy sets itself.
 _CMA_RESERVED = ("CMA_diagonal", "popsize", "randn", "seed", "verb_disp", "verb_log", "verbose")
 # Callables outside the cma package that a CMAEvolutionStrategy refers to by default.

@@ -27,7 +27,7 @@ from evolve.logs import attach_file, get_logger
 from evolve.presets import TaskPreset
 from evolve.rollout import EpisodeJob
 from evolve.seeds import VALIDATION_OFFSET, strategy_seed, training_seeds
-from evolve.strategies import DivergedError, Strategy, make_strategy
+from evolve.strategies import DivergedError, Strategy, make_strategy, warn_if_costly
 from evolve.training.distill import distill
 from evolve.training.run_folder import (
     RunState,
@@ -163,6 +163,8 @@ def train(
     try:
         x0 = None
         if preset.teacher is not None:
+            # said now, not when the last stage builds its strategy after the other two
+            warn_if_costly(preset.strategy.name, preset.model.num_params)
             stopped, x0 = _earlier_stages(
                 preset, run_dir, resume, backend, final_episodes, progress, run_settings, stop
             )

@@ -311,3 +311,13 @@ def test_a_staged_recipe_stops_on_sigterm_in_each_earlier_stage(tmp_path):
     assert (stopped.interrupted, stopped.exit_code) == (True, 143)
     assert (run / "distill").is_dir()  # the distillation began, and stopped at once
     assert not (run / "state.npz").exists()  # the last stage never started
+
+
+def test_a_staged_recipe_warns_of_full_cma_on_its_student_before_the_teacher(tmp_path):
+    preset = get_preset("cartpole-swingup-harder").replace(strategy={"name": "cma"})
+    assert preset.model.num_params == 12_929
+    run = tmp_path / "run"
+    train(preset, run, final_episodes=0, progress=False, stop=StopRequest(signal.SIGTERM))
+    lines = (run / "train.log").read_text().splitlines()
+    warning = "warning: full-covariance CMA-ES on 12,929 parameters keeps two 12,929 x 12,929"
+    assert warning in lines[0]  # before stage 1 begins
