@@ -21,16 +21,30 @@ latent k's attention over the slots against that target, averaged over the first
 latents; the others stay free. At test time nothing is known about the order: the policy
 must find its sensors from what they read, which is exactly what the loss rewards.
 
+Data collection is :func:`evolve.rollout.episodes`, the one episode loop, with the student
+as its only member: a :class:`TeacherLabels` observer steps the teacher on the true
+observation and records each step, and its driver makes the teacher-driven episodes execute
+the teacher's outputs. The loop feeds the executed action back as the student's previous
+action, and the replay of :func:`imitation_loss` does the same from the recorded actions:
+the student's previous-action input is always what the environment executed.
+
 The stage folder (``run/distill/``) holds ``state.npz`` (student, classifier, Adam moments,
-dataset, log: everything needed to resume exactly), ``latest.npz``, ``best.npz`` (the
-student with the best held-out test score, which the next stage starts from) and
-``log.csv``.
+log, the episode count of each dataset chunk: everything needed to resume exactly, and
+small), ``data/`` (the labelled episodes, one chunk per iteration, written once; see
+:mod:`evolve.training.dataset`), ``latest.npz``, ``best.npz`` (the student with the best
+held-out test score, which the next stage starts from) and ``log.csv``.
+
+``state.npz`` version 1 held the whole dataset inline, without the executed actions. It
+still loads (parameters, classifier, Adam moments, log: what the benchmarks read), but a
+distillation cannot resume from it: :func:`distill` raises a ``CheckpointError`` that names
+the version.
 """
 
 from __future__ import annotations
 
 import math
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -42,21 +56,25 @@ from evolve.evaluation.conditions import Condition
 from evolve.evaluation.evaluate import evaluate_policy
 from evolve.logs import get_logger
 from evolve.presets import TaskPreset
+from evolve.rollout import Observer, StepView, batched_task, episodes
 from evolve.seeds import VALIDATION_OFFSET, distill_init_seed, distill_seeds, distill_stream
+from evolve.training.dataset import Dataset, EpisodeStore
 from evolve.training.run_folder import write_log_csv
 from evolve.training.stopping import StopRequest
+from sensoryneuron.actions import ActionMap
 from sensoryneuron.checkpoints import save_policy
 from sensoryneuron.errors import CheckpointError, ConfigError
 from sensoryneuron.files import load_npz, save_npz
 from sensoryneuron.models import Model
 from sensoryneuron.policy import Policy
-from tasks.batched import episode_rngs
+from sensoryneuron.state import PolicyState
 from tasks.spec import get_task
 
 log = get_logger()
 
 STATE_FORMAT = "sensoryneuron.distill-state"
-STATE_VERSION = 1
+STATE_VERSION = 2  # 1: the dataset inline in state.npz, without the executed actions
+DATA_DIR = "data"
 LOG_COLUMNS = (
     "iteration",
     "loss",
@@ -65,36 +83,6 @@ LOG_COLUMNS = (
     "test_score",
     "wall_time_s",
 )
-
-
-@dataclass
-class Dataset:
-    """Labelled episodes, time-major: ``obs[T, E, N]``, ``labels[T, E, A]``, ``mask[T, E]``.
-
-    ``mask`` is False after an episode has ended (its rows there are padding). ``sources[T,
-    E, N]`` (int16) is the raw sensor each slot carried (``obs_dim``: a noise channel; see
-    ``BatchPerturbation.sources``), or None where it was not recorded.
-    """
-
-    obs: np.ndarray
-    labels: np.ndarray
-    mask: np.ndarray
-    sources: np.ndarray | None = None
-
-    @property
-    def episodes(self) -> int:
-        return self.obs.shape[1]
-
-    def extend(self, other: Dataset) -> Dataset:
-        sources = None
-        if self.sources is not None and other.sources is not None:
-            sources = np.concatenate([self.sources, other.sources], axis=1)
-        return Dataset(
-            np.concatenate([self.obs, other.obs], axis=1),
-            np.concatenate([self.labels, other.labels], axis=1),
-            np.concatenate([self.mask, other.mask], axis=1),
-            sources,
-        )
 
 
 @dataclass
@@ -131,22 +119,25 @@ class DistillState:
         identity: the sensor classifier's flat parameters (float32; empty without one).
         adam: Adam's moments (``exp_avg``, ``exp_avg_sq``, over the student's parameters then
             the classifier's) and ``step``; empty before the first.
-        data: the labelled episodes so far (None before the first).
+        chunks: the episode count of each dataset chunk in ``data/`` that this state covers
+            (one per iteration); later chunks on disk are ignored.
         best_test: best held-out test score so far.
         best_iteration: the iteration that scored it.
         wall_time: seconds spent so far, over every session.
         log: rows of :data:`LOG_COLUMNS`.
+        version: the file version it was read from (:data:`STATE_VERSION` when new).
     """
 
     iteration: int
     params: np.ndarray
     identity: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.float32))
     adam: dict[str, np.ndarray] = field(default_factory=dict)
-    data: Dataset | None = None
+    chunks: list[int] = field(default_factory=list)
     best_test: float = float("-inf")
     best_iteration: int = -1
     wall_time: float = 0.0
     log: list[list[float]] = field(default_factory=list)
+    version: int = STATE_VERSION
 
 
 @dataclass(frozen=True)
@@ -188,6 +179,72 @@ def sensors_found(attention: np.ndarray, sources: np.ndarray, sensors: int) -> n
     return np.take_along_axis(np.asarray(sources), strongest, axis=1) == np.arange(sensors)
 
 
+class TeacherLabels(Observer):
+    """Labels every step of the episode loop with the teacher's output on the true state.
+
+    The teacher keeps its own state, and reads back the executed action as its previous
+    action (as the student does). :meth:`drive` is the loop's driver: the teacher steps on
+    ``view.raw``, and the episodes ``teacher_driven`` execute its outputs. :meth:`on_act`
+    records the step: what the student read, the label, the executed action (as the policy
+    reads it back), which episodes were running, and the sensor each slot carried.
+
+    Args:
+        teacher: the labelling policy (its outputs share the student's action map).
+        teacher_driven: bool ``[B]``, the episodes that follow the teacher.
+        action_map: the task's map from outputs to env actions.
+
+    One instance serves one call of the loop; :meth:`dataset` then holds its episodes.
+    """
+
+    def __init__(self, teacher: Policy, teacher_driven: np.ndarray, action_map: ActionMap) -> None:
+        self.teacher = teacher
+        self.driven = np.asarray(teacher_driven, dtype=bool)
+        self.action_map = action_map
+        self.weights = teacher.model.prepare(torch.tensor(teacher.params)[None])
+        self.state: PolicyState | None = None
+        self.label: np.ndarray | None = None
+        self.rows: dict[str, list[np.ndarray]] = {
+            k: [] for k in ("obs", "labels", "executed", "mask", "sources")
+        }
+
+    def on_reset(self, view: StepView) -> None:
+        if view.raw.shape[:2] != (1, len(self.driven)):
+            raise ConfigError(
+                f"teacher labels need one member and one teacher_driven flag per episode; "
+                f"got {view.raw.shape[0]} member(s), {view.raw.shape[1]} episodes and "
+                f"{len(self.driven)} flags"
+            )
+        self.state = self.teacher.model.init_state(1, len(self.driven))
+
+    def drive(self, view: StepView) -> np.ndarray:
+        """Step the teacher on the true observation; the executed outputs ``[1, B, A]``."""
+        assert self.state is not None and view.output is not None
+        label, self.state = self.teacher.model.step_prepared(
+            self.weights, torch.from_numpy(view.raw), self.state
+        )
+        self.label = label.numpy()
+        return np.where(self.driven[None, :, None], self.label, view.output)
+
+    def on_act(self, view: StepView) -> None:
+        assert self.state is not None and self.label is not None and view.action is not None
+        executed = self.action_map.feedback(view.action)
+        self.state = self.teacher.model.with_previous_action(self.state, torch.from_numpy(executed))
+        self.rows["obs"].append(view.obs[0].astype(np.float32))
+        self.rows["labels"].append(self.label[0].astype(np.float32))
+        self.rows["executed"].append(executed[0])
+        self.rows["mask"].append(view.alive[0].copy())
+        self.rows["sources"].append(view.perturbation.sources().astype(np.int16))
+
+    def dataset(self, steps: int) -> Dataset:
+        """The recorded steps, padded to ``steps`` (padding rows are masked out)."""
+        rows = {k: np.stack(v) for k, v in self.rows.items()}
+        pad = steps - rows["mask"].shape[0]
+        if pad > 0:
+            rows = {k: np.concatenate([v, np.repeat(v[-1:], pad, axis=0)]) for k, v in rows.items()}
+            rows["mask"][-pad:] = False
+        return Dataset(**rows)
+
+
 def collect(
     student: Policy,
     teacher: Policy,
@@ -198,84 +255,85 @@ def collect(
 ) -> Dataset:
     """Play one episode per seed for at most ``steps`` steps; label every step by the teacher.
 
-    ``teacher_driven[e]`` makes episode e follow the teacher's actions instead of the
-    student's (the student still reads its inputs and keeps its state).
+    ``teacher_driven[e]`` makes episode e execute the teacher's actions instead of the
+    student's; the student still reads its inputs, keeps its state, and reads the executed
+    (teacher's) action as its previous action.
     """
-    task = get_task(preset.env_id).make_batched()
-    perturb = preset.perturbations.batch(task.obs_dim)
-    rngs = episode_rngs(seeds)
-    raw = task.reset(rngs, 1)
-    obs = perturb.reset(raw, rngs)
-    episodes = len(seeds)
-    s_weights = student.model.prepare(torch.tensor(student.params)[None])
-    t_weights = teacher.model.prepare(torch.tensor(teacher.params)[None])
-    s_state = student.model.init_state(1, episodes)
-    t_state = teacher.model.init_state(1, episodes)
-    alive = np.ones(episodes, dtype=bool)
-    obs_rows, label_rows, mask_rows, source_rows = [], [], [], []
-    with torch.no_grad():
-        for _ in range(steps):
-            s_action, s_state = student.model.step_prepared(
-                s_weights, torch.from_numpy(obs), s_state
-            )
-            t_action, t_state = teacher.model.step_prepared(
-                t_weights, torch.from_numpy(raw), t_state
-            )
-            obs_rows.append(obs[0].astype(np.float32))
-            label_rows.append(t_action[0].numpy())
-            mask_rows.append(alive.copy())
-            source_rows.append(perturb.sources().astype(np.int16))
-            action = np.where(teacher_driven[:, None], t_action[0].numpy(), s_action[0].numpy())
-            raw, _, terminated = task.step(action[None].astype(np.float64))
-            alive &= ~terminated[0]
-            if not alive.any():
-                break
-            obs = perturb.step(raw, rngs)
-    pad = steps - len(obs_rows)
-    data = Dataset(
-        np.stack(obs_rows), np.stack(label_rows), np.stack(mask_rows), np.stack(source_rows)
+    spec = get_task(preset.env_id)
+    labels = TeacherLabels(teacher, teacher_driven, spec.action)
+    episodes(
+        student.model,
+        torch.tensor(student.params)[None],
+        batched_task(preset.env_id),
+        preset.perturbations,
+        seeds,
+        action_map=spec.action,
+        max_steps=steps,
+        observers=[labels],
+        driver=labels.drive,
+        observation=spec.observation,
     )
-    if pad:
-        assert data.sources is not None
-        data = Dataset(
-            np.concatenate([data.obs, np.repeat(data.obs[-1:], pad, axis=0)]),
-            np.concatenate([data.labels, np.repeat(data.labels[-1:], pad, axis=0)]),
-            np.concatenate([data.mask, np.zeros((pad, episodes), dtype=bool)]),
-            np.concatenate([data.sources, np.repeat(data.sources[-1:], pad, axis=0)]),
-        )
-    return data
+    return labels.dataset(steps)
+
+
+def replay(
+    model: Model, params: torch.Tensor, data: Dataset, with_attention: bool = False
+) -> Iterator[tuple[torch.Tensor, PolicyState, torch.Tensor | None]]:
+    """Step the student through recorded episodes: ``(output, state, attention)`` per step.
+
+    ``output`` is ``[1, E, A]``; ``attention`` ``[1, E, M, N]`` with ``with_attention``, else
+    None. After each step the state's previous action is the recorded executed action
+    (``data.executed``), as it was when the episode was played; without a record, the
+    student's own output stays. The replay keeps the autograd graph (BPTT).
+    """
+    obs = torch.from_numpy(np.ascontiguousarray(data.obs))
+    executed = None if data.executed is None else torch.from_numpy(data.executed)
+    weights = model.prepare(params[None])
+    state = model.init_state(1, data.episodes)
+    for t in range(data.steps):
+        attention = None
+        if with_attention:
+            output, state, attention = model.step_prepared(
+                weights, obs[t][None], state, with_attention=True
+            )
+        else:
+            output, state = model.step_prepared(weights, obs[t][None], state)
+        if executed is not None:
+            state = model.with_previous_action(state, executed[t][None])
+        yield output, state, attention
 
 
 def imitation_loss(
     model: Model,
     params: torch.Tensor,
     data: Dataset,
-    index: np.ndarray,
+    index: np.ndarray | None = None,
     classifier: torch.Tensor | None = None,
     attention_sensors: int = 0,
 ) -> Losses:
-    """The student's losses over the live steps of episodes ``index``.
+    """The student's losses over the live steps of episodes ``index``, replayed (:func:`replay`).
 
     Args:
         model: the student's architecture.
         params: its flat parameters.
         data: labelled episodes.
-        index: which episodes of ``data``.
+        index: which episodes of ``data`` (None: all of them).
         classifier: the sensor classifier, ``[classes, slot_feature_dim + 1]`` (weights, then
             a bias column); None: no identity term. Needs ``data.sources``.
         attention_sensors: supervise the attention of latents ``0 .. attention_sensors - 1``
             (latent k onto the slots of sensor k); 0: no attention term. Needs
             ``data.sources`` and a softmax-attention model with that many latents.
     """
-    obs = torch.from_numpy(data.obs[:, index])
-    labels = torch.from_numpy(data.labels[:, index])
-    mask = torch.from_numpy(data.mask[:, index]).to(obs.dtype)
+    if index is not None:
+        data = data.select(index)
+    labels = torch.from_numpy(data.labels)
+    mask = torch.from_numpy(data.mask).to(labels.dtype)
     sources = None
     if classifier is not None or attention_sensors:
         if data.sources is None:
             term = "identity" if classifier is not None else "attention"
             raise ConfigError(f"the {term} loss needs the sensor of every slot (data.sources)")
-        sources = torch.from_numpy(data.sources[:, index].astype(np.int64))
+        sources = torch.from_numpy(data.sources.astype(np.int64))
     if attention_sensors:
         if getattr(model, "attention", None) != "softmax":
             raise ConfigError("the attention loss needs a model with softmax attention")
@@ -285,18 +343,11 @@ def imitation_loss(
                 f"{model.num_latents} latents"  # type: ignore[attr-defined]
             )
     sensors = torch.arange(attention_sensors).view(1, -1, 1)  # [1, S, 1]
-    weights = model.prepare(params[None])
-    state = model.init_state(1, len(index))
-    total = obs.new_zeros(())
-    identity = obs.new_zeros(())
-    attended = obs.new_zeros(())
-    for t in range(obs.shape[0]):
-        if attention_sensors:
-            action, state, attention = model.step_prepared(
-                weights, obs[t][None], state, with_attention=True
-            )
-        else:
-            action, state = model.step_prepared(weights, obs[t][None], state)
+    total = labels.new_zeros(())
+    identity = labels.new_zeros(())
+    attended = labels.new_zeros(())
+    steps = replay(model, params, data, with_attention=bool(attention_sensors))
+    for t, (action, state, attention) in enumerate(steps):
         total = total + (((action[0] - labels[t]) ** 2).sum(-1) * mask[t]).sum()
         if classifier is not None and sources is not None:
             features = model.slot_features(state)[0]  # [E, N, F]
@@ -305,9 +356,9 @@ def imitation_loss(
                 logits.flatten(0, 1), sources[t].flatten(), reduction="none"
             )
             identity = identity + (wrong.view(features.shape[:2]).mean(-1) * mask[t]).sum()
-        if attention_sensors and sources is not None:
+        if attention is not None and sources is not None:
             # target [E, S, N]: latent k spreads evenly over the slots that carry sensor k
-            target = (sources[t].unsqueeze(1) == sensors).to(obs.dtype)
+            target = (sources[t].unsqueeze(1) == sensors).to(labels.dtype)
             target = target / target.sum(-1, keepdim=True).clamp(min=1.0)
             att = attention[0, :, :attention_sensors, :]  # [E, S, N]
             wrong = -(target * torch.log(att.clamp_min(1e-30))).sum(-1).mean(-1)  # [E]
@@ -365,6 +416,15 @@ def distill(
     attention_sensors = sensors if cfg.attention_weight > 0 else 0
     if resume and (stage_dir / "state.npz").exists():
         state = load_distill_state(stage_dir)
+        if state.version != STATE_VERSION:
+            raise CheckpointError(
+                f"{stage_dir / 'state.npz'}: a version-{state.version} distillation state holds "
+                f"its dataset inline, without the executed actions that version {STATE_VERSION} "
+                "replays; it cannot be resumed (delete it to distil this stage afresh)"
+            )
+        store = EpisodeStore(stage_dir / DATA_DIR, state.chunks)
+        store.discard_uncovered()  # chunks written after the state was saved
+        store.check()
         log.info("resuming distillation at iteration %d", state.iteration)
     else:
         stage_dir.mkdir(parents=True, exist_ok=True)
@@ -372,6 +432,8 @@ def distill(
         state = DistillState(
             0, initial_params(model, seed, cfg.init_std), np.zeros(size, dtype=np.float32)
         )
+        store = EpisodeStore(stage_dir / DATA_DIR)
+        store.discard_uncovered()  # a fresh start: no chunk is covered
         log.info(
             "distilling the teacher into %s (%d params): %d iterations x %d episodes",
             preset.model.kind,
@@ -398,11 +460,12 @@ def distill(
             new = collect(
                 student, teacher, preset, distill_seeds(seed, it, cfg.episodes), cfg.window, driven
             )
-            data = new if state.data is None else state.data.extend(new)
+            store.append(new)  # chunk ``it``; the state below is what makes it count
             loss, identity_loss, attention_loss = 0.0, math.nan, math.nan
             for _ in range(cfg.grad_steps):
-                index = np.sort(stream.choice(data.episodes, size=cfg.batch, replace=True))
-                losses = imitation_loss(model, params, data, index, classifier, attention_sensors)
+                index = np.sort(stream.choice(store.episodes, size=cfg.batch, replace=True))
+                batch = store.gather(index)  # reads only these episodes from disk
+                losses = imitation_loss(model, params, batch, None, classifier, attention_sensors)
                 opt.zero_grad()
                 losses.total(cfg.identity_weight, cfg.attention_weight).backward()
                 if cfg.clip_grad > 0:
@@ -421,7 +484,7 @@ def distill(
             state.params = params.detach().numpy().copy()
             state.identity = theta[model.num_params :].detach().numpy().copy()
             state.adam = _adam_arrays(opt)
-            state.data = data
+            state.chunks = list(store.sizes)
             state.log.append(
                 [it + 1, loss, identity_loss, attention_loss, test_score, state.wall_time]
             )
@@ -431,7 +494,7 @@ def distill(
                 loss,
                 "" if math.isnan(identity_loss) else f" | identity {identity_loss:.3f}",
                 "" if math.isnan(attention_loss) else f" | attention {attention_loss:.3f}",
-                data.episodes,
+                store.episodes,
                 "" if math.isnan(test_score) else f" | test {test_score:8.2f}",
             )
             save_distill_state(stage_dir, state)
@@ -489,22 +552,14 @@ def _test(
 
 
 def save_distill_state(stage_dir: Path, state: DistillState) -> None:
+    """Write ``state.npz`` (small: no episodes; those are the chunks in ``data/``)."""
     arrays = {
         "params": state.params,
         "identity": state.identity,
         "log": np.asarray(state.log, dtype=np.float64).reshape(-1, len(LOG_COLUMNS)),
+        "chunks": np.asarray(state.chunks, dtype=np.int64),
     }
     arrays.update({f"adam.{k}": v for k, v in state.adam.items()})
-    if state.data is not None:
-        arrays.update(
-            {
-                "data.obs": state.data.obs,
-                "data.labels": state.data.labels,
-                "data.mask": state.data.mask,
-            }
-        )
-        if state.data.sources is not None:
-            arrays["data.sources"] = state.data.sources
     meta = {
         "format": STATE_FORMAT,
         "version": STATE_VERSION,
@@ -518,36 +573,44 @@ def save_distill_state(stage_dir: Path, state: DistillState) -> None:
 
 
 def load_distill_state(stage_dir: Path) -> DistillState:
+    """Read ``state.npz`` of version 2, or of version 1 (its inline dataset is not read).
+
+    Raises:
+        CheckpointError: not a distillation state, an unknown version, or incomplete.
+    """
     path = stage_dir / "state.npz"
     arrays, meta = load_npz(path)
-    if meta.get("format") != STATE_FORMAT or meta.get("version") != STATE_VERSION:
+    version = meta.get("version")
+    if meta.get("format") != STATE_FORMAT or version not in (1, STATE_VERSION):
         raise CheckpointError(
-            f"{path}: not a sensoryneuron distillation state (version {STATE_VERSION})"
+            f"{path}: not a sensoryneuron distillation state (version 1 or {STATE_VERSION})"
         )
     try:
-        data = None
-        if "data.obs" in arrays:
-            data = Dataset(
-                arrays["data.obs"],
-                arrays["data.labels"],
-                arrays["data.mask"],
-                arrays.get("data.sources"),
-            )
         rows = arrays["log"]
         if rows.shape[1] == len(LOG_COLUMNS) - 2:  # written before the identity loss existed
             rows = np.insert(rows, 2, np.nan, axis=1)
         if rows.shape[1] == len(LOG_COLUMNS) - 1:  # written before the attention loss existed
             rows = np.insert(rows, 3, np.nan, axis=1)
+        chunks = arrays["chunks"].tolist() if version == STATE_VERSION else []
         return DistillState(
             iteration=int(meta["iteration"]),
             params=arrays["params"],
             identity=arrays.get("identity", np.zeros(0, dtype=np.float32)),
             adam={k[len("adam.") :]: v for k, v in arrays.items() if k.startswith("adam.")},
-            data=data,
+            chunks=[int(c) for c in chunks],
             best_test=float("-inf") if meta["best_test"] is None else float(meta["best_test"]),
             best_iteration=int(meta["best_iteration"]),
             wall_time=float(meta["wall_time"]),
             log=rows.tolist(),
+            version=int(version),
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise CheckpointError(f"{path}: incomplete distillation state ({exc})") from None
+
+
+def load_distill_data(stage_dir: Path, state: DistillState | None = None) -> EpisodeStore:
+    """The dataset chunks that the stage's saved state covers (``state``: if already read)."""
+    state = state or load_distill_state(stage_dir)
+    store = EpisodeStore(Path(stage_dir) / DATA_DIR, state.chunks)
+    store.check()
+    return store

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 
 import gymnasium as gym
@@ -14,6 +15,7 @@ import sensoryneuron as sn
 from evolve.cli import main as cli_main
 from evolve.presets import DistillConfig, TaskPreset, get_preset
 from evolve.seeds import distill_seeds
+from evolve.training.dataset import ARRAYS, EpisodeStore
 from evolve.training.distill import (
     LOG_COLUMNS,
     Dataset,
@@ -22,6 +24,7 @@ from evolve.training.distill import (
     distill,
     imitation_loss,
     initial_params,
+    load_distill_data,
     load_distill_state,
     save_distill_state,
     sensors_found,
@@ -279,6 +282,12 @@ def test_distillation_is_deterministic_and_resumes_exactly(tmp_path, monkeypatch
     monkeypatch.setattr(distill_module, "imitation_loss", interrupt_in_iteration_3)
     stopped = distill(preset, tmp_path / "b", TEACHER, backend=_backend())
     assert stopped.interrupted and stopped.iteration == 2
+    # killed after the third iteration's chunk was written, before its state was saved
+    chunks = tmp_path / "b" / "data"
+    assert load_distill_state(tmp_path / "b").chunks == [4, 4]
+    assert (chunks / "00002.obs.npy").exists()
+    (chunks / "00002.obs.npy").write_bytes(b"torn")  # a chunk the saved state does not cover
+    (chunks / "00007.mask.npy").write_bytes(b"junk")  # is never read, and is replaced
     monkeypatch.setattr(distill_module, "imitation_loss", real)
     resumed = distill(preset, tmp_path / "b", TEACHER, resume=True, backend=_backend())
     assert not resumed.interrupted and resumed.iteration == 4
@@ -286,9 +295,22 @@ def test_distillation_is_deterministic_and_resumes_exactly(tmp_path, monkeypatch
     np.testing.assert_array_equal(a.params, b.params)
     assert a.identity.shape == (6 * (STUDENT.pos_dim + 1),)  # the sensor classifier
     np.testing.assert_array_equal(a.identity, b.identity)
-    np.testing.assert_array_equal(a.data.obs, b.data.obs)
-    np.testing.assert_array_equal(a.data.sources, b.data.sources)
-    assert a.data.episodes == 4 * 4
+    for name in ("exp_avg", "exp_avg_sq", "step"):
+        np.testing.assert_array_equal(a.adam[name], b.adam[name])
+    assert a.chunks == b.chunks == [4] * 4
+    data_a, data_b = (
+        load_distill_data(tmp_path / "a").read(),
+        load_distill_data(tmp_path / "b").read(),
+    )
+    for name in ARRAYS:
+        np.testing.assert_array_equal(getattr(data_a, name), getattr(data_b, name))
+    assert data_a.episodes == 4 * 4
+    # the chunk files themselves, byte for byte, and nothing else
+    files_a = sorted(p.name for p in (tmp_path / "a" / "data").iterdir())
+    assert files_a == sorted(p.name for p in chunks.iterdir())
+    assert len(files_a) == 4 * len(ARRAYS)
+    for name in files_a:
+        assert (tmp_path / "a" / "data" / name).read_bytes() == (chunks / name).read_bytes()
     # the same iterations and losses (NaN where no test ran); wall times differ
     np.testing.assert_array_equal(np.asarray(a.log)[:, :3], np.asarray(b.log)[:, :3])
     assert [r[0] for r in b.log] == [1, 2, 3, 4]
@@ -377,3 +399,169 @@ def test_perturbations_of_the_recipe_reach_the_student():
     student = sn.Policy(student_model, initial_params(student_model, 1, 0.1))
     data = collect(student, TEACHER, preset, distill_seeds(0, 0, 2), 5, np.zeros(2, dtype=bool))
     assert data.obs.shape == (5, 2, 7)
+
+
+def test_teacher_driven_episodes_feed_the_student_the_executed_action(monkeypatch):
+    # what the student reads as its previous action, at collection and in the replay
+    preset = tiny_staged()
+    student = sn.Policy(STUDENT, initial_params(STUDENT, 0, 0.5))
+    driven = np.array([True, False, True])
+    real = type(STUDENT).step_prepared
+    calls: list[tuple[np.ndarray, np.ndarray]] = []  # (previous action read, output)
+
+    def spy(self, weights, obs, state, with_attention=False):
+        prev = state.carry["prev_action"].detach().numpy().copy()
+        result = real(self, weights, obs, state, with_attention)
+        calls.append((prev, result[0].detach().numpy().copy()))
+        return result
+
+    monkeypatch.setattr(type(STUDENT), "step_prepared", spy)  # the teacher is an FNN
+    data = collect(student, TEACHER, preset, distill_seeds(0, 0, 3), 40, driven)
+    collected = calls[:]
+    assert len(collected) == 40 and data.mask[:, ~driven].all()  # the student's survives
+    prev = np.stack([c[0][0] for c in collected])  # [T, E, A]
+    out = np.stack([c[1][0] for c in collected])
+    np.testing.assert_array_equal(prev[0], 0.0)
+    # the executed action is the teacher's where it drives, the student's own elsewhere
+    np.testing.assert_array_equal(data.executed[:, driven], data.labels[:, driven])
+    np.testing.assert_array_equal(data.executed[:, ~driven], out[:, ~driven])
+    np.testing.assert_array_equal(prev[1:], data.executed[:-1])  # and the student reads it
+    assert np.abs(out[:, driven] - data.labels[:, driven]).max() > 0.1  # which is not its own
+
+    calls.clear()
+    params = torch.from_numpy(student.params.copy())
+    imitation_loss(STUDENT, params, data, np.arange(3))
+    replayed = calls[:]
+    np.testing.assert_array_equal(np.stack([c[0][0] for c in replayed]), prev)
+    # the replay steps the student exactly as the episodes did
+    np.testing.assert_allclose(np.stack([c[1][0] for c in replayed]), out, atol=1e-6)
+    calls.clear()
+    unrecorded = Dataset(data.obs, data.labels, data.mask, data.sources)
+    imitation_loss(STUDENT, params, unrecorded, np.arange(3))  # own outputs fed back
+    own = np.stack([c[1][0] for c in calls])
+    assert np.abs(own[:, driven] - out[:, driven]).max() > 1e-3
+
+
+def test_bytes_written_per_iteration_do_not_grow_with_the_run(tmp_path, monkeypatch):
+    preset = tiny_staged(iterations=4)
+    stage = tmp_path / "distill"
+    sizes, first_chunk = [], {}
+    real = distill_module.save_distill_state
+
+    def record(stage_dir, state):
+        real(stage_dir, state)
+        sizes.append((stage_dir / "state.npz").stat().st_size)
+        if not first_chunk:
+            for path in (stage_dir / "data").iterdir():
+                first_chunk[path.name] = os.stat(path).st_ino
+
+    monkeypatch.setattr(distill_module, "save_distill_state", record)
+    distill(preset, stage, TEACHER, backend=_backend())
+    assert len(sizes) == 4
+    # the state holds no episodes: it grows by a log row and a chunk count per iteration
+    assert sizes[-1] - sizes[0] < 400, sizes
+    cfg = preset.distill
+    obs_dim, act_dim = 5, 1
+    per_step = obs_dim * 4 + act_dim * 4 + act_dim * 4 + 1 + obs_dim * 2  # obs labels exec mask src
+    for chunk in range(4):
+        files = [stage / "data" / f"{chunk:05d}.{name}.npy" for name in ARRAYS]
+        written = sum(p.stat().st_size for p in files)
+        headers = written - cfg.episodes * cfg.window * per_step
+        assert 0 < headers <= 128 * len(ARRAYS)  # one iteration's data, plus .npy headers
+    # the first chunk was written once and never rewritten
+    assert {p: os.stat(stage / "data" / p).st_ino for p in first_chunk} == first_chunk
+
+
+def test_episode_store_gathers_the_chosen_episodes_from_its_chunks(tmp_path):
+    rng = np.random.default_rng(0)
+
+    def chunk(episodes):
+        t = 7
+        return Dataset(
+            rng.standard_normal((t, episodes, 5)).astype(np.float32),
+            rng.standard_normal((t, episodes, 1)).astype(np.float32),
+            rng.random((t, episodes)) < 0.8,
+            rng.integers(0, 6, (t, episodes, 5)).astype(np.int16),
+            rng.standard_normal((t, episodes, 1)).astype(np.float32),
+        )
+
+    parts = [chunk(3), chunk(2), chunk(4)]
+    store = EpisodeStore(tmp_path / "data")
+    for part in parts:
+        store.append(part)
+    whole = parts[0].extend(parts[1]).extend(parts[2])
+    index = np.array([0, 2, 2, 3, 5, 8, 8])
+    got, expected = store.gather(index), whole.select(index)
+    for name in ARRAYS:
+        np.testing.assert_array_equal(getattr(got, name), getattr(expected, name))
+        assert getattr(got, name).dtype == getattr(expected, name).dtype
+    # a store that covers two chunks ignores the third, and removes its files
+    covering = EpisodeStore(tmp_path / "data", [3, 2])
+    assert covering.episodes == 5
+    removed = covering.discard_uncovered()
+    assert sorted(p.name for p in removed) == sorted(f"00002.{name}.npy" for name in ARRAYS)
+    covering.check()
+    (tmp_path / "data" / "00001.labels.npy").unlink()
+    with pytest.raises(
+        sn.CheckpointError,
+        match=re.escape(
+            f"{tmp_path / 'data' / '00001.labels.npy'}: missing; the distillation dataset is "
+            "incomplete"
+        ),
+    ):
+        covering.check()
+    with pytest.raises(
+        ConfigError,
+        match=re.escape("a stored chunk must have the 7 steps of the chunks before it; got 3"),
+    ):
+        covering.append(
+            Dataset(
+                *(getattr(whole, n)[:3] for n in ("obs", "labels", "mask", "sources", "executed"))
+            )
+        )
+    with pytest.raises(
+        ConfigError, match=re.escape("a stored chunk needs the sources and the executed actions")
+    ):
+        covering.append(Dataset(whole.obs, whole.labels, whole.mask, whole.sources))
+
+
+def test_a_version_1_state_loads_but_does_not_resume(tmp_path):
+    # version 1 held the dataset inline and no executed actions
+    row = [1.0, 0.5, 0.7, np.nan, np.nan, 12.0]
+    arrays = {
+        "params": np.ones(STUDENT.num_params, np.float32),
+        "identity": np.full(6 * (STUDENT.pos_dim + 1), 2.0, np.float32),
+        "log": np.asarray([row]),
+        "data.obs": np.zeros((30, 4, 5), np.float32),
+        "data.labels": np.zeros((30, 4, 1), np.float32),
+        "data.mask": np.ones((30, 4), bool),
+    }
+    meta = {
+        "format": "sensoryneuron.distill-state",
+        "version": 1,
+        "iteration": 1,
+        "best_test": None,
+        "best_iteration": -1,
+        "wall_time": 3.0,
+    }
+    save_npz(tmp_path / "state.npz", arrays, meta)
+    state = load_distill_state(tmp_path)  # what the benchmarks read still loads
+    assert state.version == 1 and state.iteration == 1 and state.chunks == []
+    np.testing.assert_array_equal(state.identity, arrays["identity"])
+    with pytest.raises(
+        sn.CheckpointError,
+        match=re.escape(
+            f"{tmp_path / 'state.npz'}: a version-1 distillation state holds its dataset inline, "
+            "without the executed actions that version 2 replays; it cannot be resumed "
+            "(delete it to distil this stage afresh)"
+        ),
+    ):
+        distill(tiny_staged(), tmp_path, TEACHER, resume=True, backend=_backend())
+    save_npz(tmp_path / "state.npz", arrays, dict(meta, version=3))
+    with pytest.raises(
+        sn.CheckpointError,
+        match=re.escape(
+            f"{tmp_path / 'state.npz'}: not a sensoryneuron distillation state (version 1 or 2)"
+        ),
+    ):
+        load_distill_state(tmp_path)
