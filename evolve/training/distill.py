@@ -511,7 +511,11 @@ def distill(
 
 
 def _student(preset: TaskPreset, params: np.ndarray, info: dict) -> Policy:
-    return Policy(preset.model, params.astype(np.float32), task=preset.to_dict(), info=info)
+    """The student at ``params``, acting in the task's action space."""
+    action = get_task(preset.env_id).action
+    return Policy(
+        preset.model, params.astype(np.float32), task=preset.to_dict(), info=info, action=action
+    )
 
 
 def _test(
