@@ -4,6 +4,7 @@ Every strategy maximises: ``tell`` takes fitness where HIGHER IS BETTER (episode
 The only sign flip, for pycma's minimiser, is :func:`_to_minimisation`.
 
 >>> import numpy as np
+>>> from evolve.strategies import make_strategy
 >>> es = make_strategy("pgpe", num_params=3, popsize=8, seed=0)
 >>> for _ in range(3):
 ...     population = es.ask()                          # float64 [popsize, num_params]

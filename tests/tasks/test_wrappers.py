@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-import doctest
+import json
 import re
+import subprocess
+import sys
 import warnings
+from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
@@ -13,9 +16,6 @@ import pytest
 from gymnasium.utils.env_checker import check_env
 
 import tasks
-import tasks.cartpole_batched
-import tasks.perturbations
-import tasks.perturbations.wrappers
 from sensoryneuron.errors import ConfigError
 from tasks.cartpole import observe
 from tasks.perturbations.wrappers import DuplicateObservation, NoiseChannels, ShuffleObservation
@@ -228,14 +228,29 @@ def test_spec_records_wrapper_arguments() -> None:
     np.testing.assert_array_equal(env.reset(seed=9)[0], remade.reset(seed=9)[0])
 
 
-@pytest.mark.parametrize(
-    "module",
-    [tasks.perturbations.wrappers, tasks.perturbations.vector, tasks.cartpole_batched],
-    ids=lambda m: m.__name__,
-)
-def test_docstring_examples_run(module: Any) -> None:
-    result = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)
-    assert result.attempted > 0 and result.failed == 0
+IMPORT_EVERY_MODULE = """
+import importlib, json, pkgutil, sys
+import sensoryneuron, tasks, evolve
+for package in (sensoryneuron, tasks, evolve):
+    for module in pkgutil.walk_packages(package.__path__, package.__name__ + "."):
+        if not module.name.endswith(".__main__"):
+            importlib.import_module(module.name)
+print(json.dumps(sorted({name.split(".")[0] for name in sys.modules} & {"ray", "envpool"})))
+"""
+
+
+def test_every_module_s_docstring_examples_are_collected_without_optional_extras() -> None:
+    """pytest runs the doctests of every module of the three packages (pyproject.toml), and
+    importing every module, as that collection does, imports no optional extra."""
+    tomllib = pytest.importorskip("tomllib")
+    pyproject = Path(__file__).resolve().parents[2] / "pyproject.toml"
+    options = tomllib.loads(pyproject.read_text())["tool"]["pytest"]["ini_options"]
+    assert {"sensoryneuron", "tasks", "evolve"} <= set(options["testpaths"])
+    assert {"--doctest-modules", "--import-mode=importlib"} <= set(options["addopts"].split())
+    result = subprocess.run(
+        [sys.executable, "-c", IMPORT_EVERY_MODULE], capture_output=True, text=True, check=True
+    )
+    assert json.loads(result.stdout) == []
 
 
 # ---------------------------------------------------------------------------------------------
