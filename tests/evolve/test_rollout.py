@@ -71,8 +71,16 @@ def test_no_reward_is_counted_after_termination(monkeypatch):
 
 
 def test_max_steps_truncates():
+    """Episodes that last 197-370 steps on their own stop at exactly max_steps."""
+    params = population(2)
     job = EpisodeJob(model=MODEL.to_dict(), env_id=EASY, seeds=(0, 1), max_steps=30)
-    assert rollout(job, population(2)).steps.max() <= 30
+    short = rollout(job, params)
+    longer = rollout(dataclasses.replace(job, max_steps=60), params)
+    free = rollout(dataclasses.replace(job, max_steps=None), params)
+    np.testing.assert_array_equal(short.steps, np.full((2, 2), 30))
+    np.testing.assert_array_equal(longer.steps, np.full((2, 2), 60))
+    assert free.steps.min() > 60  # so the cap, not the episode, ended them
+    assert np.all(longer.returns > short.returns)  # steps 31-60 add their reward
 
 
 def test_members_with_equal_params_see_equal_episodes():
@@ -149,11 +157,33 @@ def test_realigned_reshuffles_equal_shuffle_at_reset_episode_by_episode():
 
 
 def test_feed_forward_policy_runs_in_the_engine():
+    """The engine plays a feed-forward policy as a plain gym loop does, member by member."""
     fnn = FeedForwardModel(obs_dim=5, act_dim=1)
+    params = population(3, model=fnn)
+    steps = 200
     job = EpisodeJob(
-        model=fnn.to_dict(), env_id=HARDER, perturbations={"shuffle": False}, seeds=(1,)
+        model=fnn.to_dict(),
+        env_id=HARDER,
+        perturbations={"shuffle": False},
+        seeds=(1,),
+        max_steps=steps,
     )
-    assert rollout(job, population(3, model=fnn)).returns.shape == (3, 1)
+    result = rollout(job, params)
+    assert result.returns.shape == (3, 1)
+    for member in range(3):
+        policy = Policy(fnn, params[member])
+        env = gym.make(HARDER, max_episode_steps=steps)
+        obs, _ = env.reset(seed=1)
+        state, total, t = policy.reset(1), 0.0, 0
+        while True:
+            action, state = policy.act(obs[None], state)
+            obs, reward, terminated, truncated, _ = env.step(action[0])
+            total, t = total + reward, t + 1
+            if terminated or truncated:
+                break
+        assert total == pytest.approx(result.returns[member, 0], rel=1e-4, abs=1e-3)
+        assert t == result.steps[member, 0]
+    assert len(set(result.returns[:, 0].tolist())) == 3  # the members play differently
 
 
 def test_shards_cover_the_population_in_order():
@@ -169,6 +199,8 @@ def test_local_backend_with_workers_equals_inline():
         b = pool.evaluate(job, params)
     np.testing.assert_allclose(a.returns, b.returns, rtol=1e-5)
     assert a.returns.shape == (6, 2)
+    np.testing.assert_array_equal(a.steps, b.steps)
+    assert a.steps.min() > 0 and len(np.unique(a.returns)) == 12  # every episode was played
 
 
 def test_local_backends_agree_bit_for_bit_on_a_pool_task():

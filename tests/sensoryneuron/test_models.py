@@ -105,12 +105,21 @@ def test_per_episode_permutations_realign_each_episode():
 
 
 def test_same_parameters_run_on_5_and_on_15_inputs():
-    params = random_params(CARTPOLE, 2, dtype=torch.float32)
+    """One vector, any number of inputs: each run equals the unbatched reference."""
+    params = random_params(CARTPOLE, 2)
+    g = torch.Generator().manual_seed(11)
+    runs = {}
     for n in (5, 15):
-        actions, state = rollout_open_loop(CARTPOLE, params, torch.randn(5, 2, 4, n))
+        obs = torch.randn(5, 2, 4, n, dtype=torch.float64, generator=g)
+        actions, state = rollout_open_loop(CARTPOLE, params, obs)
         assert actions.shape == (5, 2, 4, 1)
         assert state.slots["h"].shape == (2, 4, n, 8)
-        assert torch.all(actions.abs() <= 1)
+        for p in range(2):
+            for b in range(4):
+                expected = reference_attention_neuron_episode(CARTPOLE, params[p], obs[:, p, b])
+                torch.testing.assert_close(actions[:, p, b], expected, atol=1e-12, rtol=0)
+        runs[n] = actions
+    assert (runs[5] - runs[15]).abs().max() > 1e-3  # different inputs, different actions
 
 
 @pytest.mark.parametrize(
@@ -174,10 +183,15 @@ def test_scaling_and_bias_change_the_scores():
 def test_attention_weights_are_returned_per_latent_and_input():
     params = random_params(CARTPOLE, 2)
     state = CARTPOLE.init_state(2, 3, dtype=torch.float64)
-    obs = torch.randn(2, 3, 5, dtype=torch.float64)
-    _, _, attention = CARTPOLE.step_prepared(CARTPOLE.prepare(params), obs, state, True)
+    obs = torch.randn(2, 3, 5, dtype=torch.float64, generator=torch.Generator().manual_seed(12))
+    action, _, attention = CARTPOLE.step_prepared(CARTPOLE.prepare(params), obs, state, True)
     assert attention.shape == (2, 3, 16, 5)
-    assert torch.all(attention.abs() <= 1)
+    # They are the weights the action came from: tanh(W tanh(attention @ obs) + b).
+    w = CARTPOLE.unflatten(params)
+    latent = torch.tanh(torch.einsum("pbmn,pbn->pbm", attention, obs))
+    mixed = torch.einsum("pam,pbm->pba", w["out.weight"], latent) + w["out.bias"][:, None]
+    torch.testing.assert_close(action, torch.tanh(mixed), atol=1e-12, rtol=0)
+    assert attention.abs().max() < 1 and attention.std() > 0.1  # tanh, and not saturated
 
 
 def test_softmax_attention_ignores_how_often_each_input_is_repeated():

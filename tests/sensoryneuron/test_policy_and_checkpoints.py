@@ -57,8 +57,17 @@ def test_permute_state_contract_holds_mid_episode():
 
 def test_attention_is_returned_for_visualisation():
     policy = make_policy()
-    _, _, attention = policy.act(np.zeros((1, 7)), policy.reset(1), return_attention=True)
-    assert attention.shape == (1, 16, 7)
+    obs = np.random.default_rng(3).standard_normal((2, 7)).astype(np.float32)
+    action, _, attention = policy.act(obs, policy.reset(2), return_attention=True)
+    assert attention.shape == (2, 16, 7)
+    np.testing.assert_array_equal(action, policy.act(obs, policy.reset(2))[0])  # same step
+    # Column i is input i's: permuting the inputs permutes the columns (first step).
+    perm = np.array([3, 0, 6, 1, 5, 2, 4])
+    _, _, moved = policy.act(obs[:, perm], policy.reset(2), return_attention=True)
+    np.testing.assert_allclose(moved, attention[..., perm], atol=1e-6, rtol=0)
+    assert np.abs(attention[..., 0] - attention[..., 1]).max() > 1e-3  # inputs differ
+    _, _, flat = policy.act(np.zeros((1, 7)), policy.reset(1), return_attention=True)
+    np.testing.assert_array_equal(flat, np.repeat(flat[..., :1], 7, axis=2))  # equal inputs
 
 
 def test_policy_rejects_bad_inputs():
