@@ -32,7 +32,7 @@ from evolve.evaluation.paper_table import (
     plot_paper_table,
 )
 from evolve.logs import setup_console
-from evolve.presets import DEFAULT_PRESET, PRESETS, TaskPreset, get_preset
+from evolve.presets import DEFAULT_PRESET, PRESETS, TaskPreset, generic_preset, get_preset
 from evolve.strategies import STRATEGIES, DivergedError
 from evolve.training.loop import resume_preset, train
 from evolve.video.encode import check_fps, check_output
@@ -48,7 +48,7 @@ from sensoryneuron.files import atomic_write_text
 from sensoryneuron.models import FeedForwardModel
 from sensoryneuron.policy import Policy
 from tasks.perturbations import Perturbations, validate_reshuffle_every
-from tasks.spec import TASKS, get_task
+from tasks.spec import ENGINES, TASKS, get_task
 
 EXIT_USAGE = 2
 EXIT_DIVERGED = 3
@@ -182,6 +182,17 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--checkpoint-every", type=positive_int, default=5, metavar="N")
     t.add_argument("--final-episodes", type=non_negative_int, default=100, metavar="N")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
+    t.add_argument(
+        "--env-id",
+        metavar="ID",
+        help="train the generic recipe on any Gymnasium id with a 1-D Box observation and a "
+        "bounded Box or Discrete action (instead of TASK)",
+    )
+    t.add_argument(
+        "--engine",
+        choices=ENGINES,
+        help="the batched engine to train on (default: the task's own; see `evolve tasks`)",
+    )
 
     e = sub.add_parser(
         "eval",
@@ -233,6 +244,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     e.add_argument("--seed-offset", type=non_negative_int, default=0, help="first test seed")
     e.add_argument("--float64", action="store_true", help="run the policy in double precision")
+    e.add_argument(
+        "--engine",
+        choices=ENGINES,
+        help="the batched engine (default: the reference, the task's simulator where it has "
+        "one, else stock Gymnasium)",
+    )
 
     r = sub.add_parser("record", help="record a video of an agent whose inputs are shuffled")
     r.add_argument(
@@ -275,7 +292,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     r.add_argument("--no-progress", action="store_true", help="no progress bar")
 
-    sub.add_parser("tasks", help="list the task presets")
+    sub.add_parser("tasks", help="list the task presets and the registered tasks")
     return parser
 
 
@@ -342,7 +359,32 @@ def _resumed_backend(
     return backend, args.workers or recorded, recorded
 
 
+def _new_preset(args: argparse.Namespace) -> TaskPreset:
+    """The recipe of a new run: the preset TASK, or the generic recipe of ``--env-id``."""
+    if args.env_id is None:
+        return get_preset(args.task or DEFAULT_PRESET)
+    if args.task:
+        raise UsageError(
+            f"give a preset or --env-id, not both: {args.task!r} and --env-id {args.env_id}"
+        )
+    return generic_preset(args.env_id)
+
+
+def _on_engine(preset: TaskPreset, engine: str | None) -> TaskPreset:
+    """The preset (and its teacher) on ``engine``, else on the one it names or its task's
+    default: the engine a new run records in its config.json."""
+    engine = get_task(preset.env_id).check_engine(engine or preset.engine)
+    if preset.teacher is None:
+        return preset.replace(engine=engine)
+    return preset.replace(engine=engine, teacher={"engine": engine})
+
+
 def cmd_train(args: argparse.Namespace) -> int:
+    if args.resume and (args.env_id or args.engine):
+        flags = " and ".join(
+            f for f, v in [("--env-id", args.env_id), ("--engine", args.engine)] if v
+        )
+        raise UsageError(f"{flags} cannot be given when resuming: a run keeps its task and engine")
     if args.strategy is not None and args.strategy not in STRATEGIES:
         raise UsageError(
             f"unknown strategy {args.strategy!r}; allowed: {', '.join(sorted(STRATEGIES))}"
@@ -369,7 +411,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         preset = _apply_overrides(preset, overrides)
         backend_name, workers, recorded = _resumed_backend(args, run_dir, settings)
     else:
-        preset = _apply_overrides(get_preset(args.task or DEFAULT_PRESET), overrides)
+        preset = _on_engine(_apply_overrides(_new_preset(args), overrides), args.engine)
         stamp = time.strftime("%Y%m%d-%H%M%S")
         run_dir = Path(
             args.out or Path(args.runs_dir) / f"{preset.name}-s{preset.training.seed}-{stamp}"
@@ -399,6 +441,15 @@ def _eval_env_id(args: argparse.Namespace, policy: Policy) -> str:
         raise UsageError(f"{args.source} does not say which task it was trained on; pass --env-id")
     get_task(env_id)  # a ConfigError names the allowed tasks
     return env_id
+
+
+def _eval_engine(engine: str | None, env_id: str) -> str:
+    """``--engine``, else the reference: the task's simulator (bit for bit its Gymnasium env)
+    where it has one, else stock Gymnasium."""
+    spec = get_task(env_id)
+    if engine is None:
+        engine = next((e for e in ("simulator", "gym") if e in spec.engines), spec.engines[0])
+    return spec.check_engine(engine)
 
 
 def _paper_table_fnn(args: argparse.Namespace) -> tuple[Policy, str]:
@@ -495,6 +546,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
             seed_offset=args.seed_offset,
             backend=backend,
             float64=args.float64,
+            engine=_eval_engine(args.engine, env_id),
         )
     print(format_table(rows, f"{args.source} on {env_id}, held-out episodes"))
     if args.json:
@@ -587,6 +639,19 @@ def cmd_tasks(args: argparse.Namespace) -> int:
             f"    env {p.env_id} | {p.perturbations.describe()} | {p.model.kind} "
             f"({p.model.num_params} params) | {p.strategy.name} x{p.strategy.popsize} | "
             f"{p.training.generations} generations x {p.training.repeats} episodes"
+        )
+    print()
+    print(
+        "registered tasks (evolve train --env-id ID: the generic recipe; any other Gymnasium id "
+        "with a 1-D Box observation and a bounded Box or Discrete action works too):"
+    )
+    for env_id in sorted(TASKS):
+        spec = TASKS[env_id]
+        print(env_id)
+        print(f"    {spec.description}")
+        print(
+            f"    {spec.observation.describe()} | action {spec.action.describe()} | "
+            f"{spec.max_steps} steps | engines {', '.join(spec.engines)}"
         )
     return 0
 

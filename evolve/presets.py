@@ -16,7 +16,13 @@ from sensoryneuron.configs import build_dataclass
 from sensoryneuron.errors import ConfigError
 from sensoryneuron.models import AttentionNeuronModel, FeedForwardModel, Model, model_from_dict
 from tasks.perturbations import Perturbations
-from tasks.spec import CARTPOLE_SWINGUP_HARDER_ID, CARTPOLE_SWINGUP_ID, ENGINES
+from tasks.spec import (
+    CARTPOLE_SWINGUP_HARDER_ID,
+    CARTPOLE_SWINGUP_ID,
+    ENGINES,
+    VectorObservation,
+    get_task,
+)
 
 
 @dataclass(frozen=True)
@@ -350,6 +356,62 @@ register_preset(
     )
 )
 
+# Gymnasium's own tasks, on pools of real envs (the gym engine). Scores are over 100 held-out
+# episodes on stock Gymnasium (`evolve eval RUN --engine gym`); see the README's "Your own
+# Gymnasium env" for the figures and the commands.
+register_preset(
+    TaskPreset(
+        name="cartpole-discrete",
+        description=(
+            "AttentionNeuron on Gymnasium's CartPole-v1 (push left or right), inputs reshuffled "
+            "every 20-100 steps, by PGPE from zero"
+        ),
+        env_id="CartPole-v1",
+        model=AttentionNeuronModel(act_dim=2, hidden=(16,), input_change=True),
+        perturbations=Perturbations(shuffle=True, reshuffle_every=(20, 100)),
+        strategy=StrategyConfig(
+            name="pgpe",
+            popsize=64,
+            sigma_init=0.1,
+            options={"optimizer": "adam", "center_lr": 0.03},
+        ),
+        training=TrainingConfig(generations=100, repeats=4, test_every=10, test_episodes=32),
+    )
+)
+# MuJoCo Ant-v5 (27 inputs, no contact forces): the paper's Ant AttentionNeuron (M=32, msg 32,
+# d_pe 8, biased and scaled attention, head Linear(32->32)+tanh, Linear(32->8)+tanh: 2,504
+# parameters) and a feed-forward baseline on the true order. Skeletons that run end to end;
+# their budgets are not tuned yet.
+ANT_STRATEGY = StrategyConfig(
+    name="pgpe", popsize=256, sigma_init=0.1, options={"optimizer": "adam", "center_lr": 0.01}
+)
+register_preset(
+    TaskPreset(
+        name="ant",
+        description="AttentionNeuron on MuJoCo Ant-v5 (27 inputs), shuffled at reset, by PGPE "
+        "(the paper's Ant model; budget not tuned)",
+        env_id="Ant-v5",
+        model=AttentionNeuronModel(
+            act_dim=8, num_latents=32, attention_bias=True, attention_scale=True, hidden=(32,)
+        ),
+        perturbations=Perturbations(shuffle=True),
+        strategy=ANT_STRATEGY,
+        training=TrainingConfig(generations=1000, repeats=4, test_every=20, test_episodes=16),
+    )
+)
+register_preset(
+    TaskPreset(
+        name="ant-fnn",
+        description="Feed-forward baseline on MuJoCo Ant-v5, inputs in their true order, by PGPE "
+        "(budget not tuned)",
+        env_id="Ant-v5",
+        model=FeedForwardModel(obs_dim=27, act_dim=8, hidden=(32, 32)),
+        perturbations=Perturbations(shuffle=False),
+        strategy=ANT_STRATEGY,
+        training=TrainingConfig(generations=1000, repeats=4, test_every=20, test_episodes=16),
+    )
+)
+
 DEFAULT_PRESET = "cartpole-swingup-harder"
 
 
@@ -358,3 +420,53 @@ def get_preset(name: str) -> TaskPreset:
     if name not in PRESETS:
         raise ConfigError(f"unknown task {name!r}; allowed: {', '.join(sorted(PRESETS))}")
     return PRESETS[name]
+
+
+def preset_name(env_id: str) -> str:
+    """The name of the generic preset of ``env_id``: lower case, ``/`` as ``-`` (a folder name).
+
+    >>> preset_name("SensoryNeuron/CartPoleSwingUp-v0")
+    'sensoryneuron-cartpoleswingup-v0'
+    """
+    return env_id.replace("/", "-").lower()
+
+
+def generic_preset(env_id: str) -> TaskPreset:
+    """A plain PGPE recipe for any task :func:`tasks.spec.get_task` accepts.
+
+    The AttentionNeuron reads the task's sensors shuffled at reset and outputs what its action
+    map needs (``act_dim = spec.action.output_dim``: a Box's size, or one score per discrete
+    action); PGPE evolves it from zero. A starting point, not a tuned recipe: change it with
+    :meth:`TaskPreset.replace` (or the options of ``evolve train --env-id``).
+
+    >>> preset = generic_preset("Pendulum-v1")
+    >>> preset.name, preset.model.act_dim, preset.perturbations.describe()
+    ('pendulum-v1', 1, 'shuffled at reset')
+
+    Raises:
+        ConfigError: ``env_id`` is not a Gymnasium id, or its spaces are not a vector of
+            sensors with a bounded Box or a Discrete action.
+    """
+    spec = get_task(env_id)
+    if not isinstance(spec.observation, VectorObservation):
+        raise ConfigError(
+            f"{env_id}: the generic recipe takes a vector of sensors; its observation is "
+            f"{spec.observation.describe()}"
+        )
+    return TaskPreset(
+        name=preset_name(env_id),
+        description=(
+            f"AttentionNeuron on {env_id} ({spec.observation.describe()}, "
+            f"{spec.action.describe()}), shuffled at reset, by PGPE from zero (generic recipe)"
+        ),
+        env_id=env_id,
+        model=AttentionNeuronModel(act_dim=spec.action.output_dim, hidden=(16,)),
+        perturbations=Perturbations(shuffle=True),
+        strategy=StrategyConfig(
+            name="pgpe",
+            popsize=128,
+            sigma_init=0.1,
+            options={"optimizer": "adam", "center_lr": 0.03},
+        ),
+        training=TrainingConfig(generations=200, repeats=4, test_every=10, test_episodes=32),
+    )
