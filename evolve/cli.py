@@ -31,7 +31,7 @@ from evolve.evaluation.paper_table import (
     measure_paper_table,
     plot_paper_table,
 )
-from evolve.logs import setup_console
+from evolve.logs import console
 from evolve.presets import DEFAULT_PRESET, PRESETS, TaskPreset, generic_preset, get_preset
 from evolve.strategies import STRATEGIES, DivergedError
 from evolve.training.loop import resume_preset, train
@@ -416,8 +416,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         run_dir = Path(
             args.out or Path(args.runs_dir) / f"{preset.name}-s{preset.training.seed}-{stamp}"
         )
-    setup_console()
-    with make_backend(backend_name, workers, args.address) as backend:
+    with console(), make_backend(backend_name, workers, args.address) as backend:
         if recorded is not None and backend.workers != recorded:  # --workers max elsewhere
             raise _workers_changed(run_dir, recorded)
         result = train(

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 LOGGER_NAME = "evolve"
@@ -22,13 +24,23 @@ def attach_file(run_dir: Path) -> logging.Handler:
     return handler
 
 
-def setup_console(level: int = logging.INFO) -> None:
-    """Console output for the CLI (idempotent)."""
+@contextmanager
+def console(level: int = logging.INFO) -> Iterator[logging.Handler]:
+    """Log lines to the console (stderr at entry) for the duration of the block.
+
+    The CLI's commands log through this; on exit the logger is as it was, so a caller that
+    runs ``evolve.cli.main`` in-process (a test, a notebook) is not left with its handler.
+    """
     logger = get_logger()
+    before = (logger.level, logger.propagate)
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter(FORMAT, DATE_FORMAT))
     logger.setLevel(level)
-    if not any(getattr(h, "_evolve_console", False) for h in logger.handlers):
-        handler = logging.StreamHandler()
-        handler.setFormatter(logging.Formatter(FORMAT, DATE_FORMAT))
-        handler._evolve_console = True  # type: ignore[attr-defined]
-        logger.addHandler(handler)
+    logger.addHandler(handler)
     logger.propagate = False
+    try:
+        yield handler
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(before[0])
+        logger.propagate = before[1]
