@@ -359,6 +359,52 @@ register_preset(
 # Gymnasium's own tasks, on pools of real envs (the gym engine). Scores are over 100 held-out
 # episodes on stock Gymnasium (`evolve eval RUN --engine gym`); see the README's "Your own
 # Gymnasium env" for the figures and the commands.
+# Pendulum in three stages, as the default cart-pole recipe: a feed-forward teacher by
+# sep-CMA-ES on the true order (PGPE stalls at about -740 here, where the policy balances but
+# never swings up), DAgger with supervised attention into the AttentionNeuron, then PGPE. Plain
+# ES on the AttentionNeuron (PGPE or sep-CMA, 300 generations) stalled at -670 to -860.
+PENDULUM_FNN = register_preset(
+    TaskPreset(
+        name="pendulum-fnn",
+        description="Feed-forward baseline on Gymnasium's Pendulum-v1, inputs in their true order",
+        env_id="Pendulum-v1",
+        model=FeedForwardModel(obs_dim=3, act_dim=1, hidden=(32, 32)),
+        perturbations=Perturbations(shuffle=False),
+        strategy=StrategyConfig(name="sep-cma", popsize=64, sigma_init=0.5),
+        training=TrainingConfig(generations=150, repeats=4, test_every=15, test_episodes=64),
+    )
+)
+register_preset(
+    TaskPreset(
+        name="pendulum",
+        description=(
+            "AttentionNeuron on Gymnasium's Pendulum-v1, inputs reshuffled every 20-100 steps: "
+            "a feed-forward teacher, DAgger into the AttentionNeuron, then PGPE"
+        ),
+        env_id="Pendulum-v1",
+        model=AttentionNeuronModel(
+            act_dim=1, num_latents=8, input_change=True, attention="softmax", hidden=(32, 32)
+        ),
+        perturbations=Perturbations(shuffle=True, reshuffle_every=(20, 100)),
+        strategy=StrategyConfig(
+            name="pgpe",
+            popsize=128,
+            sigma_init=0.02,
+            options={"optimizer": "adam", "center_lr": 0.005},
+        ),
+        training=TrainingConfig(generations=20, repeats=4, test_every=10, test_episodes=64),
+        teacher=PENDULUM_FNN,
+        distill=DistillConfig(
+            iterations=15,
+            grad_steps=25,
+            batch=32,
+            window=200,
+            lr=0.01,
+            attention_weight=1.0,
+            clip_grad=1.0,
+        ),
+    )
+)
 register_preset(
     TaskPreset(
         name="cartpole-discrete",
