@@ -53,6 +53,26 @@ def validate_reshuffle_every(value: object) -> ReshuffleEvery:
     )
 
 
+def validate_shuffle(shuffle: object, reshuffle_every: object) -> tuple[bool, ReshuffleEvery]:
+    """Checks a shuffle setting and its reshuffle schedule together.
+
+    Returns:
+        ``(shuffle, reshuffle_every)``, normalised (see :func:`validate_reshuffle_every`).
+
+    Raises:
+        ConfigError: for a non-bool ``shuffle``, a bad schedule, or a schedule without shuffling.
+    """
+    if not isinstance(shuffle, (bool, np.bool_)):
+        raise ConfigError(f"shuffle must be a bool, got {shuffle!r}")
+    schedule = validate_reshuffle_every(reshuffle_every)
+    if schedule is not None and not shuffle:
+        raise ConfigError(
+            f"reshuffle_every={schedule!r} needs shuffle=True; "
+            "use reshuffle_every=None without shuffling"
+        )
+    return bool(shuffle), schedule
+
+
 def validate_int(name: str, value: object, minimum: int) -> int:
     """Checks that ``value`` is an int (not a bool) ``>= minimum`` and returns it as ``int``."""
     if not (_is_int(value) and value >= minimum):

@@ -20,7 +20,10 @@ import numpy as np
 
 from sensoryneuron.errors import ConfigError
 from tasks.images import check_grid, to_patches
-from tasks.perturbations.draws import ReshuffleEvery, validate_reshuffle_every
+from tasks.perturbations.draws import (
+    ReshuffleEvery,
+    validate_shuffle,
+)
 from tasks.perturbations.patches import (
     GRASS_COLOURS,
     GRASS_TOLERANCE,
@@ -94,15 +97,7 @@ class ShufflePatches(
             )
         frames, height, width = box.shape
         rows, cols = check_grid(height, width, patch)
-        if not isinstance(shuffle, (bool, np.bool_)):
-            raise ConfigError(f"shuffle must be a bool, got {shuffle!r}")
-        self.shuffle = bool(shuffle)
-        self.reshuffle_every = validate_reshuffle_every(reshuffle_every)
-        if self.reshuffle_every is not None and not self.shuffle:
-            raise ConfigError(
-                f"reshuffle_every={self.reshuffle_every!r} needs shuffle=True; "
-                "use reshuffle_every=None without shuffling"
-            )
+        self.shuffle, self.reshuffle_every = validate_shuffle(shuffle, reshuffle_every)
         self.occlude = validate_occlude(occlude)
         self.patch = int(patch)
         self.n_patches = rows * cols

@@ -50,7 +50,7 @@ from tasks.perturbations.draws import (
     draw_permutation,
     draw_shuffle,
     validate_int,
-    validate_reshuffle_every,
+    validate_shuffle,
 )
 
 if TYPE_CHECKING:
@@ -204,15 +204,7 @@ class PatchPerturbation:
         self.height, self.width = int(observation.height), int(observation.width)
         self.patch = int(observation.patch)
         rows, cols = check_grid(self.height, self.width, self.patch)
-        if not isinstance(shuffle, (bool, np.bool_)):
-            raise ConfigError(f"shuffle must be a bool, got {shuffle!r}")
-        self.shuffle = bool(shuffle)
-        self.reshuffle_every = validate_reshuffle_every(reshuffle_every)
-        if self.reshuffle_every is not None and not self.shuffle:
-            raise ConfigError(
-                f"reshuffle_every={self.reshuffle_every!r} needs shuffle=True; "
-                "use reshuffle_every=None without shuffling"
-            )
+        self.shuffle, self.reshuffle_every = validate_shuffle(shuffle, reshuffle_every)
         self.occlude = validate_occlude(occlude)
         self.n_patches = rows * cols
         self.out_dim = self.n_patches - occluded_count(self.occlude, self.n_patches)

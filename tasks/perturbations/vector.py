@@ -26,7 +26,7 @@ from tasks.perturbations.draws import (
     draw_shuffle,
     relative_permutation,
     validate_int,
-    validate_reshuffle_every,
+    validate_shuffle,
     validate_std,
 )
 
@@ -96,15 +96,7 @@ class BatchPerturbation:
         """
         self.obs_dim = validate_int("obs_dim", obs_dim, 1)
         self.duplicate = validate_int("duplicate", duplicate, 1)
-        if not isinstance(shuffle, (bool, np.bool_)):
-            raise ConfigError(f"shuffle must be a bool, got {shuffle!r}")
-        self.shuffle = bool(shuffle)
-        self.reshuffle_every = validate_reshuffle_every(reshuffle_every)
-        if self.reshuffle_every is not None and not self.shuffle:
-            raise ConfigError(
-                f"reshuffle_every={self.reshuffle_every!r} needs shuffle=True; "
-                "use reshuffle_every=None without shuffling"
-            )
+        self.shuffle, self.reshuffle_every = validate_shuffle(shuffle, reshuffle_every)
         self.noise_channels = validate_int("noise_channels", noise_channels, 0)
         self.noise_std = validate_std("noise_std", noise_std)
         self.n_shuffled = self.obs_dim * self.duplicate
