@@ -240,6 +240,7 @@ class GrayFrames(
 
     Example:
         >>> import gymnasium as gym
+        >>> import pytest; _ = pytest.importorskip("Box2D")  # the box2d extra
         >>> env = GrayFrames(gym.make("CarRacing-v3"), crop_bottom=12)
         >>> env.observation_space
         Box(0, 255, (96, 96), uint8)
@@ -272,6 +273,7 @@ class StackedGrayFrames(
 
     Example:
         >>> import gymnasium as gym
+        >>> import pytest; _ = pytest.importorskip("Box2D")  # the box2d extra
         >>> env = StackedGrayFrames(gym.make("CarRacing-v3"), crop_bottom=12)
         >>> obs, _ = env.reset(seed=0)
         >>> obs.shape, obs.dtype, bool((obs[:, -12:] == 0).all()), bool((obs[0] == obs[3]).all())

@@ -54,6 +54,7 @@ class ShufflePatches(
         >>> import gymnasium as gym
         >>> import numpy as np
         >>> from tasks.images import StackedGrayFrames, to_patches
+        >>> import pytest; _ = pytest.importorskip("Box2D")  # the box2d extra
         >>> frames = StackedGrayFrames(gym.make("CarRacing-v3"), crop_bottom=12)
         >>> env = ShufflePatches(frames, patch=6, reshuffle_every=2, occlude=0.5)
         >>> obs, info = env.reset(seed=0)
@@ -168,6 +169,7 @@ class SwapBackground(
 
     Example:
         >>> import gymnasium as gym
+        >>> import pytest; _ = pytest.importorskip("Box2D")  # the box2d extra
         >>> env = SwapBackground(gym.make("CarRacing-v3"), image="stripes:2")
         >>> obs, _ = env.reset(seed=0)
         >>> obs.shape, int(env.swap.mask(obs).sum())   # no grass colour is left
