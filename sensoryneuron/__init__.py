@@ -21,6 +21,7 @@ from sensoryneuron.models import (
     AttentionNeuronModel,
     FeedForwardModel,
     Model,
+    VisionAttentionNeuronModel,
     model_from_dict,
 )
 from sensoryneuron.params import ParamSpec
@@ -40,6 +41,7 @@ __all__ = [
     "Policy",
     "PolicyState",
     "SensoryNeuronError",
+    "VisionAttentionNeuronModel",
     "load_policy",
     "load_reference_policy",
     "model_from_dict",

@@ -17,7 +17,12 @@ import numpy as np
 from sensoryneuron.actions import ActionMap
 from sensoryneuron.errors import CheckpointError, ConfigError
 from sensoryneuron.files import load_npz, save_npz
-from sensoryneuron.models import AttentionNeuronModel, Model, model_from_dict
+from sensoryneuron.models import (
+    AttentionNeuronModel,
+    Model,
+    VisionAttentionNeuronModel,
+    model_from_dict,
+)
 from sensoryneuron.policy import Policy
 
 FORMAT = "sensoryneuron.policy"
@@ -122,10 +127,13 @@ class ReferenceModel:
     task: dict[str, Any]
     convert: Callable[[np.ndarray], np.ndarray]
     published: str
+    action: ActionMap | None = None  # None: outputs unchanged, a Box on [-1, 1]
 
 
 def _same_order(params: np.ndarray) -> np.ndarray:
-    # The authors' order (LSTM ih, hh, b_ih, b_hh; W_q; W_k; head W, b) is our layout.
+    # The authors' order is our layout. cartpole_pi: LSTM ih, hh, b_ih, b_hh; W_q; W_k; head
+    # W, b. carracing_pi: W_q, b_q, W_k, b_k, W_v, b_v; the head's W_q', b_q', W_k', b_k';
+    # LSTM ih, hh, b_ih, b_hh; output W, b; mixing W0, b0, W1, b1.
     return params
 
 
@@ -135,6 +143,13 @@ REFERENCE_MODELS: dict[str, ReferenceModel] = {
         task={"env_id": "SensoryNeuron/CartPoleSwingUpHarder-v0", "shuffle": True},
         convert=_same_order,
         published="516.57 +- 420.37 over 100 episodes, shuffled at reset",
+    ),
+    "carracing_pi": ReferenceModel(
+        model=VisionAttentionNeuronModel(),
+        task={"env_id": "CarRacing-v3", "shuffle": True},
+        convert=_same_order,
+        published="846.60 +- 94.21 over 100 episodes of CarRacing-v0, patches shuffled",
+        action=ActionMap.box([-1.0, 0.0, 0.0], [1.0, 1.0, 1.0]),  # steer, gas, brake
     ),
 }
 
@@ -168,4 +183,10 @@ def load_reference_policy(path: str | os.PathLike, name: str = "cartpole_pi") ->
             f"{path}: {name} has {ref.model.num_params} parameters; the file holds {params.size}"
         )
     info = {"reference": name, "published": ref.published, "source": str(path)}
-    return Policy(ref.model, ref.convert(params.astype(np.float32)), task=ref.task, info=info)
+    return Policy(
+        ref.model,
+        ref.convert(params.astype(np.float32)),
+        task=ref.task,
+        info=info,
+        action=ref.action,
+    )

@@ -87,17 +87,15 @@ class Policy:
     ) -> tuple[np.ndarray, PolicyState] | tuple[np.ndarray, PolicyState, np.ndarray]:
         """Map ``obs[B, N]`` to env actions and the next state.
 
+        A vision model takes stacked grayscale frames instead, ``obs[B, F, H, W]`` (pixel
+        levels 0..255, oldest frame first, patches in any order); see its ``policy_input``.
+
         Actions are ``[B, A]`` floats for a Box, ``[B]`` ints for a Discrete. With
         ``return_attention`` also returns the attention weights ``[B, M, N]`` (empty ``M``
         for models without attention).
         """
-        obs = np.asarray(obs)
-        if obs.ndim != 2:
-            raise ConfigError(
-                f"obs must have shape (batch, inputs); got {obs.shape} (use obs[None, :] for one)"
-            )
+        x = self.model.policy_input(obs)
         with torch.no_grad():
-            x = torch.from_numpy(np.ascontiguousarray(obs, dtype=np.float32))[None]
             out = self.model.step_prepared(self._weights, x, state, with_attention=return_attention)
         action = self.action.to_env(out[0][0].numpy())
         state = out[1]

@@ -25,10 +25,12 @@ from sensoryneuron.errors import ConfigError
 from sensoryneuron.models.base import Model, Weights
 from sensoryneuron.models.fnn import FeedForwardModel
 from sensoryneuron.models.vector import ATTENTION_KINDS, AttentionNeuronModel
+from sensoryneuron.models.vision import VISION_HEADS, VisionAttentionNeuronModel
 
 MODELS: dict[str, type[Model]] = {
     AttentionNeuronModel.kind: AttentionNeuronModel,
     FeedForwardModel.kind: FeedForwardModel,
+    VisionAttentionNeuronModel.kind: VisionAttentionNeuronModel,
 }
 
 
@@ -54,6 +56,8 @@ __all__ = [
     "AttentionNeuronModel",
     "FeedForwardModel",
     "Model",
+    "VISION_HEADS",
+    "VisionAttentionNeuronModel",
     "Weights",
     "model_from_dict",
 ]

@@ -11,6 +11,7 @@ import dataclasses
 from abc import ABC, abstractmethod
 from typing import Any, ClassVar
 
+import numpy as np
 import torch
 
 from sensoryneuron.errors import ConfigError
@@ -106,6 +107,16 @@ class Model(ABC):
         prev = state.carry["prev_action"]
         carry = {**state.carry, "prev_action": action.to(prev.dtype).reshape(prev.shape)}
         return PolicyState(slots=dict(state.slots), carry=carry)
+
+    def policy_input(self, obs: np.ndarray) -> torch.Tensor:
+        """What :meth:`Policy.act <sensoryneuron.Policy.act>` feeds the model for one
+        member: ``obs[B, N]`` as float32 ``[1, B, N]``."""
+        obs = np.asarray(obs)
+        if obs.ndim != 2:
+            raise ConfigError(
+                f"obs must have shape (batch, inputs); got {obs.shape} (use obs[None, :] for one)"
+            )
+        return torch.from_numpy(np.ascontiguousarray(obs, dtype=np.float32))[None]
 
     def to_dict(self) -> dict[str, Any]:
         d = {"kind": self.kind}

@@ -1,0 +1,304 @@
+"""The vision AttentionNeuron: one sensory neuron per image patch, pooled onto a latent grid.
+
+The layer (Tang & Ha 2021, vision version) reads patches in any order, ``[P, B, N, F*p*p]``
+(the layout of :func:`sensoryneuron.patches.to_patches`, values in ``[0, 1]``):
+
+- the key of patch ``i`` is its ``F-1`` frame differences (newer minus older), flattened pixel
+  by pixel (each pixel's differences side by side), then the previous action: ``(F-1)p^2 + A``
+  values;
+- its value is its ``F`` frame slices of ``p^2`` pixels, each layer-normalised without affine
+  parameters;
+- the queries are a fixed sinusoidal table ``[M, d_pe]`` through ``W_q``;
+- ``codes = LayerNorm(ReLU(softmax_N(Q K^T / sqrt(msg)) V))`` with ``K = W_k key + b_k`` and
+  ``V = W_v value + b_v``: ``[M, msg]``, one code per cell of a ``grid x grid`` latent grid.
+
+The key has no recurrent state, so a permutation of the patches permutes nothing the model
+keeps: the codes are invariant at every step.
+
+The head (``head="top-k"``) is the published AttentionAgent head of ``carracing_pi.npz``:
+
+1. blend the codes with the previous step's, ``x = (1 - alpha) x + alpha x_prev`` (``alpha``
+   from the mixing net of the previous step, 0 at reset);
+2. the importance of code ``k`` is column ``k``'s sum of ``softmax(x W_q' (x W_k')^T)`` (rows
+   sum to one; no scaling);
+3. the ``top_k`` most important codes' grid coordinates ``(i, j) / grid`` (``k = i * grid +
+   j``), most important first, flattened to ``2 * top_k`` values, feed an LSTMCell;
+4. ``action = tanh(W_o h + b_o)``; then ``alpha = sigmoid(mix_1(tanh(mix_0([h, action]))))``.
+
+The top-k choice breaks ties by the lowest index (a stable sort). It is tie-prone: at reset
+the stacked frames are copies, every key is the same and every code too, so float32
+round-off decides it. Compare implementations on the codes, or in float64, where every sum
+over patches is order-free (see :func:`sensoryneuron.layers.order_free_sum`) and ties are
+exact.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from sensoryneuron.errors import ConfigError
+from sensoryneuron.layers import (
+    fuse_lstm_weights,
+    linear,
+    lstm_cell,
+    order_free_sum,
+    rows_linear,
+    rowwise_matmul,
+    sinusoidal_table,
+)
+from sensoryneuron.models.base import Model, Weights, check_positive, contiguous
+from sensoryneuron.models.heads import lstm_entries
+from sensoryneuron.params import ParamSpec
+from sensoryneuron.patches import to_patches
+from sensoryneuron.state import PolicyState
+
+VISION_HEADS = ("top-k",)
+LAYER_NORM_EPS = 1e-5  # nn.LayerNorm's default, as in the published model
+
+
+@dataclass(frozen=True)
+class VisionAttentionNeuronModel(Model):
+    """Permutation-invariant policy on image patches: the vision AttentionNeuron, then a head.
+
+    The defaults are the published CarRacing model (7,212 parameters).
+
+    Attributes:
+        act_dim: size of the action (tanh outputs).
+        frames: stacked frames per patch, ``F``.
+        patch: the side of a patch in pixels, ``p``.
+        grid: the latent grid's side; ``M = grid**2`` codes.
+        msg_dim: width of the queries, keys, values and codes.
+        pos_dim: width of the sinusoidal query table.
+        head: ``"top-k"``, the published AttentionAgent head (see the module doc).
+        top_k: codes whose coordinates feed the head's LSTM.
+        query_dim: width of the head's self-attention over the codes.
+        hidden: the head LSTM's hidden size.
+    """
+
+    kind: ClassVar[str] = "vision-attention-neuron"
+    act_dim: int = 3
+    frames: int = 4
+    patch: int = 6
+    grid: int = 32
+    msg_dim: int = 16
+    pos_dim: int = 8
+    head: str = "top-k"
+    top_k: int = 10
+    query_dim: int = 4
+    hidden: int = 16
+
+    def __post_init__(self) -> None:
+        check_positive(
+            act_dim=self.act_dim,
+            frames=self.frames,
+            patch=self.patch,
+            grid=self.grid,
+            msg_dim=self.msg_dim,
+            pos_dim=self.pos_dim,
+            top_k=self.top_k,
+            query_dim=self.query_dim,
+            hidden=self.hidden,
+        )
+        if self.frames < 2:
+            raise ConfigError(
+                f"frames must be at least 2 (keys are frame differences); got {self.frames}"
+            )
+        if self.head not in VISION_HEADS:
+            raise ConfigError(f"head must be one of {', '.join(VISION_HEADS)}; got {self.head!r}")
+        if self.top_k > self.num_codes:
+            raise ConfigError(
+                f"top_k={self.top_k} exceeds the {self.num_codes} codes of a {self.grid}x"
+                f"{self.grid} grid"
+            )
+
+    @property
+    def num_codes(self) -> int:
+        """M, the cells of the latent grid."""
+        return self.grid * self.grid
+
+    @property
+    def patch_size(self) -> int:
+        """Values per patch, ``F * p * p``."""
+        return self.frames * self.patch * self.patch
+
+    @property
+    def key_size(self) -> int:
+        return (self.frames - 1) * self.patch * self.patch + self.act_dim
+
+    @property
+    def param_spec(self) -> ParamSpec:
+        msg, h, a = self.msg_dim, self.hidden, self.act_dim
+        entries = [
+            ("query.weight", (msg, self.pos_dim)),
+            ("query.bias", (msg,)),
+            ("key.weight", (msg, self.key_size)),
+            ("key.bias", (msg,)),
+            ("value.weight", (msg, self.patch_size)),
+            ("value.bias", (msg,)),
+            ("importance_query.weight", (self.query_dim, msg)),
+            ("importance_query.bias", (self.query_dim,)),
+            ("importance_key.weight", (self.query_dim, msg)),
+            ("importance_key.bias", (self.query_dim,)),
+        ]
+        entries += lstm_entries("head_lstm", 2 * self.top_k, h)
+        entries += [
+            ("out.weight", (a, h)),
+            ("out.bias", (a,)),
+            ("mixing0.weight", (h, h + a)),
+            ("mixing0.bias", (h,)),
+            ("mixing1.weight", (1, h)),
+            ("mixing1.bias", (1,)),
+        ]
+        return ParamSpec.of(entries)
+
+    def init_state(
+        self,
+        members: int,
+        batch: int,
+        num_inputs: int | None = None,
+        dtype: torch.dtype = torch.float32,
+    ) -> PolicyState:
+        """Zero state: no per-patch state (the keys have none), a carry for the head."""
+        zeros = lambda *shape: torch.zeros(members, batch, *shape, dtype=dtype)  # noqa: E731
+        carry = {
+            "prev_action": zeros(self.act_dim),
+            "alpha": zeros(1),
+            "prev_codes": zeros(self.num_codes, self.msg_dim),
+            "head_h": zeros(self.hidden),
+            "head_c": zeros(self.hidden),
+        }
+        return PolicyState(slots={}, carry=carry)
+
+    def prepare(self, params: torch.Tensor) -> Weights:
+        w = dict(self.unflatten(params))
+        w["head_lstm.weight"], w["head_lstm.bias"] = fuse_lstm_weights(
+            *(w[f"head_lstm.{name}"] for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"))
+        )
+        table = sinusoidal_table(self.num_codes, self.pos_dim, params.dtype)
+        q = linear(table.expand(params.shape[0], -1, -1), w["query.weight"], w["query.bias"])
+        w["queries"] = q / math.sqrt(self.msg_dim)  # [P, M, msg], the score scale folded in
+        g = torch.arange(self.num_codes)
+        w["centers"] = (torch.stack([g // self.grid, g % self.grid], -1) / self.grid).to(
+            params.dtype
+        )
+        return contiguous(w)
+
+    def _check_patches(self, obs: torch.Tensor, weights: Weights) -> tuple[int, int, int]:
+        if obs.ndim != 4 or obs.shape[-1] != self.patch_size:
+            raise ConfigError(
+                f"obs must have shape (members, batch, patches, {self.patch_size}): each patch's "
+                f"{self.frames} frames of {self.patch}x{self.patch}; got {tuple(obs.shape)}"
+            )
+        members = weights["queries"].shape[0]
+        if obs.shape[0] != members:
+            raise ConfigError(
+                f"obs has {obs.shape[0]} members but params have {members}; "
+                "the leading axes must agree"
+            )
+        return obs.shape[0], obs.shape[1], obs.shape[2]
+
+    def codes(
+        self, weights: Weights, obs: torch.Tensor, prev_action: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The vision layer: patches ``[P, B, N, F*p*p]`` to codes ``[P, B, M, msg]``.
+
+        Also returns the attention ``[P, B, M, N]`` (each code's softmax over the patches).
+        """
+        P, B, N = self._check_patches(obs, weights)
+        pp, msg = self.patch * self.patch, self.msg_dim
+        x = obs.to(weights["queries"].dtype).reshape(P, B, N, self.frames, pp)
+        diffs = (x[:, :, :, 1:] - x[:, :, :, :-1]).transpose(-1, -2)  # [P, B, N, p*p, F-1]
+        act = prev_action.unsqueeze(2).expand(P, B, N, self.act_dim)
+        key_in = torch.cat([diffs.reshape(P, B, N, -1), act], dim=-1)
+        value_in = F.layer_norm(x, (pp,), eps=LAYER_NORM_EPS).reshape(P, B, N, -1)
+        exact = x.dtype == torch.float64
+        keys = _rows(key_in, weights["key.weight"], weights["key.bias"], exact)  # [P, B, N, msg]
+        values = _rows(value_in, weights["value.weight"], weights["value.bias"], exact)
+        queries = weights["queries"]
+        if exact:  # each score one fixed sum over msg, wherever its patch sits
+            scores = rowwise_matmul(keys.reshape(P, B * N, msg), queries.transpose(1, 2))
+            scores = scores.view(P, B, N, -1).transpose(2, 3)  # [P, B, M, N]
+        else:
+            scores = torch.matmul(queries.unsqueeze(1), keys.transpose(2, 3))
+        if exact:
+            e = torch.exp(scores - scores.amax(dim=-1, keepdim=True))
+            attention = e / order_free_sum(e, dim=-1)
+            mixed = order_free_sum(attention.unsqueeze(-1) * values.unsqueeze(2), dim=3)
+            mixed = mixed.squeeze(3)
+        else:
+            attention = torch.softmax(scores, dim=-1)
+            mixed = torch.matmul(attention, values)  # [P, B, M, msg]
+        codes = F.layer_norm(torch.relu(mixed), (msg,), eps=LAYER_NORM_EPS)
+        return codes, attention
+
+    def importance(self, weights: Weights, codes: torch.Tensor) -> torch.Tensor:
+        """Each code's column sum of the head's self-attention: ``[P, B, M]``."""
+        P, B, M, msg = codes.shape
+        flat = codes.reshape(P, B * M, msg)
+        q = linear(flat, weights["importance_query.weight"], weights["importance_query.bias"])
+        k = linear(flat, weights["importance_key.weight"], weights["importance_key.bias"])
+        q, k = q.view(P, B, M, -1), k.view(P, B, M, -1)
+        return torch.softmax(torch.matmul(q, k.transpose(2, 3)), dim=-1).sum(dim=2)
+
+    def step_prepared(
+        self, weights: Weights, obs: torch.Tensor, state: PolicyState, with_attention: bool = False
+    ) -> tuple[torch.Tensor, PolicyState] | tuple[torch.Tensor, PolicyState, torch.Tensor]:
+        P, B, _ = self._check_patches(obs, weights)
+        carry = state.carry
+        codes, attention = self.codes(weights, obs, carry["prev_action"])
+        alpha = carry["alpha"].unsqueeze(-1)  # [P, B, 1, 1]
+        codes = (1 - alpha) * codes + alpha * carry["prev_codes"]
+        order = torch.sort(self.importance(weights, codes), dim=-1, descending=True, stable=True)
+        top = order.indices[..., : self.top_k]  # [P, B, k], most important first
+        centers = weights["centers"][top].reshape(P, B, 2 * self.top_k)
+        h, c = lstm_cell(
+            centers.reshape(P, B, -1),
+            carry["head_h"],
+            carry["head_c"],
+            weights["head_lstm.weight"],
+            weights["head_lstm.bias"],
+        )
+        action = torch.tanh(linear(h, weights["out.weight"], weights["out.bias"]))
+        mix = torch.tanh(
+            linear(torch.cat([h, action], -1), weights["mixing0.weight"], weights["mixing0.bias"])
+        )
+        new_alpha = torch.sigmoid(linear(mix, weights["mixing1.weight"], weights["mixing1.bias"]))
+        new_state = PolicyState(
+            slots={},
+            carry={
+                "prev_action": action,
+                "alpha": new_alpha,
+                "prev_codes": codes,
+                "head_h": h,
+                "head_c": c,
+            },
+        )
+        if with_attention:
+            return action, new_state, attention
+        return action, new_state
+
+    def policy_input(self, obs: np.ndarray) -> torch.Tensor:
+        """What :meth:`Policy.act` feeds the model: frames ``[B, F, H, W]`` (levels 0..255, in
+        any patch order) cut into patches ``[1, B, N, F*p*p]`` in ``[0, 1]``."""
+        obs = np.asarray(obs)
+        if obs.ndim != 4 or obs.shape[1] != self.frames:
+            raise ConfigError(
+                f"obs must have shape (batch, {self.frames}, height, width): stacked grayscale "
+                f"frames, oldest first; got {obs.shape} (use obs[None] for one)"
+            )
+        patches = to_patches(obs, self.patch).astype(np.float32) / np.float32(255.0)
+        return torch.from_numpy(patches)[None]
+
+
+def _rows(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, exact: bool) -> torch.Tensor:
+    """``x[P, B, N, I] W^T + b`` per patch; in float64 every row by the same ordered sum."""
+    if exact:
+        return rows_linear(x, weight, bias)
+    P, B, N, I = x.shape
+    return linear(x.reshape(P, B * N, I), weight, bias).view(P, B, N, -1)
