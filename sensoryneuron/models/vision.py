@@ -239,12 +239,20 @@ class VisionAttentionNeuronModel(Model):
 
     def importance(self, weights: Weights, codes: torch.Tensor) -> torch.Tensor:
         """Each code's column sum of the head's self-attention: ``[P, B, M]``."""
-        P, B, M, msg = codes.shape
-        flat = codes.reshape(P, B * M, msg)
-        q = linear(flat, weights["importance_query.weight"], weights["importance_query.bias"])
-        k = linear(flat, weights["importance_key.weight"], weights["importance_key.bias"])
-        q, k = q.view(P, B, M, -1), k.view(P, B, M, -1)
-        return torch.softmax(torch.matmul(q, k.transpose(2, 3)), dim=-1).sum(dim=2)
+        exact = codes.dtype == torch.float64
+        q = _rows(
+            codes, weights["importance_query.weight"], weights["importance_query.bias"], exact
+        )
+        k = _rows(codes, weights["importance_key.weight"], weights["importance_key.bias"], exact)
+        if not exact:
+            return torch.softmax(torch.matmul(q, k.transpose(2, 3)), dim=-1).sum(dim=2)
+        # float64: equal codes give exactly equal importances (exact ties, lowest index first)
+        pairs = q.unsqueeze(3) * k.unsqueeze(2)  # [P, B, M, M, query_dim]
+        scores = pairs[..., 0]
+        for j in range(1, pairs.shape[-1]):
+            scores = scores + pairs[..., j]
+        e = torch.exp(scores - scores.amax(dim=-1, keepdim=True))
+        return order_free_sum(e / order_free_sum(e, dim=-1), dim=2).squeeze(2)
 
     def step_prepared(
         self, weights: Weights, obs: torch.Tensor, state: PolicyState, with_attention: bool = False
