@@ -26,7 +26,8 @@ from sensoryneuron.errors import ConfigError
 from tasks.batched import BatchedTask
 from tasks.cartpole import MAX_STEPS
 from tasks.cartpole_batched import VecCartPoleSwingUp
-from tasks.images import CAR_RACING_DASHBOARD, StackedGrayFrames
+from tasks.frame_preparation import FramePreparation
+from tasks.images import CAR_RACING_DASHBOARD
 
 CARTPOLE_SWINGUP_ID = "SensoryNeuron/CartPoleSwingUp-v0"
 CARTPOLE_SWINGUP_HARDER_ID = "SensoryNeuron/CartPoleSwingUpHarder-v0"
@@ -328,10 +329,9 @@ def observation_names(env_id: str) -> tuple[str, ...]:
 # ([frames, height, width] uint8 stacks); the patch perturbation then cuts them into patches.
 
 
-def prepare_car_racing(env: gym.Env) -> gym.Env:
-    """CarRacing frames as the agent reads them: 4 stacked ITU-R 601 grayscale frames of 96x96,
-    the dashboard (the bottom 12 rows) zeroed."""
-    return StackedGrayFrames(env, frames=4, crop_bottom=CAR_RACING_DASHBOARD)
+prepare_car_racing = FramePreparation(frames=4, crop_bottom=CAR_RACING_DASHBOARD)
+"""CarRacing frames as the agent reads them: 4 stacked ITU-R 601 grayscale frames of 96x96,
+the dashboard (the bottom 12 rows) zeroed; on the gym engine and, batched, on envpool."""
 
 
 def prepare_pong(env: gym.Env) -> gym.Env:

@@ -133,6 +133,10 @@ class Perturbations:
             return spec
         if not isinstance(spec.observation, _patch_observation()):
             self._check_vector_task(spec.observation.size)
+        from tasks.frame_preparation import FramePreparation  # it imports this package
+
+        if isinstance(spec.prepare, FramePreparation):  # swapped on every engine
+            return dataclasses.replace(spec, prepare=spec.prepare.with_background(self.background))
         return dataclasses.replace(spec, prepare=SwapThenPrepare(self.background, spec.prepare))
 
     def make_env(self, spec: TaskSpec, render_mode: str | None = None) -> gym.Env:

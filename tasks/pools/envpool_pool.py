@@ -23,9 +23,12 @@ Gymnasium API fits the engine's layout once three of its habits are handled:
 
 The Generators handed to the perturbations are ``episode_rngs(seeds)``: envpool's own live
 in C++. envpool renders no RGB frames for most tasks, so videos are recorded on the gym
-engine. envpool's episode limit is the task's ``max_steps``. A task whose envs are wrapped
-by ``TaskSpec.prepare`` (an image task's frame preparation) is refused: that wrapper is a
-Gymnasium one, and the observations would differ from the gym engine's.
+engine. envpool's episode limit is the task's ``max_steps``.
+
+An image task's frames are prepared here, batched, by its
+:class:`~tasks.frame_preparation.FramePreparation` (grayscale, dashboard, stack, background):
+the same steps as the Gymnasium wrappers of the gym engine. A task whose ``prepare`` is any
+other Gymnasium wrapper is refused: the observations would differ from the gym engine's.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ import numpy as np
 
 from sensoryneuron.errors import ConfigError
 from tasks.batched import episode_rngs
+from tasks.frame_preparation import BatchedFrames, FramePreparation
 from tasks.perturbations.draws import validate_int
 from tasks.spec import TaskSpec, VectorObservation
 
@@ -131,12 +135,14 @@ class EnvpoolPool:
         spec.check_engine("envpool")  # ConfigError where envpool is missing
         if render_mode is not None:
             raise ConfigError(NO_RENDER)
-        if getattr(spec, "prepare", None) is not None:
+        prepare = getattr(spec, "prepare", None)
+        if prepare is not None and not isinstance(prepare, FramePreparation):
             raise ConfigError(
                 f"{spec.env_id}: its observations are prepared by a Gymnasium wrapper "
                 "(TaskSpec.prepare), which envpool's C++ envs cannot take; run it on the gym "
                 "engine"
             )
+        self._prepare = prepare
         import envpool
 
         assert spec.envpool_id is not None  # TaskSpec requires it for the envpool engine
@@ -152,6 +158,7 @@ class EnvpoolPool:
                 narrow = envpool.make_spec(spec.envpool_id, **trimmed).observation_space
                 self._keep = int(narrow.shape[0])
         self._env: Any = None
+        self._frames: BatchedFrames | None = None  # the frame stacks of an image task
         self._ids: np.ndarray | None = None  # [P, B] envpool env ids of the kept members
         self._done: np.ndarray | None = None
         self._obs: np.ndarray | None = None
@@ -169,8 +176,18 @@ class EnvpoolPool:
             )
 
     def _observe(self, obs: np.ndarray) -> np.ndarray:
+        if self._prepare is not None:  # RGB frames, kept as they come (uint8)
+            return np.asarray(obs)
         obs = np.asarray(obs, dtype=np.float32)
         return obs if self._keep is None else obs[:, : self._keep]
+
+    def _present(self, first: bool = False) -> np.ndarray:
+        """What the engine reads: the observations, or an image task's stacks (float32)."""
+        assert self._obs is not None
+        if self._frames is None:
+            return self._obs.copy()
+        stacks = self._frames.reset(self._obs) if first else self._frames.step(self._obs)
+        return stacks.astype(np.float32)
 
     def start(
         self, seeds: Sequence[int], members: int
@@ -197,11 +214,12 @@ class EnvpoolPool:
                 f"{self.spec.env_id} on envpool gives observations of shape {obs.shape[1:]}; "
                 f"the task expects {self.spec.observation.describe()}"
             )
-        self._obs = np.empty((members * len(seeds), *obs.shape[1:]), dtype=np.float32)
+        self._obs = np.empty((members * len(seeds), *obs.shape[1:]), dtype=obs.dtype)
         self._obs[order] = obs
         self._obs = self._obs.reshape(members, len(seeds), *obs.shape[1:])
         self._done = np.zeros((members, len(seeds)), dtype=bool)
-        return self._obs.copy(), episode_rngs(seeds)
+        self._frames = None if self._prepare is None else self._prepare.batched()
+        return self._present(first=True), episode_rngs(seeds)
 
     def _action_shape(self) -> tuple[int, ...]:
         if self.spec.action.kind == "discrete":
@@ -231,7 +249,7 @@ class EnvpoolPool:
         reward = np.zeros(self._done.shape)
         live = np.flatnonzero(~self._done)
         if live.size == 0:
-            return self._obs.copy(), reward, self._done.copy()
+            return self._present(), reward, self._done.copy()
         ids = self._ids.reshape(-1)[live]
         obs, r, terminated, truncated, info = self._env.step(
             action.reshape(-1, *action.shape[2:])[live], env_id=ids
@@ -243,7 +261,7 @@ class EnvpoolPool:
         flat_obs[where] = self._observe(obs)
         reward.reshape(-1)[where] = np.asarray(r, dtype=np.float64)
         self._done.reshape(-1)[where] = np.logical_or(terminated, truncated)
-        return self._obs.copy(), reward, self._done.copy()
+        return self._present(), reward, self._done.copy()
 
     def keep_members(self, index: np.ndarray) -> None:
         """Keeps only the members in ``index``; the others' envs are never stepped again."""
@@ -253,6 +271,8 @@ class EnvpoolPool:
         self._ids = self._ids[index]
         self._done = self._done[index]
         self._obs = self._obs[index]
+        if self._frames is not None:
+            self._frames.keep(index)
 
     def render(self, member: int, episode: int) -> np.ndarray:
         """Not available: envpool renders no frames (record on the gym engine)."""
@@ -267,3 +287,4 @@ class EnvpoolPool:
         """Closes the envpool."""
         self._close_env()
         self._ids = self._done = self._obs = None
+        self._frames = None
