@@ -23,7 +23,13 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from evolve.backends import BACKENDS, make_backend
-from evolve.evaluation.conditions import DEFAULT_CONDITIONS, GRAMMAR, parse_condition
+from evolve.evaluation.conditions import (
+    DEFAULT_CONDITIONS,
+    GRAMMAR,
+    IMAGE_CONDITIONS,
+    default_conditions,
+    parse_condition,
+)
 from evolve.evaluation.evaluate import evaluate_policy, format_table
 from evolve.evaluation.paper_table import (
     PAPER_ENV_ID,
@@ -214,7 +220,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--condition",
         action="append",
         metavar="C",
-        help=f"repeatable; {GRAMMAR} (default: {' '.join(DEFAULT_CONDITIONS)}); "
+        help=f"repeatable; {GRAMMAR} (default: {' '.join(DEFAULT_CONDITIONS)}; for image "
+        f"tasks {' '.join(IMAGE_CONDITIONS)}); "
         "not with --paper-table",
     )
     e.add_argument(
@@ -323,11 +330,14 @@ def _training_overrides(args: argparse.Namespace) -> dict[str, Any]:
 def _apply_overrides(preset: TaskPreset, overrides: dict[str, Any]) -> TaskPreset:
     """The preset with command-line overrides; the seed also reseeds a staged run's teacher."""
     staged = {"teacher", "distill"} & set(overrides)
+    if "teacher" not in staged and preset.distill is not None:
+        staged = set()  # --distill-iterations with a privileged teacher: fine
     if staged and preset.teacher is None:
         verb = "are" if len(staged) > 1 else "is"
+        what = "a privileged teacher, not a trained one" if preset.distill else "no teacher"
         raise UsageError(
             f"{' and '.join(STAGE_FLAGS[k] for k in sorted(staged))} {verb} for staged recipes only; "
-            f"{preset.name!r} has no teacher"
+            f"{preset.name!r} has {what}"
         )
     seed = overrides.get("training", {}).get("seed")
     if seed is not None and preset.teacher is not None:
@@ -528,7 +538,7 @@ def _check_paper_table_options(args: argparse.Namespace) -> None:
 
 def cmd_eval(args: argparse.Namespace) -> int:
     _check_paper_table_options(args)
-    conditions = [parse_condition(c) for c in (args.condition or DEFAULT_CONDITIONS)]
+    conditions = [parse_condition(c) for c in args.condition or ()]  # bad ones before loading
     if args.reference:
         policy = load_reference_policy(args.source, name=args.reference)
     else:
@@ -536,6 +546,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if args.paper_table is not None:
         return cmd_paper_table(args, policy)
     env_id = _eval_env_id(args, policy)
+    if not conditions:
+        conditions = [parse_condition(c) for c in default_conditions(get_task(env_id).observation)]
     with make_backend("local", args.workers) as backend:
         rows = evaluate_policy(
             policy,

@@ -14,7 +14,13 @@ from typing import Any
 
 from sensoryneuron.configs import build_dataclass
 from sensoryneuron.errors import ConfigError
-from sensoryneuron.models import AttentionNeuronModel, FeedForwardModel, Model, model_from_dict
+from sensoryneuron.models import (
+    AttentionNeuronModel,
+    FeedForwardModel,
+    Model,
+    VisionAttentionNeuronModel,
+    model_from_dict,
+)
 from tasks.perturbations import Perturbations
 from tasks.spec import (
     CARTPOLE_SWINGUP_HARDER_ID,
@@ -51,7 +57,8 @@ class TrainingConfig:
     """How long and how carefully to train.
 
     Attributes:
-        generations: strategy updates to run.
+        generations: strategy updates to run (0: none; a staged recipe then ends with its
+            distilled student).
         repeats: episodes per member per generation (the same seeds for every member).
         test_every: generations between held-out tests of the distribution centre.
         test_episodes: held-out episodes per test.
@@ -67,8 +74,10 @@ class TrainingConfig:
     def __post_init__(self) -> None:
         for name in ("generations", "repeats", "test_every", "test_episodes"):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ConfigError(f"{name} must be a positive integer; got {value!r}")
+            least = 0 if name == "generations" else 1  # 0: a staged recipe without evolution
+            if isinstance(value, bool) or not isinstance(value, int) or value < least:
+                qualifier = "non-negative" if least == 0 else "positive"
+                raise ConfigError(f"{name} must be a {qualifier} integer; got {value!r}")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
             raise ConfigError(f"seed must be a non-negative integer; got {self.seed!r}")
 
@@ -173,6 +182,10 @@ class TaskPreset:
     ``engine`` names the batched engine that training and its held-out tests run on (see
     ``TaskSpec.engines``; None: the task's default). It is part of the recipe, so a resumed
     run keeps it; ``evolve eval`` reports on the Gymnasium reference whatever trained.
+
+    ``teacher_controller`` names a privileged controller of :data:`tasks.teachers.TEACHERS`
+    in place of a trained ``teacher``: it reads the simulator's internal state (CarRacing's
+    track), so its episodes are played on the ``gym`` engine, and the recipe has two stages.
     """
 
     name: str
@@ -185,12 +198,24 @@ class TaskPreset:
     teacher: TaskPreset | None = None
     distill: DistillConfig | None = None
     engine: str | None = None
+    teacher_controller: str | None = None
 
     def __post_init__(self) -> None:
         if self.engine is not None and self.engine not in ENGINES:
             raise ConfigError(f"engine must be one of {', '.join(ENGINES)}; got {self.engine!r}")
-        if (self.teacher is None) != (self.distill is None):
+        if self.teacher is not None and self.teacher_controller is not None:
+            raise ConfigError("a recipe has one teacher: a teacher recipe or a teacher_controller")
+        if self.teacher_controller is not None:
+            from tasks.teachers import check_teacher
+
+            check_teacher(self.teacher_controller, self.env_id)
+        has_teacher = self.teacher is not None or self.teacher_controller is not None
+        if has_teacher != (self.distill is not None):
             raise ConfigError("a staged recipe needs both a teacher and a distill section")
+        if self.training.generations == 0 and not has_teacher:
+            raise ConfigError(
+                "training.generations must be positive: only a staged recipe can skip evolution"
+            )
         if self.teacher is not None:
             if self.teacher.teacher is not None:
                 raise ConfigError("a teacher must be a plain recipe, without a teacher of its own")
@@ -222,8 +247,11 @@ class TaskPreset:
             "training": dataclasses.asdict(self.training),
             "engine": self.engine,
         }
-        if self.teacher is not None and self.distill is not None:
+        if self.teacher is not None:
             d["teacher"] = self.teacher.to_dict()
+        if self.teacher_controller is not None:
+            d["teacher_controller"] = self.teacher_controller
+        if self.distill is not None:
             d["distill"] = dataclasses.asdict(self.distill)
         return d
 
@@ -245,6 +273,7 @@ class TaskPreset:
             teacher=None if d.get("teacher") is None else cls.from_dict(d["teacher"]),
             distill=None if d.get("distill") is None else DistillConfig.from_dict(d["distill"]),
             engine=d.get("engine"),
+            teacher_controller=d.get("teacher_controller"),
         )
 
     def replace(self, **sections: Any) -> TaskPreset:
@@ -457,6 +486,39 @@ register_preset(
         perturbations=Perturbations(shuffle=False),
         strategy=ANT_STRATEGY,
         training=TrainingConfig(generations=1000, repeats=4, test_every=20, test_episodes=16),
+    )
+)
+
+# CarRacing from pixels, patches shuffled: DAgger from a privileged pure-pursuit teacher (it
+# reads the env's track; its episodes run on stock Gymnasium) into the vision AttentionNeuron
+# with the differentiable pooling head. Held-out tests during training run on envpool.
+register_preset(
+    TaskPreset(
+        name="carracing",
+        description=(
+            "Vision AttentionNeuron on CarRacing-v3, 6x6 patches shuffled: DAgger from a "
+            "pure-pursuit teacher that reads the track"
+        ),
+        env_id="CarRacing-v3",
+        model=VisionAttentionNeuronModel(head="pool", hidden=32),
+        perturbations=Perturbations(shuffle=True),
+        strategy=StrategyConfig(name="pgpe", popsize=16, sigma_init=0.01),
+        training=TrainingConfig(generations=0, repeats=1, test_every=5, test_episodes=16),
+        teacher_controller="car-racing-pursuit",
+        distill=DistillConfig(
+            iterations=12,
+            episodes=16,
+            grad_steps=60,
+            batch=8,
+            window=32,
+            lr=2e-3,
+            teacher_iterations=4,
+            init_std=0.1,
+            test_every=2,
+            test_episodes=16,
+            clip_grad=1.0,
+        ),
+        engine="envpool",
     )
 )
 

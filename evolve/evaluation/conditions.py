@@ -10,6 +10,9 @@ A condition is written as ``+``-joined terms:
   inputs (exact invariance: equals ``shuffled`` episode by episode up to round-off).
 - ``noise=N``: N noise channels appended (after shuffling).
 - ``duplicate=K``: each input given K times.
+- ``occlude=F`` (images): a fraction F of the patches hidden for each episode.
+- ``background=NAME`` (images): the grass replaced by an image: a name of
+  ``tasks.perturbations.offered_backgrounds()`` or a file.
 
 Every term but ``unshuffled`` implies shuffling; ``unshuffled+noise=5`` is allowed.
 """
@@ -23,9 +26,18 @@ from tasks.perturbations import Perturbations
 
 GRAMMAR = (
     "unshuffled, shuffled, reshuffle=T, reshuffle=LOW-HIGH, realigned=T, noise=N, "
-    "duplicate=K, joined with '+'"
+    "duplicate=K, occlude=F, background=NAME, joined with '+'"
 )
 DEFAULT_CONDITIONS = ("unshuffled", "shuffled", "reshuffle=100", "noise=5")
+IMAGE_CONDITIONS = ("unshuffled", "shuffled", "reshuffle=100", "occlude=0.5")
+
+
+def default_conditions(observation: object) -> tuple[str, ...]:
+    """The conditions of an evaluation without ``--condition``: noise channels for a vector
+    task, occluded patches for an image task (a ``PatchObservation``)."""
+    from tasks.spec import PatchObservation
+
+    return IMAGE_CONDITIONS if isinstance(observation, PatchObservation) else DEFAULT_CONDITIONS
 
 
 @dataclass(frozen=True)
@@ -44,6 +56,18 @@ def _int_value(term: str, value: str, minimum: int) -> int:
             f"bad condition term {term!r}: expected an integer >= {minimum}; allowed: {GRAMMAR}"
         )
     return int(value)
+
+
+def _fraction(term: str, value: str) -> float:
+    try:
+        fraction = float(value)
+    except ValueError:
+        fraction = -1.0
+    if not (value.isascii() and 0.0 <= fraction < 1.0):
+        raise ConfigError(
+            f"bad condition term {term!r}: expected a fraction in [0, 1); allowed: {GRAMMAR}"
+        )
+    return fraction
 
 
 def parse_condition(text: str) -> Condition:
@@ -68,6 +92,10 @@ def parse_condition(text: str) -> Condition:
             fields["noise_channels"] = _int_value(term, value, 0)
         elif key == "duplicate" and value:
             fields["duplicate"] = _int_value(term, value, 1)
+        elif key == "occlude" and value:
+            fields["occlude"] = _fraction(term, value)
+        elif key == "background" and value:
+            fields["background"] = value
         else:
             raise ConfigError(f"unknown condition {text!r}; allowed: {GRAMMAR}")
     if not fields["shuffle"] and "reshuffle_every" in fields:

@@ -46,6 +46,8 @@ from sensoryneuron.files import atomic_write
 
 ARRAYS = ("obs", "labels", "executed", "mask", "sources")
 """The arrays of a chunk, each one ``.npy`` file."""
+OPTIONAL_FREE = ARRAYS[:-1]
+"""The arrays of a chunk without ``sources`` (image episodes: ``obs`` holds uint8 frames)."""
 
 
 @dataclass
@@ -137,8 +139,9 @@ class EpisodeStore:
             ConfigError: ``data`` lacks ``sources`` or ``executed``, or its steps differ from
                 the chunks' before it.
         """
-        if data.sources is None or data.executed is None:
-            raise ConfigError("a stored chunk needs the sources and the executed actions")
+        if data.executed is None:
+            raise ConfigError("a stored chunk needs the executed actions")
+        names = ARRAYS if data.sources is not None else OPTIONAL_FREE
         if self.sizes:
             steps = self._open(0, "mask").shape[1]
             if data.steps != steps:
@@ -146,8 +149,10 @@ class EpisodeStore:
                     f"a stored chunk must have the {steps} steps of the chunks before it; "
                     f"got {data.steps}"
                 )
+            if names != self._names():
+                raise ConfigError("a stored chunk must hold the same arrays as those before it")
         chunk = self.chunks
-        for name in ARRAYS:
+        for name in names:
             episode_major = np.ascontiguousarray(np.swapaxes(getattr(data, name), 0, 1))
             atomic_write(self.path(chunk, name), _npy_writer(episode_major))
         self.sizes.append(data.episodes)
@@ -170,7 +175,7 @@ class EpisodeStore:
         # one read per run of episodes from the same chunk, keeping the order of ``index``
         runs = np.split(np.arange(index.size), np.flatnonzero(np.diff(chunk_of)) + 1)
         arrays = {}
-        for name in ARRAYS:
+        for name in self._names():
             parts = [
                 self._open(int(chunk_of[run[0]]), name)[index[run] - starts[chunk_of[run[0]]]]
                 for run in runs
@@ -191,7 +196,7 @@ class EpisodeStore:
         """
         steps = None
         for chunk, size in enumerate(self.sizes):
-            for name in ARRAYS:
+            for name in self._names():
                 shape = self._open(chunk, name).shape
                 if shape[0] != size or (steps is not None and shape[1] != steps):
                     raise CheckpointError(
@@ -215,6 +220,11 @@ class EpisodeStore:
                 path.unlink()
                 removed.append(path)
         return removed
+
+    def _names(self) -> tuple[str, ...]:
+        """The arrays the chunks hold: all of :data:`ARRAYS`, or all but ``sources`` (image
+        episodes, recorded as frames)."""
+        return ARRAYS if self.path(0, "sources").exists() else OPTIONAL_FREE
 
     def _open(self, chunk: int, name: str) -> np.ndarray:
         path = self.path(chunk, name)

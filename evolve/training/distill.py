@@ -47,6 +47,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -59,6 +60,7 @@ from evolve.presets import TaskPreset
 from evolve.rollout import Observer, StepView, batched_task, episodes
 from evolve.seeds import VALIDATION_OFFSET, distill_init_seed, distill_seeds, distill_stream
 from evolve.training.dataset import Dataset, EpisodeStore
+from evolve.training.frame_replay import window_loss
 from evolve.training.run_folder import write_log_csv
 from evolve.training.stopping import StopRequest
 from sensoryneuron.actions import ActionMap
@@ -68,13 +70,14 @@ from sensoryneuron.files import load_npz, save_npz
 from sensoryneuron.models import Model
 from sensoryneuron.policy import Policy
 from sensoryneuron.state import PolicyState
-from tasks.spec import get_task
+from tasks.spec import PatchObservation, get_task
 
 log = get_logger()
 
 STATE_FORMAT = "sensoryneuron.distill-state"
 STATE_VERSION = 2  # 1: the dataset inline in state.npz, without the executed actions
 DATA_DIR = "data"
+BURN_IN = 16  # image tasks: steps the head runs through before each loss window
 LOG_COLUMNS = (
     "iteration",
     "loss",
@@ -179,33 +182,96 @@ def sensors_found(attention: np.ndarray, sources: np.ndarray, sensors: int) -> n
     return np.take_along_axis(np.asarray(sources), strongest, axis=1) == np.arange(sensors)
 
 
+class PolicyTeacher:
+    """A trained policy as the teacher: it steps on the true observation (``view.raw``) and
+    reads back the executed action as its previous action, as the student does."""
+
+    def __init__(self, policy: Policy) -> None:
+        self.policy = policy
+        self.weights = policy.model.prepare(torch.tensor(policy.params)[None])
+        self.state: PolicyState | None = None
+
+    def reset(self, episodes: int) -> None:
+        self.state = self.policy.model.init_state(1, episodes)
+
+    def label(self, view: StepView) -> np.ndarray:
+        """Its outputs ``[1, B, A]`` for this step."""
+        assert self.state is not None
+        label, self.state = self.policy.model.step_prepared(
+            self.weights, torch.from_numpy(view.raw), self.state
+        )
+        return label.numpy()
+
+    def executed(self, outputs: np.ndarray) -> None:
+        assert self.state is not None
+        self.state = self.policy.model.with_previous_action(self.state, torch.from_numpy(outputs))
+
+
+class ControllerTeacher:
+    """A privileged controller (:mod:`tasks.teachers`) as the teacher: it reads each env's
+    internal state, so the episodes run on the ``gym`` engine (``view.task`` a ``GymPool``).
+
+    Args:
+        controller: has ``act(unwrapped_env) -> env action`` and ``forget()``.
+        action_map: the task's map; a label is the controller's action as policy outputs
+            (``ActionMap.feedback``).
+    """
+
+    def __init__(self, controller: Any, action_map: ActionMap) -> None:
+        self.controller = controller
+        self.action_map = action_map
+
+    def reset(self, episodes: int) -> None:
+        self.controller.forget()
+
+    def label(self, view: StepView) -> np.ndarray:
+        env_of = getattr(view.task, "env", None)
+        if env_of is None:
+            raise ConfigError(
+                f"a privileged teacher reads Gymnasium envs; {type(view.task).__name__} has none "
+                "(collect on the gym engine)"
+            )
+        actions = np.stack([self.controller.act(env_of(0, b)) for b in range(view.raw.shape[1])])
+        return self.action_map.feedback(actions)[None]
+
+    def executed(self, outputs: np.ndarray) -> None:
+        """A controller reads the env, not its own past actions."""
+
+
 class TeacherLabels(Observer):
     """Labels every step of the episode loop with the teacher's output on the true state.
 
-    The teacher keeps its own state, and reads back the executed action as its previous
-    action (as the student does). :meth:`drive` is the loop's driver: the teacher steps on
-    ``view.raw``, and the episodes ``teacher_driven`` execute its outputs. :meth:`on_act`
-    records the step: what the student read, the label, the executed action (as the policy
-    reads it back), which episodes were running, and the sensor each slot carried.
+    :meth:`drive` is the loop's driver: the teacher labels the step, and the episodes
+    ``teacher_driven`` execute its outputs. :meth:`on_act` records the step: what the student
+    read, the label, the executed action (as the policy reads it back), which episodes were
+    running, and the sensor each slot carried. With ``frames`` (an image task) it records the
+    newest frame of each episode's stack instead of the patches (uint8 ``[B, H, W]``: one frame
+    per step, the stacks are rebuilt from them), and no sources (the model is invariant to
+    the order of the patches).
 
     Args:
-        teacher: the labelling policy (its outputs share the student's action map).
+        teacher: a :class:`PolicyTeacher` or :class:`ControllerTeacher` (a Policy is wrapped).
         teacher_driven: bool ``[B]``, the episodes that follow the teacher.
         action_map: the task's map from outputs to env actions.
+        frames: record frames (image tasks), not observations.
 
     One instance serves one call of the loop; :meth:`dataset` then holds its episodes.
     """
 
-    def __init__(self, teacher: Policy, teacher_driven: np.ndarray, action_map: ActionMap) -> None:
-        self.teacher = teacher
+    def __init__(
+        self,
+        teacher: Policy | PolicyTeacher | ControllerTeacher,
+        teacher_driven: np.ndarray,
+        action_map: ActionMap,
+        frames: bool = False,
+    ) -> None:
+        self.teacher = PolicyTeacher(teacher) if isinstance(teacher, Policy) else teacher
         self.driven = np.asarray(teacher_driven, dtype=bool)
         self.action_map = action_map
-        self.weights = teacher.model.prepare(torch.tensor(teacher.params)[None])
-        self.state: PolicyState | None = None
+        self.frames = frames
         self.label: np.ndarray | None = None
-        self.rows: dict[str, list[np.ndarray]] = {
-            k: [] for k in ("obs", "labels", "executed", "mask", "sources")
-        }
+        names = ("obs", "labels", "executed", "mask") + (() if frames else ("sources",))
+        self.rows: dict[str, list[np.ndarray]] = {k: [] for k in names}
 
     def on_reset(self, view: StepView) -> None:
         if view.raw.shape[:2] != (1, len(self.driven)):
@@ -214,26 +280,26 @@ class TeacherLabels(Observer):
                 f"got {view.raw.shape[0]} member(s), {view.raw.shape[1]} episodes and "
                 f"{len(self.driven)} flags"
             )
-        self.state = self.teacher.model.init_state(1, len(self.driven))
+        self.teacher.reset(len(self.driven))
 
     def drive(self, view: StepView) -> np.ndarray:
-        """Step the teacher on the true observation; the executed outputs ``[1, B, A]``."""
-        assert self.state is not None and view.output is not None
-        label, self.state = self.teacher.model.step_prepared(
-            self.weights, torch.from_numpy(view.raw), self.state
-        )
-        self.label = label.numpy()
+        """The teacher labels the step; the executed outputs ``[1, B, A]``."""
+        assert view.output is not None
+        self.label = self.teacher.label(view)
         return np.where(self.driven[None, :, None], self.label, view.output)
 
     def on_act(self, view: StepView) -> None:
-        assert self.state is not None and self.label is not None and view.action is not None
+        assert self.label is not None and view.action is not None
         executed = self.action_map.feedback(view.action)
-        self.state = self.teacher.model.with_previous_action(self.state, torch.from_numpy(executed))
-        self.rows["obs"].append(view.obs[0].astype(np.float32))
+        self.teacher.executed(executed)
+        if self.frames:
+            self.rows["obs"].append(np.rint(view.raw[0, :, -1]).astype(np.uint8))
+        else:
+            self.rows["obs"].append(view.obs[0].astype(np.float32))
+            self.rows["sources"].append(view.perturbation.sources().astype(np.int16))
         self.rows["labels"].append(self.label[0].astype(np.float32))
         self.rows["executed"].append(executed[0])
         self.rows["mask"].append(view.alive[0].copy())
-        self.rows["sources"].append(view.perturbation.sources().astype(np.int16))
 
     def dataset(self, steps: int) -> Dataset:
         """The recorded steps, padded to ``steps`` (padding rows are masked out)."""
@@ -247,7 +313,7 @@ class TeacherLabels(Observer):
 
 def collect(
     student: Policy,
-    teacher: Policy,
+    teacher: Policy | PolicyTeacher | ControllerTeacher,
     preset: TaskPreset,
     seeds: list[int],
     steps: int,
@@ -257,15 +323,18 @@ def collect(
 
     ``teacher_driven[e]`` makes episode e execute the teacher's actions instead of the
     student's; the student still reads its inputs, keeps its state, and reads the executed
-    (teacher's) action as its previous action.
+    (teacher's) action as its previous action. A :class:`ControllerTeacher` plays on the gym
+    engine (it reads the envs); an image task's episodes are recorded as frames.
     """
     spec = get_task(preset.env_id)
-    labels = TeacherLabels(teacher, teacher_driven, spec.action)
+    frames = isinstance(spec.observation, PatchObservation)
+    labels = TeacherLabels(teacher, teacher_driven, spec.action, frames=frames)
+    engine = "gym" if isinstance(teacher, ControllerTeacher) else None
     episodes(
         student.model,
         torch.tensor(student.params)[None],
-        batched_task(preset.env_id),
-        preset.perturbations,
+        batched_task(preset.env_id, engine, preset.perturbations),
+        preset.perturbations.agent_side(),
         seeds,
         action_map=spec.action,
         max_steps=steps,
@@ -397,13 +466,18 @@ def _adam_arrays(opt: torch.optim.Adam) -> dict[str, np.ndarray]:
 def distill(
     preset: TaskPreset,
     stage_dir: str | Path,
-    teacher: Policy,
+    teacher: Policy | ControllerTeacher,
     *,
     resume: bool = False,
     backend: Backend,
     stop: StopRequest | None = None,
 ) -> DistillResult:
-    """Run (or resume) the distillation stage of ``preset`` into ``stage_dir``."""
+    """Run (or resume) the distillation stage of ``preset`` into ``stage_dir``.
+
+    An image task plays whole episodes, records them as frames, and fits the student on
+    random windows of them (:func:`evolve.training.frame_replay.window_loss`); a vector task
+    plays the first ``distill.window`` steps and replays them from the start.
+    """
     cfg = preset.distill
     if cfg is None:
         raise CheckpointError(f"recipe {preset.name!r} has no distill section")
@@ -411,7 +485,10 @@ def distill(
     stage_dir = Path(stage_dir)
     seed = preset.training.seed
     model = preset.model
-    sensors = get_task(preset.env_id).observation.size
+    spec = get_task(preset.env_id)
+    image = isinstance(spec.observation, PatchObservation)
+    collected_steps = spec.max_steps if image else cfg.window
+    sensors = spec.observation.size
     classes = identity_classes(sensors)
     attention_sensors = sensors if cfg.attention_weight > 0 else 0
     if resume and (stage_dir / "state.npz").exists():
@@ -458,14 +535,24 @@ def distill(
             driven = stream.random(cfg.episodes) < fraction
             student = Policy(preset.model, params.detach().numpy().copy())
             new = collect(
-                student, teacher, preset, distill_seeds(seed, it, cfg.episodes), cfg.window, driven
+                student,
+                teacher,
+                preset,
+                distill_seeds(seed, it, cfg.episodes),
+                collected_steps,
+                driven,
             )
             store.append(new)  # chunk ``it``; the state below is what makes it count
             loss, identity_loss, attention_loss = 0.0, math.nan, math.nan
             for _ in range(cfg.grad_steps):
                 index = np.sort(stream.choice(store.episodes, size=cfg.batch, replace=True))
                 batch = store.gather(index)  # reads only these episodes from disk
-                losses = imitation_loss(model, params, batch, None, classifier, attention_sensors)
+                if image:
+                    losses = Losses(window_loss(model, params, batch, stream, cfg.window, BURN_IN))
+                else:
+                    losses = imitation_loss(
+                        model, params, batch, None, classifier, attention_sensors
+                    )
                 opt.zero_grad()
                 losses.total(cfg.identity_weight, cfg.attention_weight).backward()
                 if cfg.clip_grad > 0:
@@ -537,6 +624,7 @@ def _test(
         cfg.test_episodes,
         seed_offset=VALIDATION_OFFSET,
         backend=backend,
+        engine=preset.engine,
     )
     score = row["mean"]
     if score > state.best_test:

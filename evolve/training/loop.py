@@ -21,14 +21,14 @@ from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from evolve.backends import Backend, LocalBackend
-from evolve.evaluation.conditions import DEFAULT_CONDITIONS, Condition, parse_condition
+from evolve.evaluation.conditions import Condition, default_conditions, parse_condition
 from evolve.evaluation.evaluate import evaluate_policy, format_table
 from evolve.logs import attach_file, get_logger
 from evolve.presets import TaskPreset
 from evolve.rollout import EpisodeJob
 from evolve.seeds import VALIDATION_OFFSET, strategy_seed, training_seeds
 from evolve.strategies import DivergedError, Strategy, make_strategy, warn_if_costly
-from evolve.training.distill import distill
+from evolve.training.distill import ControllerTeacher, distill
 from evolve.training.run_folder import (
     RunState,
     load_state,
@@ -44,6 +44,7 @@ from sensoryneuron.errors import CheckpointError
 from sensoryneuron.files import atomic_write_text
 from sensoryneuron.policy import Policy
 from tasks.spec import get_task
+from tasks.teachers import make_teacher
 
 log = get_logger()
 
@@ -162,7 +163,7 @@ def train(
     file_handler = attach_file(run_dir)
     try:
         x0 = None
-        if preset.teacher is not None:
+        if preset.distill is not None:
             # said now, not when the last stage builds its strategy after the other two
             warn_if_costly(preset.strategy.name, preset.model.num_params)
             stopped, x0 = _earlier_stages(
@@ -175,7 +176,7 @@ def train(
             run_dir,
             x0,
             # a staged run resumed before its last stage started begins that stage afresh
-            resume=resume and (preset.teacher is None or (run_dir / "state.npz").exists()),
+            resume=resume and (preset.distill is None or (run_dir / "state.npz").exists()),
             backend=backend,
             checkpoint_every=checkpoint_every,
             final_episodes=final_episodes,
@@ -198,6 +199,18 @@ def _earlier_stages(
     stop: StopRequest,
 ) -> tuple[TrainResult | None, np.ndarray | None]:
     """Teacher, then distillation: (a result if Ctrl-C stopped them, the distilled params)."""
+    if preset.teacher_controller is not None:  # a privileged controller: nothing to train
+        controller = ControllerTeacher(
+            make_teacher(preset.teacher_controller, preset.env_id), get_task(preset.env_id).action
+        )
+        log.info("stage 1 of 2: distilling the %s teacher", preset.teacher_controller)
+        distilled = distill(
+            preset, run_dir / DISTILL_DIR, controller, resume=resume, backend=backend, stop=stop
+        )
+        if distilled.interrupted:
+            return TrainResult(run_dir, 0, distilled.best_test, True, None, stop.exit_code), None
+        log.info("stage 2 of 2: evolving the distilled student")
+        return None, load_policy(distilled.best).params
     assert preset.teacher is not None
     teacher_dir = run_dir / TEACHER_DIR
     teacher_state = teacher_dir / "state.npz"
@@ -393,7 +406,7 @@ def _final_table(
     rows = evaluate_policy(
         policy,
         preset.env_id,
-        [parse_condition(c) for c in DEFAULT_CONDITIONS],
+        [parse_condition(c) for c in default_conditions(get_task(preset.env_id).observation)],
         episodes=episodes,
         backend=backend,
     )

@@ -15,7 +15,8 @@ The layer (Tang & Ha 2021, vision version) reads patches in any order, ``[P, B, 
 The key has no recurrent state, so a permutation of the patches permutes nothing the model
 keeps: the codes are invariant at every step.
 
-The head (``head="top-k"``) is the published AttentionAgent head of ``carracing_pi.npz``:
+Two heads read the codes. ``head="top-k"`` is the published AttentionAgent head of
+``carracing_pi.npz``:
 
 1. blend the codes with the previous step's, ``x = (1 - alpha) x + alpha x_prev`` (``alpha``
    from the mixing net of the previous step, 0 at reset);
@@ -24,6 +25,12 @@ The head (``head="top-k"``) is the published AttentionAgent head of ``carracing_
 3. the ``top_k`` most important codes' grid coordinates ``(i, j) / grid`` (``k = i * grid +
    j``), most important first, flattened to ``2 * top_k`` values, feed an LSTMCell;
 4. ``action = tanh(W_o h + b_o)``; then ``alpha = sigmoid(mix_1(tanh(mix_0([h, action]))))``.
+
+Its top-k choice has no gradient, so only evolution can train the layer beneath it.
+``head="pool"`` is differentiable, for students trained by gradients: ``pool_queries``
+learned queries each take a softmax-weighted mean over the codes of ``[code_m, table_m]``
+(the code and its row of the sinusoidal table, so a query can tell codes apart); their
+concatenation feeds an LSTMCell, then ``action = tanh(W_o h + b_o)``.
 
 The top-k choice breaks ties by the lowest index (a stable sort). It is tie-prone: at reset
 the stacked frames are copies, every key is the same and every code too, so float32
@@ -58,7 +65,7 @@ from sensoryneuron.params import ParamSpec
 from sensoryneuron.patches import to_patches
 from sensoryneuron.state import PolicyState
 
-VISION_HEADS = ("top-k",)
+VISION_HEADS = ("top-k", "pool")
 LAYER_NORM_EPS = 1e-5  # nn.LayerNorm's default, as in the published model
 
 
@@ -75,10 +82,12 @@ class VisionAttentionNeuronModel(Model):
         grid: the latent grid's side; ``M = grid**2`` codes.
         msg_dim: width of the queries, keys, values and codes.
         pos_dim: width of the sinusoidal query table.
-        head: ``"top-k"``, the published AttentionAgent head (see the module doc).
-        top_k: codes whose coordinates feed the head's LSTM.
-        query_dim: width of the head's self-attention over the codes.
+        head: ``"top-k"``, the published AttentionAgent head, or ``"pool"``, a differentiable
+            one (see the module doc).
+        top_k: ``top-k``: codes whose coordinates feed the head's LSTM.
+        query_dim: width of the head's attention over the codes (both heads).
         hidden: the head LSTM's hidden size.
+        pool_queries: ``pool``: the learned queries over the codes.
     """
 
     kind: ClassVar[str] = "vision-attention-neuron"
@@ -92,6 +101,7 @@ class VisionAttentionNeuronModel(Model):
     top_k: int = 10
     query_dim: int = 4
     hidden: int = 16
+    pool_queries: int = 4
 
     def __post_init__(self) -> None:
         check_positive(
@@ -104,6 +114,7 @@ class VisionAttentionNeuronModel(Model):
             top_k=self.top_k,
             query_dim=self.query_dim,
             hidden=self.hidden,
+            pool_queries=self.pool_queries,
         )
         if self.frames < 2:
             raise ConfigError(
@@ -111,7 +122,7 @@ class VisionAttentionNeuronModel(Model):
             )
         if self.head not in VISION_HEADS:
             raise ConfigError(f"head must be one of {', '.join(VISION_HEADS)}; got {self.head!r}")
-        if self.top_k > self.num_codes:
+        if self.head == "top-k" and self.top_k > self.num_codes:
             raise ConfigError(
                 f"top_k={self.top_k} exceeds the {self.num_codes} codes of a {self.grid}x"
                 f"{self.grid} grid"
@@ -141,13 +152,24 @@ class VisionAttentionNeuronModel(Model):
             ("key.bias", (msg,)),
             ("value.weight", (msg, self.patch_size)),
             ("value.bias", (msg,)),
+        ]
+        if self.head == "pool":
+            width = msg + self.pos_dim
+            entries += [
+                ("pool.queries", (self.pool_queries, self.query_dim)),
+                ("pool_key.weight", (self.query_dim, width)),
+                ("pool_key.bias", (self.query_dim,)),
+            ]
+            entries += lstm_entries("head_lstm", self.pool_queries * width, h)
+            return ParamSpec.of(entries + [("out.weight", (a, h)), ("out.bias", (a,))])
+        entries += [
             ("importance_query.weight", (self.query_dim, msg)),
             ("importance_query.bias", (self.query_dim,)),
             ("importance_key.weight", (self.query_dim, msg)),
             ("importance_key.bias", (self.query_dim,)),
         ]
         entries += lstm_entries("head_lstm", 2 * self.top_k, h)
-        entries += [
+        entries += [  # the published order: output layer, then the mixing net
             ("out.weight", (a, h)),
             ("out.bias", (a,)),
             ("mixing0.weight", (h, h + a)),
@@ -168,11 +190,12 @@ class VisionAttentionNeuronModel(Model):
         zeros = lambda *shape: torch.zeros(members, batch, *shape, dtype=dtype)  # noqa: E731
         carry = {
             "prev_action": zeros(self.act_dim),
-            "alpha": zeros(1),
-            "prev_codes": zeros(self.num_codes, self.msg_dim),
             "head_h": zeros(self.hidden),
             "head_c": zeros(self.hidden),
         }
+        if self.head == "top-k":
+            carry["alpha"] = zeros(1)
+            carry["prev_codes"] = zeros(self.num_codes, self.msg_dim)
         return PolicyState(slots={}, carry=carry)
 
     def prepare(self, params: torch.Tensor) -> Weights:
@@ -187,6 +210,7 @@ class VisionAttentionNeuronModel(Model):
         w["centers"] = (torch.stack([g // self.grid, g % self.grid], -1) / self.grid).to(
             params.dtype
         )
+        w["table"] = table.expand(params.shape[0], -1, -1)  # [P, M, pos]
         return contiguous(w)
 
     def _check_patches(self, obs: torch.Tensor, weights: Weights) -> tuple[int, int, int]:
@@ -257,39 +281,57 @@ class VisionAttentionNeuronModel(Model):
     def step_prepared(
         self, weights: Weights, obs: torch.Tensor, state: PolicyState, with_attention: bool = False
     ) -> tuple[torch.Tensor, PolicyState] | tuple[torch.Tensor, PolicyState, torch.Tensor]:
-        P, B, _ = self._check_patches(obs, weights)
+        self._check_patches(obs, weights)
+        codes, attention = self.codes(weights, obs, state.carry["prev_action"])
+        action, new_state = self.head_step(weights, codes, state)
+        if with_attention:
+            return action, new_state, attention
+        return action, new_state
+
+    def head_step(
+        self, weights: Weights, codes: torch.Tensor, state: PolicyState
+    ) -> tuple[torch.Tensor, PolicyState]:
+        """The head on this step's codes ``[P, B, M, msg]``: ``(action [P, B, A], state)``.
+
+        With :meth:`codes` it is one :meth:`step`; a replay of recorded episodes computes the
+        codes of many steps at once (they depend on the recorded previous actions only) and
+        runs the head step by step.
+        """
         carry = state.carry
-        codes, attention = self.codes(weights, obs, carry["prev_action"])
-        alpha = carry["alpha"].unsqueeze(-1)  # [P, B, 1, 1]
-        codes = (1 - alpha) * codes + alpha * carry["prev_codes"]
-        order = torch.sort(self.importance(weights, codes), dim=-1, descending=True, stable=True)
-        top = order.indices[..., : self.top_k]  # [P, B, k], most important first
-        centers = weights["centers"][top].reshape(P, B, 2 * self.top_k)
+        P, B = codes.shape[:2]
+        new: dict[str, torch.Tensor] = {}
+        if self.head == "pool":
+            table = weights["table"].unsqueeze(1).expand(P, B, -1, -1)
+            features = torch.cat([codes, table], dim=-1)  # [P, B, M, msg + pos]
+            keys = _rows(features, weights["pool_key.weight"], weights["pool_key.bias"], False)
+            scores = torch.matmul(weights["pool.queries"].unsqueeze(1), keys.transpose(2, 3))
+            pooled = torch.matmul(torch.softmax(scores, dim=-1), features)  # [P, B, K, width]
+            head_in = pooled.reshape(P, B, -1)
+        else:
+            alpha = carry["alpha"].unsqueeze(-1)  # [P, B, 1, 1]
+            codes = (1 - alpha) * codes + alpha * carry["prev_codes"]
+            order = torch.sort(
+                self.importance(weights, codes), dim=-1, descending=True, stable=True
+            )
+            top = order.indices[..., : self.top_k]  # [P, B, k], most important first
+            head_in = weights["centers"][top].reshape(P, B, 2 * self.top_k)
+            new["prev_codes"] = codes
         h, c = lstm_cell(
-            centers.reshape(P, B, -1),
+            head_in,
             carry["head_h"],
             carry["head_c"],
             weights["head_lstm.weight"],
             weights["head_lstm.bias"],
         )
         action = torch.tanh(linear(h, weights["out.weight"], weights["out.bias"]))
-        mix = torch.tanh(
-            linear(torch.cat([h, action], -1), weights["mixing0.weight"], weights["mixing0.bias"])
-        )
-        new_alpha = torch.sigmoid(linear(mix, weights["mixing1.weight"], weights["mixing1.bias"]))
-        new_state = PolicyState(
-            slots={},
-            carry={
-                "prev_action": action,
-                "alpha": new_alpha,
-                "prev_codes": codes,
-                "head_h": h,
-                "head_c": c,
-            },
-        )
-        if with_attention:
-            return action, new_state, attention
-        return action, new_state
+        if self.head == "top-k":
+            both = torch.cat([h, action], -1)
+            mix = torch.tanh(linear(both, weights["mixing0.weight"], weights["mixing0.bias"]))
+            new["alpha"] = torch.sigmoid(
+                linear(mix, weights["mixing1.weight"], weights["mixing1.bias"])
+            )
+        new.update(prev_action=action, head_h=h, head_c=c)
+        return action, PolicyState(slots={}, carry=new)
 
     def policy_input(self, obs: np.ndarray) -> torch.Tensor:
         """What :meth:`Policy.act` feeds the model: frames ``[B, F, H, W]`` (levels 0..255, in

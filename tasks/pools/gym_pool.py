@@ -129,6 +129,13 @@ class GymPool:
         self._done = self._done[index]
         self._obs = self._obs[index]
 
+    def env(self, member: int, episode: int) -> gym.Env:
+        """The env that plays ``episode`` for ``member`` (rows as the pool holds them now),
+        unwrapped: what a privileged teacher reads (see :mod:`tasks.teachers`)."""
+        if not self._envs:
+            raise gym.error.ResetNeeded("Call start() before env().")
+        return self._envs[member][episode].unwrapped
+
     def render(self, member: int, episode: int) -> np.ndarray:
         """The ``rgb_array`` frame of one env (make the pool with ``render_mode="rgb_array"``)."""
         if not self._envs:

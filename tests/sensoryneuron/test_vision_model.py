@@ -109,10 +109,8 @@ def model_episode(model, params, patches, dtype=torch.float64):
     actions, codes = [], []
     for x in patches:
         x = torch.as_tensor(x, dtype=dtype)
-        blended_codes, _ = model.codes(weights, x, state.carry["prev_action"])
-        alpha = state.carry["alpha"].unsqueeze(-1)
-        codes.append((1 - alpha) * blended_codes + alpha * state.carry["prev_codes"])
         action, state = model.step_prepared(weights, x, state)
+        codes.append(state.carry["prev_codes"])  # blended, what the head read
         actions.append(action)
     return torch.stack(actions), torch.stack(codes)
 
@@ -239,7 +237,7 @@ def test_bad_settings_are_refused():
     assert model_from_dict(VisionAttentionNeuronModel(**SMALL).to_dict()) == (
         VisionAttentionNeuronModel(**SMALL)
     )
-    with pytest.raises(ConfigError, match="head must be one of top-k; got 'conv'"):
+    with pytest.raises(ConfigError, match="head must be one of top-k, pool; got 'conv'"):
         VisionAttentionNeuronModel(head="conv")
     with pytest.raises(ConfigError, match="frames must be at least 2"):
         VisionAttentionNeuronModel(frames=1)

@@ -1,0 +1,89 @@
+"""Distillation's replay of recorded image episodes: frame stacks rebuilt, windows of steps.
+
+An image task's episodes are recorded one uint8 frame per step (``Dataset.obs[T, E, H, W]``,
+the newest frame of each step's stack). A step's stack is rebuilt from the frames before
+it, as the frame preparation built it: the last ``F`` frames, oldest first, with copies of
+the first frame before the episode began.
+
+The vision student's codes at a step depend only on that stack and on the action executed
+the step before (recorded), so :func:`window_loss` computes the codes of every step of a
+batch at once and runs only the head step by step. Each episode contributes one window of
+``burn_in + window`` steps at a random place: the head runs through the ``burn_in`` steps
+without gradient (to warm its LSTM up), and the loss is the squared action error over the
+``window`` steps after it.
+
+The recorded patches are replayed in grid order. The vision AttentionNeuron is invariant to
+their order (exactly in float64, to round-off in float32), so the order the student saw
+when the episode was played changes nothing.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from evolve.training.dataset import Dataset
+from sensoryneuron.errors import ConfigError
+from sensoryneuron.models import Model
+from sensoryneuron.patches import to_patches
+
+
+def stacks_at(frames: np.ndarray, steps: np.ndarray, depth: int) -> np.ndarray:
+    """The stacks ``[L, depth, H, W]`` of one episode's ``frames[T, H, W]`` at ``steps[L]``."""
+    index = np.clip(steps[:, None] - (depth - 1) + np.arange(depth), 0, None)
+    return frames[index]
+
+
+def window_loss(
+    model: Model,
+    params: torch.Tensor,
+    data: Dataset,
+    rng: np.random.Generator,
+    window: int,
+    burn_in: int,
+) -> torch.Tensor:
+    """Mean squared action error over one random window of every episode of ``data``.
+
+    Args:
+        model: a vision model (``codes`` and ``head_step``).
+        params: its flat parameters (with gradient).
+        data: recorded image episodes (``obs`` uint8 frames ``[T, E, H, W]``).
+        rng: draws each window's place.
+        window: steps per episode that the loss covers.
+        burn_in: steps before them that the head runs through without gradient.
+    """
+    if not hasattr(model, "head_step") or data.executed is None:
+        raise ConfigError("the window loss replays a vision model on recorded frames and actions")
+    frames, labels, mask = data.obs, data.labels, data.mask
+    steps_total, episodes = mask.shape
+    span = min(burn_in + window, steps_total)
+    lengths = mask.sum(axis=0)
+    first = np.array([rng.integers(0, max(int(n) - span, 0) + 1) for n in lengths])
+    steps = first[None, :] + np.arange(span)[:, None]  # [L, E]
+    depth = model.frames  # type: ignore[attr-defined]
+    stacks = np.stack([stacks_at(frames[:, e], steps[:, e], depth) for e in range(episodes)], 1)
+    patches = to_patches(stacks, model.patch).astype(np.float32) / np.float32(255.0)  # type: ignore[attr-defined]
+    executed = np.concatenate([np.zeros_like(data.executed[:1]), data.executed[:-1]])
+    prev = executed[steps, np.arange(episodes)[None, :]]  # [L, E, A], read by the keys
+    weights = model.prepare(params[None])
+    x = torch.from_numpy(patches.reshape(1, span * episodes, *patches.shape[2:]))
+    a = torch.from_numpy(np.ascontiguousarray(prev.reshape(1, span * episodes, -1)))
+    warm = min(burn_in, span - 1)
+    cut = warm * episodes
+    with torch.no_grad():
+        early = model.codes(weights, x[:, :cut], a[:, :cut])[0] if cut else None  # type: ignore[attr-defined]
+    late = model.codes(weights, x[:, cut:], a[:, cut:])[0]  # type: ignore[attr-defined]
+    codes = late if early is None else torch.cat([early, late], dim=1)
+    codes = codes.view(span, episodes, *codes.shape[2:])
+    target = torch.from_numpy(labels[steps, np.arange(episodes)[None, :]])  # [L, E, A]
+    live = torch.from_numpy(mask[steps, np.arange(episodes)[None, :]]).to(target.dtype)
+    state = model.init_state(1, episodes)
+    total = target.new_zeros(())
+    for t in range(span):
+        if t < warm:
+            with torch.no_grad():
+                _, state = model.head_step(weights, codes[t][None], state)  # type: ignore[attr-defined]
+            continue
+        action, state = model.head_step(weights, codes[t][None], state)  # type: ignore[attr-defined]
+        total = total + (((action[0] - target[t]) ** 2).sum(-1) * live[t]).sum()
+    return total / live[warm:].sum().clamp(min=1.0)
