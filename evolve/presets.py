@@ -508,7 +508,7 @@ register_preset(
         distill=DistillConfig(
             iterations=12,
             episodes=16,
-            grad_steps=60,
+            grad_steps=100,
             batch=8,
             window=32,
             lr=2e-3,

@@ -54,7 +54,7 @@ class CarRacingPursuit:
     lookahead_per_speed: float = 0.25
     steer_gain: float = 2.5
     top_speed: float = 100.0
-    lateral_accel: float = 250.0
+    lateral_accel: float = 180.0
     brake_decel: float = 40.0
     plan_window: float = 120.0
     brake_gain: float = 0.1
