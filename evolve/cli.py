@@ -54,6 +54,7 @@ from sensoryneuron.files import atomic_write_text
 from sensoryneuron.models import FeedForwardModel
 from sensoryneuron.policy import Policy
 from tasks.perturbations import Perturbations, validate_reshuffle_every
+from tasks.perturbations.patches import background_image, offered_backgrounds
 from tasks.spec import ENGINES, TASKS, get_task
 
 EXIT_USAGE = 2
@@ -99,6 +100,13 @@ def _number(kind: Callable[[str], Any], minimum: float, what: str) -> Callable[[
 positive_int = _number(int, 1, "a positive integer")
 non_negative_int = _number(int, 0, "an integer >= 0")
 positive_float = _number(float, 1e-300, "a positive number")
+
+
+def fraction_arg(text: str) -> float:
+    value = float(text) if _FLOAT.fullmatch(text) else -1.0
+    if not 0.0 <= value < 1.0:
+        raise argparse.ArgumentTypeError(f"expected a fraction in [0, 1), got {text!r}")
+    return value
 
 
 def workers_arg(text: str) -> int | str:
@@ -278,6 +286,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="new permutations during the episode (default never)",
     )
     r.add_argument("--noise-channels", type=non_negative_int, default=0, metavar="N")
+    r.add_argument(
+        "--background",
+        metavar="IMAGE",
+        help="image tasks: the grass replaced by IMAGE, a name "
+        f"({', '.join(offered_backgrounds())}) or an image file",
+    )
+    r.add_argument(
+        "--occlude",
+        type=fraction_arg,
+        default=0.0,
+        metavar="F",
+        help="image tasks: hide a fraction F of the patches for the episode",
+    )
     r.add_argument(
         "--shuffle",
         action=argparse.BooleanOptionalAction,
@@ -603,7 +624,12 @@ def cmd_record(args: argparse.Namespace) -> int:
         shuffle=args.shuffle,
         reshuffle_every=args.reshuffle_every,
         noise_channels=args.noise_channels,
+        occlude=args.occlude,
+        background=args.background,
     )
+    if args.background is not None:
+        background_image(args.background)  # an unknown name or unreadable file fails now
+    perturbations.agent_side().batch(get_task(env_id).observation)  # options of the other kind
     result = record(
         [policy for policy, _ in sources],
         env_id,

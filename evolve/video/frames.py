@@ -74,6 +74,9 @@ class FrameData:
         banner: show the RESHUFFLE banner.
         done: the episode is over; the column holds its last state.
         label: the agent's name.
+        patch_grid: an image task's ``(height, width, patch)``: ``obs`` is then the visible
+            patches ``[N', F*p*p]`` in slot order (values in ``[0, 1]``), ``permutation`` the
+            grid patch each slot shows, and ``attention`` ``[M, N']``. None: a vector task.
     """
 
     step: int
@@ -88,6 +91,7 @@ class FrameData:
     banner: bool = False
     done: bool = False
     label: str = ""
+    patch_grid: tuple[int, int, int] | None = None
 
     @property
     def sources(self) -> np.ndarray:
@@ -390,6 +394,92 @@ class LegendPanel(Panel):
             cx += 19 + draw.textlength(name, font=font(14)) + 14
 
 
+ATTENDED_PATCHES = 10  # patches outlined on the true frame: the most attended
+ATTENDED_COLOUR = (230, 159, 0)
+
+
+def patch_image(patches: np.ndarray, cells: np.ndarray, grid: tuple[int, int, int]) -> np.ndarray:
+    """The newest frame of ``patches[N', F*p*p]`` (values in ``[0, 1]``) drawn with patch ``j``
+    at grid cell ``cells[j]``; cells no patch fills stay black. uint8 ``[H, W]``.
+
+    Example:
+        >>> patches = np.zeros((2, 2 * 4)); patches[1, 4:] = 1.0       # F=2 frames of 2x2
+        >>> patch_image(patches, np.array([1, 0]), (2, 4, 2)).tolist()
+        [[255, 255, 0, 0], [255, 255, 0, 0]]
+    """
+    height, width, p = grid
+    cols = width // p
+    newest = np.asarray(patches)[:, -p * p :].reshape(-1, p, p)
+    image = np.zeros((height, width), dtype=np.uint8)
+    for cell, pixels in zip(np.asarray(cells), newest, strict=True):
+        r, c = divmod(int(cell), cols)
+        image[r * p : (r + 1) * p, c * p : (c + 1) * p] = np.clip(np.rint(pixels * 255), 0, 255)
+    return image
+
+
+class PatchPanel(Panel):
+    """Two squares: the patches in the order the agent gets them (slot ``j`` at grid cell
+    ``j``; occluded cells black), and the true frame rebuilt from them with the most attended
+    patches outlined."""
+
+    title_height = 24
+
+    def __init__(self, width: int, grid: tuple[int, int, int]) -> None:
+        self.width = width
+        self.grid = grid
+        self.side = (width - 30) // 2
+        self.height = self.title_height + self.side + 8
+
+    def draw_static(self, draw: ImageDraw.ImageDraw, x: int, y: int) -> None:
+        _text(draw, (x + 10, y + 5), "what the agent gets: shuffled patches", 14, MUTED)
+        _text(
+            draw,
+            (x + 20 + self.side, y + 5),
+            f"true frame, {ATTENDED_PATCHES} most attended patches",
+            14,
+            MUTED,
+            max_width=self.side,
+        )
+
+    def draw(
+        self, canvas: Image.Image, draw: ImageDraw.ImageDraw, x: int, y: int, data: FrameData
+    ) -> None:
+        height, width, p = self.grid
+        slots = np.arange(len(data.obs))
+        shuffled = patch_image(data.obs, slots, self.grid)
+        true = patch_image(data.obs, data.permutation, self.grid)
+        top = y + self.title_height
+        size = (self.side, round(self.side * height / width))
+        for i, image in enumerate((shuffled, true)):
+            big = Image.fromarray(image).convert("RGB").resize(size, Image.Resampling.NEAREST)
+            canvas.paste(big, (x + 10 + i * (self.side + 10), top))
+        attention = np.asarray(data.attention)
+        if attention.size == 0:
+            return
+        mass = attention.sum(axis=0)  # [N']: how much the codes draw on each slot
+        cols, scale = width // p, self.side / width
+        left = x + 20 + self.side
+        for j in np.argsort(-mass, kind="stable")[:ATTENDED_PATCHES]:
+            r, c = divmod(int(data.permutation[j]), cols)
+            box = [
+                left + c * p * scale,
+                top + r * p * scale,
+                left + (c + 1) * p * scale - 1,
+                top + (r + 1) * p * scale - 1,
+            ]
+            draw.rectangle(box, outline=ATTENDED_COLOUR, width=2)
+
+
+def image_panels(data: FrameData, width: int) -> list[Panel]:
+    """The panels of one column for an image task (``data.patch_grid`` set)."""
+    assert data.patch_grid is not None
+    return [
+        HeaderPanel(width),
+        EnvPanel(width, data.env_frame.shape),
+        PatchPanel(width, data.patch_grid),
+    ]
+
+
 def vector_panels(data: FrameData, width: int, attention_rows: int) -> list[Panel]:
     """The panels of one column for a task with a vector observation.
 
@@ -426,13 +516,18 @@ class FrameComposer:
     ) -> None:
         if not first:
             raise ConfigError("a frame needs at least one column")
-        if len({len(d.obs) for d in first}) > 1:
+        if len({(len(d.obs), d.patch_grid) for d in first}) > 1:
             raise ConfigError("side-by-side agents must see observations of the same size")
         if column_width < 320 or column_width % MACRO_BLOCK:
             raise ConfigError(f"column_width must be a multiple of 16 >= 320, got {column_width}")
         self.column_width = column_width
         rows = max(np.asarray(d.attention).shape[0] for d in first)
-        self.columns = [vector_panels(d, column_width, rows) for d in first]
+        self.columns = [
+            vector_panels(d, column_width, rows)
+            if d.patch_grid is None
+            else image_panels(d, column_width)
+            for d in first
+        ]
         column_height = sum(p.height for p in self.columns[0])
         self.size = (
             _round_up(column_width * len(first), MACRO_BLOCK),
@@ -474,7 +569,7 @@ def compose_frame(
 
 def ui_colours() -> np.ndarray:
     """uint8 ``[K, 3]``: colours a frame may show that the first frame may lack."""
-    colours = [BANNER_COLOUR, DONE_COLOUR, NOISE_COLOUR, *SENSOR_COLOURS]
+    colours = [BANNER_COLOUR, DONE_COLOUR, NOISE_COLOUR, ATTENDED_COLOUR, *SENSOR_COLOURS]
     colours += [_tint(c, 0.8) for c in (*SENSOR_COLOURS, NOISE_COLOUR)]
     colours += [_tint(c, a) for c in (BANNER_COLOUR, DONE_COLOUR) for a in np.linspace(0, 1, 8)]
     return np.concatenate([np.array(colours, dtype=np.uint8), _diverging_lut()])

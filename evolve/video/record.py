@@ -50,7 +50,7 @@ from evolve.rollout import Observer, RolloutResult, StepView, iterate
 from evolve.video.encode import VideoFile, check_fps, check_output
 from evolve.video.frames import COLUMN_WIDTH, FrameComposer, FrameData
 from sensoryneuron.errors import ConfigError
-from sensoryneuron.models import AttentionNeuronModel, FeedForwardModel
+from sensoryneuron.models import AttentionNeuronModel, FeedForwardModel, VisionAttentionNeuronModel
 from sensoryneuron.policy import Policy
 from tasks.batched import BatchedTask
 from tasks.perturbations import Perturbations, apply_permutation, duplicate_observation
@@ -90,6 +90,8 @@ def default_label(policy: Policy) -> str:
     """A readable name for ``policy``: its architecture, and its reference name if any."""
     if isinstance(policy.model, AttentionNeuronModel):
         kind = "AttentionNeuron (permutation-invariant)"
+    elif isinstance(policy.model, VisionAttentionNeuronModel):
+        kind = "vision AttentionNeuron (permutation-invariant)"
     elif isinstance(policy.model, FeedForwardModel):
         kind = "feed-forward (FNN)"
     else:
@@ -117,15 +119,19 @@ class AgentResult:
     reshuffle_steps: tuple[int, ...]
 
 
-def renderable_task(env_id: str) -> BatchedTask:
+def renderable_task(env_id: str, perturbations: Perturbations | None = None) -> BatchedTask:
     """A batched task of ``env_id`` whose environments render ``rgb_array`` frames.
 
     The task's vectorised simulator where it has one (it renders too), else a pool of
-    Gymnasium envs made with ``render_mode="rgb_array"``.
+    Gymnasium envs made with ``render_mode="rgb_array"``; a background swap in
+    ``perturbations`` happens inside those envs (what the agent sees; the render shows the
+    env's own colours).
     """
     spec = get_task(env_id)
     if spec.simulator is not None:
         return spec.make_batched("simulator")
+    if perturbations is not None:
+        spec = perturbations.task(spec)
     return GymPool(spec, render_mode="rgb_array")
 
 
@@ -153,14 +159,17 @@ class _Episode:
         banner_frames: int,
     ) -> None:
         spec = get_task(env_id)
-        if not isinstance(spec.observation, VectorObservation):
-            raise ConfigError(
-                f"{env_id}: videos show vector observations; this task's is "
-                f"{spec.observation.describe()}"
-            )
-        perturb = perturbations.batch(spec.observation)
+        observation = spec.observation
+        self.grid = None
+        if not isinstance(observation, VectorObservation):
+            self.grid = (observation.height, observation.width, observation.patch)
+        perturb = perturbations.agent_side().batch(observation)
         model = policy.model
-        if isinstance(model, FeedForwardModel) and perturb.out_dim != model.obs_dim:
+        if (
+            isinstance(model, FeedForwardModel)
+            and self.grid is None
+            and perturb.out_dim != model.obs_dim
+        ):
             raise ConfigError(
                 f"{label}: the feed-forward policy takes exactly {model.obs_dim} inputs, but "
                 f"the observation ({perturbations.describe()}) has {perturb.out_dim}"
@@ -169,14 +178,14 @@ class _Episode:
         self.banner_frames = banner_frames
         self.noise_channels = perturbations.noise_channels
         self.copies = perturbations.duplicate
-        self.names = sensor_names(env_id, spec.observation.size)
-        self.task = renderable_task(env_id)
+        self.names = () if self.grid else sensor_names(env_id, spec.observation.size)
+        self.task = renderable_task(env_id, perturbations)
         self._watch = _Watch()
         self._loop = iterate(
             model,
             torch.from_numpy(policy.params.copy())[None],
             self.task,
-            perturbations,
+            perturbations.agent_side(),
             [seed],
             action_map=policy.action,
             observers=[self._watch],
@@ -213,6 +222,7 @@ class _Episode:
             episode_return=self.episode_return,
             banner=self.steps in banner_steps(self.reshuffles, self.steps + 1, self.banner_frames),
             label=self.label,
+            patch_grid=self.grid,
         )
         return self.last
 
@@ -233,6 +243,16 @@ class _Episode:
         self.steps = int(result.steps[0, 0])
         self.episode_return = float(result.returns[0, 0])
         last = self.last  # the loop yields at least once, so a frame exists
+        if self.grid is not None:  # an image task: the last patches the agent saw stay
+            self.last = dataclasses.replace(
+                last,
+                step=self.steps,
+                env_frame=self.task.render(0, 0),
+                episode_return=self.episode_return,
+                banner=False,
+                done=True,
+            )
+            return
         raw = duplicate_observation(self._watch.next_raw[None], self.copies)[0]
         shown = apply_permutation(raw, last.permutation).astype(np.float32)
         self.last = dataclasses.replace(
