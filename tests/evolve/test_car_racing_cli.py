@@ -1,0 +1,117 @@
+"""CarRacing through the user's commands: evaluation conditions for images, the carracing
+recipe's checks, and videos of the vision agent."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from evolve import cli
+from evolve.evaluation.conditions import (
+    DEFAULT_CONDITIONS,
+    IMAGE_CONDITIONS,
+    default_conditions,
+    parse_condition,
+)
+from evolve.evaluation.evaluate import evaluate_policy
+from evolve.presets import DistillConfig, TaskPreset, TrainingConfig, get_preset
+from evolve.video.record import record
+from sensoryneuron import Policy, VisionAttentionNeuronModel, save_policy
+from sensoryneuron.errors import ConfigError
+from tasks.spec import get_task
+
+CAR = "CarRacing-v3"
+
+
+def run_cli(capsys, *args):
+    try:
+        code = cli.main([str(a) for a in args])
+    except SystemExit as exc:
+        code = exc.code
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_image_conditions_parse_and_are_the_default_for_image_tasks():
+    condition = parse_condition("reshuffle=25+occlude=0.25+background=noise:3")
+    p = condition.perturbations
+    assert (p.reshuffle_every, p.occlude, p.background) == (25, 0.25, "noise:3")
+    assert default_conditions(get_task(CAR).observation) == IMAGE_CONDITIONS
+    assert default_conditions(get_task("Pendulum-v1").observation) == DEFAULT_CONDITIONS
+    for bad in ("occlude=1", "occlude=-0.1", "occlude=nan", "occlude=½"):
+        with pytest.raises(ConfigError, match="expected a fraction in"):
+            parse_condition(bad)
+
+
+def test_the_carracing_recipe_checks_its_teacher():
+    preset = get_preset("carracing")
+    assert preset.teacher_controller == "car-racing-pursuit" and preset.teacher is None
+    assert TaskPreset.from_dict(preset.to_dict()) == preset
+    base = dict(name="x", description="", model=preset.model, distill=DistillConfig())
+    with pytest.raises(ConfigError, match="unknown teacher 'nobody'; allowed: car-racing-pursuit"):
+        TaskPreset(env_id=CAR, teacher_controller="nobody", **base)
+    with pytest.raises(ConfigError, match="drives CarRacing-v3, not Pendulum-v1"):
+        TaskPreset(env_id="Pendulum-v1", teacher_controller="car-racing-pursuit", **base)
+    with pytest.raises(ConfigError, match="only a staged recipe can skip evolution"):
+        TaskPreset(
+            name="x",
+            description="",
+            env_id=CAR,
+            model=preset.model,
+            training=TrainingConfig(generations=0),
+        )
+
+
+def test_train_flags_of_a_trained_teacher_are_refused_for_a_privileged_one(capsys):
+    code, _, err = run_cli(capsys, "train", "carracing", "--teacher-generations", "3")
+    assert code == 2
+    assert err.strip().endswith(
+        "--teacher-generations is for staged recipes only; 'carracing' has a privileged "
+        "teacher, not a trained one"
+    )
+
+
+def test_record_refuses_vector_options_on_an_image_task(capsys, tmp_path, vision_policy):
+    save_policy(tmp_path / "agent.npz", vision_policy)
+    agent, video = tmp_path / "agent.npz", tmp_path / "v.mp4"
+    code, _, err = run_cli(capsys, "record", agent, "-o", video, "--noise-channels", "2")
+    assert code == 2 and "noise_channels=2 is for vector tasks" in err
+    code, _, err = run_cli(capsys, "record", agent, "-o", video, "--occlude", "1")
+    assert code == 2 and "expected a fraction in [0, 1), got '1'" in err
+    code, _, err = run_cli(capsys, "record", agent, "-o", video, "--background", "nosuch")
+    assert code == 2 and "background 'nosuch' is neither an offered image" in err
+    assert not video.exists()
+
+
+@pytest.fixture
+def vision_policy():
+    model = VisionAttentionNeuronModel(head="pool", hidden=8)
+    params = 0.1 * np.random.default_rng(0).standard_normal(model.num_params)
+    return Policy(model, params, task={"env_id": CAR}, action=get_task(CAR).action)
+
+
+def test_a_vision_agent_is_evaluated_on_occluded_swapped_frames(vision_policy):
+    pytest.importorskip("Box2D")
+    conditions = [
+        parse_condition("occlude=0.5+background=checkerboard"),
+        parse_condition("shuffled"),
+    ]
+    rows = evaluate_policy(vision_policy, CAR, conditions, episodes=2, max_steps=15, engine="gym")
+    assert [r["episodes"] for r in rows] == [2, 2]
+    assert all(np.isfinite(r["mean"]) for r in rows)
+
+
+def test_a_vision_agent_records_with_a_background(vision_policy, tmp_path):
+    pytest.importorskip("Box2D")
+    from tasks.perturbations import Perturbations
+
+    result = record(
+        [vision_policy],
+        CAR,
+        tmp_path / "car.gif",
+        Perturbations(reshuffle_every=3, background="stripes", occlude=0.25),
+        steps=6,
+        fps=10,
+        progress=False,
+    )
+    assert result.frames == 6 and result.agents[0].reshuffle_steps == (3,)
