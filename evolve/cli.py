@@ -23,6 +23,13 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from evolve.backends import BACKENDS, make_backend
+from evolve.evaluation.carracing_table import (
+    CARRACING_EPISODES,
+    CARRACING_ID,
+    format_carracing_table,
+    measure_carracing_table,
+    plot_carracing_table,
+)
 from evolve.evaluation.conditions import (
     DEFAULT_CONDITIONS,
     GRAMMAR,
@@ -244,6 +251,11 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SOURCE",
         help="with --paper-table: the feed-forward baseline (default: SOURCE's teacher/best.npz "
         f"for a staged run folder, else the shipped {FNN_BASELINE!r})",
+    )
+    e.add_argument(
+        "--published",
+        metavar="FILE",
+        help="with --paper-table on CarRacing: the published carracing_pi.npz, measured beside",
     )
     e.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
     e.add_argument("--workers", type=workers_arg, default=2, help="worker processes, or 'max'")
@@ -512,10 +524,14 @@ def cmd_paper_table(args: argparse.Namespace, policy: Policy) -> int:
             "agent as SOURCE (the baseline goes in --fnn)"
         )
     env_id = _eval_env_id(args, policy)
+    if env_id == CARRACING_ID:
+        return _carracing_table(args, policy)
+    if args.published:
+        raise UsageError(f"--published is for the {CARRACING_ID} table, not {env_id}'s")
     if env_id != PAPER_ENV_ID:
         raise UsageError(
-            f"--paper-table reproduces the paper's {PAPER_ENV_ID} tables, not {env_id}; "
-            f"use --env-id {PAPER_ENV_ID}"
+            f"--paper-table reproduces the paper's {PAPER_ENV_ID} and {CARRACING_ID} tables, "
+            f"not {env_id}'s; use --env-id {PAPER_ENV_ID}"
         )
     fnn, fnn_source = _paper_table_fnn(args)
     out = Path(args.paper_table)
@@ -540,11 +556,41 @@ def cmd_paper_table(args: argparse.Namespace, policy: Policy) -> int:
     return 0
 
 
+def _carracing_table(args: argparse.Namespace, policy: Policy) -> int:
+    """`evolve eval SOURCE --paper-table DIR` for CarRacing: the paper's figures beside ours."""
+    if args.fnn:
+        raise UsageError(f"--fnn names the cart-pole baseline; the {CARRACING_ID} table has none")
+    published = None
+    if args.published:
+        published = load_reference_policy(args.published, name="carracing_pi")
+    out = Path(args.paper_table)
+    with make_backend("local", args.workers) as backend:
+        result = measure_carracing_table(
+            policy,
+            args.episodes or CARRACING_EPISODES,
+            backend,
+            published=published,
+            seed_offset=args.seed_offset,
+            agent_source=str(args.source),
+            published_source=str(args.published or ""),
+            engine=_eval_engine(args.engine, CARRACING_ID),
+        )
+    print(format_carracing_table(result))
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out / "carracing_table.json", json.dumps(result, indent=1) + "\n")
+    plot_carracing_table(result, out / "carracing_table.png")
+    print(f"wrote {out / 'carracing_table.json'}")
+    print(f"wrote {out / 'carracing_table.png'}")
+    return 0
+
+
 def _check_paper_table_options(args: argparse.Namespace) -> None:
     """Options that --paper-table excludes, or that need it: checked before any loading."""
     if args.paper_table is None:
         if args.fnn:
             raise UsageError("--fnn names the baseline of --paper-table; add --paper-table DIR")
+        if args.published:
+            raise UsageError("--published is measured by --paper-table; add --paper-table DIR")
         return
     if args.condition:
         raise UsageError("--condition cannot be used with --paper-table (its conditions are fixed)")

@@ -115,3 +115,25 @@ def test_a_vision_agent_records_with_a_background(vision_policy, tmp_path):
         progress=False,
     )
     assert result.frames == 6 and result.agents[0].reshuffle_steps == (3,)
+
+
+def test_the_carracing_table_puts_the_paper_beside_every_measured_row(vision_policy, tmp_path):
+    pytest.importorskip("Box2D")
+    pytest.importorskip("skimage")  # the backgrounds are scikit-image's sample photos
+    from evolve.backends import LocalBackend
+    from evolve.evaluation.carracing_table import (
+        ROWS,
+        format_carracing_table,
+        measure_carracing_table,
+        plot_carracing_table,
+    )
+
+    result = measure_carracing_table(
+        vision_policy, 2, LocalBackend(1), published=vision_policy, max_steps=4
+    )
+    assert [r["condition"] for r in result["rows"]] == [c for _, c, _ in ROWS]
+    assert result["published"]["paper"]["mean"] == 846.6
+    text = format_carracing_table(result)
+    assert "| reshuffle every 25" in text and "732 ± 161" in text and "171 to 661 (range)" in text
+    plot_carracing_table(result, tmp_path / "t.png")
+    assert (tmp_path / "t.png").read_bytes()[:4] == b"\x89PNG"

@@ -1,0 +1,182 @@
+"""The paper's CarRacing figures beside this project's, measured on the same held-out tracks.
+
+Tang & Ha (NeurIPS 2021) report, for CarRacing with shuffled 6x6 patches: the
+AttentionNeuron agent shuffled (801 ± 147), reshuffled every t steps, and on swapped
+backgrounds (171 to 661; the non-invariant AttentionAgent, 901 ± 54 on its own background,
+fell below 0 on new ones). :func:`measure_carracing_table` evaluates an agent under the same
+conditions on one set of held-out seeds of stock Gymnasium ``CarRacing-v3`` (the paper used
+``CarRacing-v0``, whose camera and drawing differ; see DESIGN), and the published
+``carracing_pi.npz`` beside it when given.
+
+The backgrounds are four of scikit-image's sample photographs (the ``images`` extra), none
+of which a recipe of this project trains on.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from typing import Any
+
+from evolve.backends import Backend
+from evolve.evaluation.conditions import parse_condition
+from evolve.evaluation.evaluate import evaluate_policy
+from evolve.evaluation.paper_table import (
+    PAPER_CITATION,
+    PaperFigure,
+    _bars,
+    _markdown,
+    _mean,
+    _ours_text,
+    _paper_text,
+)
+from sensoryneuron.policy import Policy
+
+CARRACING_ID = "CarRacing-v3"
+CARRACING_EPISODES = 100
+FORMAT = "sensoryneuron.carracing-table"
+BACKGROUNDS = ("astronaut", "coffee", "chelsea", "hubble_deep_field")
+RESHUFFLE_INTERVALS = (25, 50, 100, 200, 500)
+BACKGROUND_RANGE = "171 to 661"  # the paper's range over its own backgrounds
+
+# (row, condition, the paper's AttentionNeuron figure, or the range it reports)
+ROWS: tuple[tuple[str, str, PaperFigure | str], ...] = (
+    ("shuffled", "shuffled", PaperFigure(801, 147)),
+    *(
+        (f"background {name}", f"shuffled+background={name}", BACKGROUND_RANGE)
+        for name in BACKGROUNDS
+    ),
+    ("reshuffle every 25", "reshuffle=25", PaperFigure(732, 161)),
+    ("reshuffle every 50", "reshuffle=50", PaperFigure(772, 163)),
+    ("reshuffle every 100", "reshuffle=100", PaperFigure(768, 167)),
+    ("reshuffle every 200", "reshuffle=200", PaperFigure(774, 182)),
+    ("reshuffle every 500", "reshuffle=500", PaperFigure(805, 158)),
+)
+PUBLISHED_PAPER = PaperFigure(846.6, 94.2, "on CarRacing-v0, 100 episodes")
+
+
+def measure_carracing_table(
+    agent: Policy,
+    episodes: int,
+    backend: Backend,
+    *,
+    published: Policy | None = None,
+    seed_offset: int = 0,
+    agent_source: str = "",
+    published_source: str = "",
+    max_steps: int | None = None,
+    engine: str | None = "gym",
+) -> dict[str, Any]:
+    """Measure every row for ``agent`` (and the shuffled row for ``published``).
+
+    All rows run on the same held-out seeds (``episodes`` of them from ``seed_offset``), on
+    ``engine`` (stock Gymnasium by default, the reference); ``max_steps`` cuts episodes
+    short (for tests). Returns a JSON-ready dict: sources, settings, ``rows`` (one per row:
+    condition, paper, ours) and ``published`` (the published file's shuffled row, or None),
+    and ``measured`` (condition -> the evaluation row with per-episode returns).
+    """
+    run = dict(
+        episodes=episodes,
+        seed_offset=seed_offset,
+        backend=backend,
+        max_steps=max_steps,
+        engine=engine,
+    )
+    measured_rows = evaluate_policy(
+        agent, CARRACING_ID, [parse_condition(c) for _, c, _ in ROWS], **run
+    )
+    measured = {row["condition"]: row for row in measured_rows}
+    rows = [
+        {
+            "row": name,
+            "condition": condition,
+            "paper": paper.to_dict() if isinstance(paper, PaperFigure) else {"range": paper},
+            "ours": {"mean": measured[condition]["mean"], "std": measured[condition]["std"]},
+        }
+        for name, condition, paper in ROWS
+    ]
+    published_row = None
+    if published is not None:
+        (row,) = evaluate_policy(published, CARRACING_ID, [parse_condition("shuffled")], **run)
+        published_row = {
+            "row": "published carracing_pi.npz, shuffled",
+            "condition": "shuffled",
+            "paper": PUBLISHED_PAPER.to_dict(),
+            "ours": {"mean": row["mean"], "std": row["std"]},
+            "returns": row["returns"],
+        }
+    return {
+        "format": FORMAT,
+        "paper": {"citation": PAPER_CITATION},
+        "sources": {"agent": agent_source, "published": published_source or None},
+        "env_id": CARRACING_ID,
+        "engine": engine,
+        "episodes": episodes,
+        "seed_offset": seed_offset,
+        "max_steps": max_steps,
+        "rows": rows,
+        "published": published_row,
+        "measured": measured,
+    }
+
+
+def _paper_cell(cell: dict[str, Any]) -> str:
+    return f"{cell['range']} (range)" if "range" in cell else _paper_text(cell)
+
+
+def format_carracing_table(result: dict[str, Any]) -> str:
+    """The rows as aligned markdown, the paper's figure beside ours."""
+    cut = f", episodes cut at {result['max_steps']} steps" if result.get("max_steps") else ""
+    lines = [
+        f"{result['env_id']} ({result['engine']}): paper vs ours ({result['episodes']} held-out "
+        f"tracks from seed offset {result['seed_offset']}{cut}); mean ± std of the episode return",
+        f"agent: {result['sources']['agent'] or 'unnamed'}",
+        "",
+    ]
+    rows = list(result["rows"])
+    if result["published"] is not None:
+        rows.insert(0, result["published"])
+    body = [[r["row"], _paper_cell(r["paper"]), _ours_text(r["ours"])] for r in rows]
+    lines += _markdown(["condition", "paper", "ours"], body)
+    notes = {f"* {r['paper']['note']}" for r in rows if r["paper"].get("note")}
+    return "\n".join([*lines, "", *sorted(notes)])
+
+
+def plot_carracing_table(result: dict[str, Any], path: str | os.PathLike) -> None:
+    """Write a PNG: paper vs ours as bars, one group per row."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from sensoryneuron.files import atomic_write
+
+    rows = list(result["rows"])
+    if result["published"] is not None:
+        rows.insert(0, {**result["published"], "row": "published file"})
+    fig, ax = plt.subplots(figsize=(13, 4.8), dpi=100)
+    labels = [
+        r["row"].replace("background ", "bg\n").replace("reshuffle every ", "t=") for r in rows
+    ]
+    _bars(
+        ax,
+        labels,
+        [
+            (
+                "paper",
+                "#a6c8e8",
+                [None if "range" in r["paper"] else _mean(r["paper"]) for r in rows],
+            ),
+            ("ours", "#2b6cb0", [_mean(r["ours"]) for r in rows]),
+        ],
+    )
+    ax.set_title(
+        f"CarRacing, patches shuffled: paper vs ours ({result['episodes']} held-out tracks, "
+        f"{result['engine']}); the paper reports only a range (171-661) for backgrounds"
+    )
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    plt.close(fig)
+    atomic_write(path, lambda f: f.write(buffer.getvalue()))
