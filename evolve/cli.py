@@ -46,6 +46,7 @@ from evolve.evaluation.paper_table import (
 )
 from evolve.logs import console
 from evolve.presets import DEFAULT_PRESET, PRESETS, TaskPreset, generic_preset, get_preset
+from evolve.rollout import check_device
 from evolve.strategies import STRATEGIES, DivergedError
 from evolve.training.loop import resume_preset, train
 from evolve.video.encode import check_fps, check_output
@@ -176,6 +177,11 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--strategy", help=f"one of {', '.join(sorted(STRATEGIES))}")
     t.add_argument("--sigma", type=positive_float, help="initial search standard deviation")
     t.add_argument("--seed", type=non_negative_int, help="master seed")
+    t.add_argument(
+        "--device",
+        default="cpu",
+        help="where distillation fits and tests its student: cpu (default) or cuda",
+    )
     t.add_argument("--test-every", type=positive_int, help="generations between held-out tests")
     t.add_argument("--test-episodes", type=positive_int, help="episodes per held-out test")
     t.add_argument(
@@ -271,6 +277,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     e.add_argument("--seed-offset", type=non_negative_int, default=0, help="first test seed")
     e.add_argument("--float64", action="store_true", help="run the policy in double precision")
+    e.add_argument("--device", default="cpu", help="where the policy runs: cpu (default) or cuda")
     e.add_argument(
         "--engine",
         choices=ENGINES,
@@ -423,6 +430,7 @@ def _on_engine(preset: TaskPreset, engine: str | None) -> TaskPreset:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    check_device(args.device)
     if args.resume and (args.env_id or args.engine):
         flags = " and ".join(
             f for f, v in [("--env-id", args.env_id), ("--engine", args.engine)] if v
@@ -471,6 +479,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             final_episodes=args.final_episodes,
             progress=not args.no_progress and sys.stderr.isatty(),
             run_settings={"backend": backend.name, "workers": backend.workers},
+            device=args.device,
         )
     print(f"run folder: {result.run_dir}")
     return result.exit_code if result.interrupted else 0
@@ -604,6 +613,7 @@ def _check_paper_table_options(args: argparse.Namespace) -> None:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
+    check_device(args.device)
     _check_paper_table_options(args)
     conditions = [parse_condition(c) for c in args.condition or ()]  # bad ones before loading
     if args.reference:
@@ -625,6 +635,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
             backend=backend,
             float64=args.float64,
             engine=_eval_engine(args.engine, env_id),
+            device=args.device,
         )
     print(format_table(rows, f"{args.source} on {env_id}, held-out episodes"))
     if args.json:

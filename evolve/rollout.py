@@ -30,6 +30,7 @@ import numpy as np
 import torch
 
 from sensoryneuron.actions import ActionMap
+from sensoryneuron.errors import ConfigError
 from sensoryneuron.models import Model, Weights, model_from_dict
 from sensoryneuron.state import PolicyState
 from tasks.batched import BatchedTask
@@ -54,6 +55,7 @@ class EpisodeJob:
         float64: run the policy in double precision.
         engine: the batched engine (None: the task's default; see ``TaskSpec.engines``).
         action: ``ActionMap.to_dict()`` of the policy (None: the task's own).
+        device: where the policy runs (None: the CPU; see :func:`check_device`).
     """
 
     model: dict[str, Any]
@@ -65,6 +67,27 @@ class EpisodeJob:
     float64: bool = False
     engine: str | None = None
     action: dict[str, Any] | None = None
+    device: str | None = None
+
+
+def check_device(device: str | None) -> torch.device:
+    """``device`` as a torch device: ``cpu`` (also for None), ``cuda`` or ``cuda:N``.
+
+    Raises:
+        ConfigError: another name, or CUDA asked for where torch sees no GPU.
+    """
+    name = "cpu" if device is None else str(device)
+    if name != "cpu" and not (name == "cuda" or (name.startswith("cuda:") and name[5:].isdigit())):
+        raise ConfigError(f"device must be cpu, cuda or cuda:N; got {name!r}")
+    if name.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise ConfigError(f"device {name!r}: torch sees no CUDA GPU here; use cpu")
+        index = int(name[5:]) if ":" in name else 0
+        if index >= torch.cuda.device_count():
+            raise ConfigError(
+                f"device {name!r}: torch sees {torch.cuda.device_count()} CUDA GPU(s)"
+            )
+    return torch.device(name)
 
 
 @dataclass(frozen=True)
@@ -176,6 +199,9 @@ def episodes(
         weights: ``model.prepare(params)`` if already computed.
         observation: the task's observation spec, for the perturbation (default: a vector
             of the first observation's width).
+
+    The policy runs on ``params.device`` (the CPU, or a GPU that a user asked for); the
+    environments and perturbations stay NumPy on the CPU.
     """
     loop = iterate(
         model,
@@ -230,9 +256,10 @@ def iterate(
     steps = np.zeros((members, episodes_), dtype=np.int64)
     alive = np.ones((members, episodes_), dtype=bool)
     active = np.arange(members)  # members still simulated; finished ones are dropped
+    device = params.device
     if weights is None:
         weights = model.prepare(params)
-    state = model.init_state(members, episodes_, dtype=params.dtype)
+    state = model.init_state(members, episodes_, dtype=params.dtype).to(device)
     view = StepView(0, obs, raw, alive, active, returns, perturb, task, state)
     for o in observers:
         o.on_reset(view)
@@ -240,12 +267,12 @@ def iterate(
         view.t, view.obs, view.raw, view.alive = t, obs, raw, alive[active]
         if attention:
             output, state, att = model.step_prepared(
-                weights, torch.from_numpy(obs), state, with_attention=True
+                weights, torch.from_numpy(obs).to(device), state, with_attention=True
             )
-            view.attention = att.numpy()
+            view.attention = att.cpu().numpy()
         else:
-            output, state = model.step_prepared(weights, torch.from_numpy(obs), state)
-        out = output.numpy()
+            output, state = model.step_prepared(weights, torch.from_numpy(obs).to(device), state)
+        out = output.cpu().numpy()
         view.state = state
         if driver is not None:
             view.output = out
@@ -255,7 +282,7 @@ def iterate(
         env_action = action_map.to_env(out)
         if feedback or driver is not None:
             executed = action_map.feedback(env_action)
-            state = model.with_previous_action(state, torch.from_numpy(executed))
+            state = model.with_previous_action(state, torch.from_numpy(executed).to(device))
         view.output, view.action, view.state = out, env_action, state
         for o in observers:
             o.on_act(view)
@@ -281,7 +308,7 @@ def iterate(
             keep = np.flatnonzero(running)
             active, obs, raw = active[keep], obs[keep], raw[keep]
             task.keep_members(keep)
-            index = torch.from_numpy(keep)
+            index = torch.from_numpy(keep).to(device)
             weights = {k: v.index_select(0, index) for k, v in weights.items()}
             state = state.select_members(index)
             view.active = active
@@ -323,7 +350,7 @@ def rollout(job: EpisodeJob, params: np.ndarray, model: Model | None = None) -> 
     perturbations = Perturbations.from_dict(job.perturbations)
     return episodes(
         model,
-        torch.tensor(np.asarray(params), dtype=dtype),
+        torch.tensor(np.asarray(params), dtype=dtype, device=check_device(job.device)),
         batched_task(job.env_id, job.engine, perturbations),
         perturbations.agent_side(),
         job.seeds,

@@ -30,6 +30,13 @@ class PolicyState:
             return t.shape[2]
         return None
 
+    def to(self, device: torch.device | str) -> PolicyState:
+        """The same state on ``device``."""
+        return PolicyState(
+            slots={k: v.to(device) for k, v in self.slots.items()},
+            carry={k: v.to(device) for k, v in self.carry.items()},
+        )
+
     def select_members(self, index: torch.Tensor) -> PolicyState:
         """The state of the members in ``index`` only (leading axis)."""
         return PolicyState(
@@ -59,6 +66,7 @@ class PolicyState:
             raise ConfigError(f"perm must be a permutation of 0..{n - 1}")
         slots = {}
         for key, t in self.slots.items():
+            perm = perm.to(t.device)
             if perm.ndim == 1:
                 slots[key] = t.index_select(2, perm)
             else:

@@ -31,6 +31,7 @@ def evaluate_policy(
     float64: bool = False,
     max_steps: int | None = None,
     engine: str | None = None,
+    device: str | None = None,
 ) -> list[dict[str, Any]]:
     """Mean and spread of episode returns per condition, on the same held-out seeds.
 
@@ -38,7 +39,7 @@ def evaluate_policy(
     ``max`` and the per-episode ``returns``; or ``skipped`` with the reason, where the
     policy cannot take that many inputs (the feed-forward baseline). ``max_steps`` cuts
     every episode short (None: the task's own length); ``engine`` picks the batched engine
-    (None: the task's default).
+    (None: the task's default); ``device`` where the policy runs (None: the CPU).
     """
     backend = backend or LocalBackend(1)
     seeds = test_seeds(episodes, seed_offset)
@@ -65,6 +66,7 @@ def evaluate_policy(
             float64=float64,
             engine=engine,
             action=policy.action.to_dict(),
+            device=device,
         )
         chunks = shard_bounds(len(seeds), backend.workers)
         tasks = [(dataclasses.replace(job, seeds=tuple(seeds[a:b])), params) for a, b in chunks]

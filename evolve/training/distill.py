@@ -57,7 +57,7 @@ from evolve.evaluation.conditions import Condition
 from evolve.evaluation.evaluate import evaluate_policy
 from evolve.logs import get_logger
 from evolve.presets import TaskPreset
-from evolve.rollout import Observer, StepView, batched_task, episodes
+from evolve.rollout import Observer, StepView, batched_task, check_device, episodes
 from evolve.seeds import VALIDATION_OFFSET, distill_init_seed, distill_seeds, distill_stream
 from evolve.training.dataset import Dataset, EpisodeStore
 from evolve.training.frame_replay import window_loss
@@ -355,10 +355,11 @@ def replay(
     (``data.executed``), as it was when the episode was played; without a record, the
     student's own output stays. The replay keeps the autograd graph (BPTT).
     """
-    obs = torch.from_numpy(np.ascontiguousarray(data.obs))
-    executed = None if data.executed is None else torch.from_numpy(data.executed)
+    device = params.device
+    obs = torch.from_numpy(np.ascontiguousarray(data.obs)).to(device)
+    executed = None if data.executed is None else torch.from_numpy(data.executed).to(device)
     weights = model.prepare(params[None])
-    state = model.init_state(1, data.episodes)
+    state = model.init_state(1, data.episodes).to(device)
     for t in range(data.steps):
         attention = None
         if with_attention:
@@ -395,14 +396,14 @@ def imitation_loss(
     """
     if index is not None:
         data = data.select(index)
-    labels = torch.from_numpy(data.labels)
-    mask = torch.from_numpy(data.mask).to(labels.dtype)
+    labels = torch.from_numpy(data.labels).to(params.device)
+    mask = torch.from_numpy(data.mask).to(params.device, labels.dtype)
     sources = None
     if classifier is not None or attention_sensors:
         if data.sources is None:
             term = "identity" if classifier is not None else "attention"
             raise ConfigError(f"the {term} loss needs the sensor of every slot (data.sources)")
-        sources = torch.from_numpy(data.sources.astype(np.int64))
+        sources = torch.from_numpy(data.sources.astype(np.int64)).to(params.device)
     if attention_sensors:
         if getattr(model, "attention", None) != "softmax":
             raise ConfigError("the attention loss needs a model with softmax attention")
@@ -411,7 +412,7 @@ def imitation_loss(
                 f"the attention loss needs a latent per sensor: {attention_sensors} sensors, "
                 f"{model.num_latents} latents"  # type: ignore[attr-defined]
             )
-    sensors = torch.arange(attention_sensors).view(1, -1, 1)  # [1, S, 1]
+    sensors = torch.arange(attention_sensors, device=params.device).view(1, -1, 1)  # [1, S, 1]
     total = labels.new_zeros(())
     identity = labels.new_zeros(())
     attended = labels.new_zeros(())
@@ -445,8 +446,8 @@ def _adam(params: torch.nn.Parameter, lr: float, saved: dict[str, np.ndarray]) -
     if saved:
         state = {
             "step": torch.tensor(float(saved["step"])),
-            "exp_avg": torch.from_numpy(saved["exp_avg"].copy()),
-            "exp_avg_sq": torch.from_numpy(saved["exp_avg_sq"].copy()),
+            "exp_avg": torch.from_numpy(saved["exp_avg"].copy()).to(params.device),
+            "exp_avg_sq": torch.from_numpy(saved["exp_avg_sq"].copy()).to(params.device),
         }
         opt.load_state_dict({"state": {0: state}, "param_groups": opt.state_dict()["param_groups"]})
     return opt
@@ -458,8 +459,8 @@ def _adam_arrays(opt: torch.optim.Adam) -> dict[str, np.ndarray]:
         return {}
     return {
         "step": np.asarray(float(state["step"])),
-        "exp_avg": state["exp_avg"].numpy().copy(),
-        "exp_avg_sq": state["exp_avg_sq"].numpy().copy(),
+        "exp_avg": state["exp_avg"].cpu().numpy().copy(),
+        "exp_avg_sq": state["exp_avg_sq"].cpu().numpy().copy(),
     }
 
 
@@ -471,6 +472,7 @@ def distill(
     resume: bool = False,
     backend: Backend,
     stop: StopRequest | None = None,
+    device: str | None = None,
 ) -> DistillResult:
     """Run (or resume) the distillation stage of ``preset`` into ``stage_dir``.
 
@@ -519,7 +521,8 @@ def distill(
             cfg.episodes,
         )
     # One vector for Adam: the student's parameters, then the classifier's (if any).
-    theta = torch.nn.Parameter(torch.from_numpy(np.concatenate([state.params, state.identity])))
+    flat = np.concatenate([state.params, state.identity])
+    theta = torch.nn.Parameter(torch.from_numpy(flat).to(check_device(device)))
     opt = _adam(theta, cfg.lr, state.adam)
     params = theta[: model.num_params]
     classifier = theta[model.num_params :].view(classes, -1) if state.identity.size else None
@@ -533,7 +536,7 @@ def distill(
             )
             stream = distill_stream(seed, it)
             driven = stream.random(cfg.episodes) < fraction
-            student = Policy(preset.model, params.detach().numpy().copy())
+            student = Policy(preset.model, params.detach().cpu().numpy().copy())
             new = collect(
                 student,
                 teacher,
@@ -565,11 +568,11 @@ def distill(
                     attention_loss = float(losses.attention.detach())
             test_score = math.nan
             if (it + 1) % cfg.test_every == 0 or it + 1 == cfg.iterations:
-                test_score = _test(preset, params, backend, it, state, stage_dir)
+                test_score = _test(preset, params, backend, it, state, stage_dir, device)
             state.wall_time += time.perf_counter() - started
             state.iteration = it + 1
-            state.params = params.detach().numpy().copy()
-            state.identity = theta[model.num_params :].detach().numpy().copy()
+            state.params = params.detach().cpu().numpy().copy()
+            state.identity = theta[model.num_params :].detach().cpu().numpy().copy()
             state.adam = _adam_arrays(opt)
             state.chunks = list(store.sizes)
             state.log.append(
@@ -612,10 +615,11 @@ def _test(
     it: int,
     state: DistillState,
     stage_dir: Path,
+    device: str | None = None,
 ) -> float:
     cfg = preset.distill
     assert cfg is not None
-    student = _student(preset, params.detach().numpy(), {})
+    student = _student(preset, params.detach().cpu().numpy(), {})
     trained = Condition("trained", preset.perturbations)
     (row,) = evaluate_policy(
         student,
@@ -625,6 +629,7 @@ def _test(
         seed_offset=VALIDATION_OFFSET,
         backend=backend,
         engine=preset.engine,
+        device=device,
     )
     score = row["mean"]
     if score > state.best_test:

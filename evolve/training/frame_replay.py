@@ -66,8 +66,9 @@ def window_loss(
     executed = np.concatenate([np.zeros_like(data.executed[:1]), data.executed[:-1]])
     prev = executed[steps, np.arange(episodes)[None, :]]  # [L, E, A], read by the keys
     weights = model.prepare(params[None])
-    x = torch.from_numpy(patches.reshape(1, span * episodes, *patches.shape[2:]))
-    a = torch.from_numpy(np.ascontiguousarray(prev.reshape(1, span * episodes, -1)))
+    device = params.device
+    x = torch.from_numpy(patches.reshape(1, span * episodes, *patches.shape[2:])).to(device)
+    a = torch.from_numpy(np.ascontiguousarray(prev.reshape(1, span * episodes, -1))).to(device)
     warm = min(burn_in, span - 1)
     cut = warm * episodes
     with torch.no_grad():
@@ -75,9 +76,9 @@ def window_loss(
     late = model.codes(weights, x[:, cut:], a[:, cut:])[0]  # type: ignore[attr-defined]
     codes = late if early is None else torch.cat([early, late], dim=1)
     codes = codes.view(span, episodes, *codes.shape[2:])
-    target = torch.from_numpy(labels[steps, np.arange(episodes)[None, :]])  # [L, E, A]
-    live = torch.from_numpy(mask[steps, np.arange(episodes)[None, :]]).to(target.dtype)
-    state = model.init_state(1, episodes)
+    target = torch.from_numpy(labels[steps, np.arange(episodes)[None, :]]).to(device)  # [L, E, A]
+    live = torch.from_numpy(mask[steps, np.arange(episodes)[None, :]]).to(device, target.dtype)
+    state = model.init_state(1, episodes).to(device)
     total = target.new_zeros(())
     for t in range(span):
         if t < warm:

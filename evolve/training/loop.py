@@ -111,6 +111,7 @@ def train(
     progress: bool = True,
     run_settings: dict[str, Any] | None = None,
     stop: StopRequest | None = None,
+    device: str | None = None,
 ) -> TrainResult:
     """Train ``preset`` into ``run_dir`` (or continue the run there with ``resume``).
 
@@ -131,6 +132,8 @@ def train(
             recipe and not affecting results.
         stop: set by SIGINT/SIGTERM (see :mod:`evolve.training.stopping`); default: this
             call installs the handlers for its duration.
+        device: where the distillation stage fits and tests its student (None: the CPU; a
+            GPU with ``cuda``). Rollouts for evolution stay on the CPU.
 
     A member whose fitness is NaN or infinite ranks last, and the generation's log line
     counts such members (``| 3 non-finite``); its statistics are those of the others.
@@ -151,6 +154,7 @@ def train(
                 progress=progress,
                 run_settings=run_settings,
                 stop=stop,
+                device=device,
             )
     run_dir = Path(run_dir)
     backend = backend or LocalBackend(1)
@@ -167,7 +171,15 @@ def train(
             # said now, not when the last stage builds its strategy after the other two
             warn_if_costly(preset.strategy.name, preset.model.num_params)
             stopped, x0 = _earlier_stages(
-                preset, run_dir, resume, backend, final_episodes, progress, run_settings, stop
+                preset,
+                run_dir,
+                resume,
+                backend,
+                final_episodes,
+                progress,
+                run_settings,
+                stop,
+                device,
             )
             if stopped is not None:
                 return stopped
@@ -197,6 +209,7 @@ def _earlier_stages(
     progress: bool,
     run_settings: dict[str, Any] | None,
     stop: StopRequest,
+    device: str | None = None,
 ) -> tuple[TrainResult | None, np.ndarray | None]:
     """Teacher, then distillation: (a result if Ctrl-C stopped them, the distilled params)."""
     if preset.teacher_controller is not None:  # a privileged controller: nothing to train
@@ -205,7 +218,13 @@ def _earlier_stages(
         )
         log.info("stage 1 of 2: distilling the %s teacher", preset.teacher_controller)
         distilled = distill(
-            preset, run_dir / DISTILL_DIR, controller, resume=resume, backend=backend, stop=stop
+            preset,
+            run_dir / DISTILL_DIR,
+            controller,
+            resume=resume,
+            backend=backend,
+            stop=stop,
+            device=device,
         )
         if distilled.interrupted:
             return TrainResult(run_dir, 0, distilled.best_test, True, None, stop.exit_code), None
@@ -234,7 +253,13 @@ def _earlier_stages(
     teacher = load_policy(teacher_dir / "best.npz")
     log.info("stage 2 of 3: distilling the teacher into the %s", preset.model.kind)
     distilled = distill(
-        preset, run_dir / DISTILL_DIR, teacher, resume=resume, backend=backend, stop=stop
+        preset,
+        run_dir / DISTILL_DIR,
+        teacher,
+        resume=resume,
+        backend=backend,
+        stop=stop,
+        device=device,
     )
     if distilled.interrupted:
         return TrainResult(run_dir, 0, distilled.best_test, True, None, stop.exit_code), None

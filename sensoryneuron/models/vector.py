@@ -172,7 +172,7 @@ class AttentionNeuronModel(Model):
                     for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
                 )
             )
-        table = sinusoidal_table(self.num_latents, self.pos_dim, params.dtype)
+        table = sinusoidal_table(self.num_latents, self.pos_dim, params.dtype).to(params.device)
         q = linear(table.expand(members, -1, -1), w["query.weight"], w.get("query.bias"))
         q = scaled(q, self.msg_dim, self.attention_scale)  # [P, M, msg]
         # Scores Q (H W_k^T + b_k)^T = (Q W_k) H^T + Q b_k: fold the key map into the queries.

@@ -203,10 +203,10 @@ class VisionAttentionNeuronModel(Model):
         w["head_lstm.weight"], w["head_lstm.bias"] = fuse_lstm_weights(
             *(w[f"head_lstm.{name}"] for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"))
         )
-        table = sinusoidal_table(self.num_codes, self.pos_dim, params.dtype)
+        table = sinusoidal_table(self.num_codes, self.pos_dim, params.dtype).to(params.device)
         q = linear(table.expand(params.shape[0], -1, -1), w["query.weight"], w["query.bias"])
         w["queries"] = q / math.sqrt(self.msg_dim)  # [P, M, msg], the score scale folded in
-        g = torch.arange(self.num_codes)
+        g = torch.arange(self.num_codes, device=params.device)
         w["centers"] = (torch.stack([g // self.grid, g % self.grid], -1) / self.grid).to(
             params.dtype
         )

@@ -519,10 +519,12 @@ def test_episode_store_gathers_the_chosen_episodes_from_its_chunks(tmp_path):
                 *(getattr(whole, n)[:3] for n in ("obs", "labels", "mask", "sources", "executed"))
             )
         )
-    with pytest.raises(
-        ConfigError, match=re.escape("a stored chunk needs the sources and the executed actions")
-    ):
+    with pytest.raises(ConfigError, match=re.escape("a stored chunk needs the executed actions")):
         covering.append(Dataset(whole.obs, whole.labels, whole.mask, whole.sources))
+    with pytest.raises(
+        ConfigError, match=re.escape("a stored chunk must hold the same arrays as those before it")
+    ):
+        covering.append(Dataset(whole.obs, whole.labels, whole.mask, None, whole.executed))
 
 
 def test_a_version_1_state_loads_but_does_not_resume(tmp_path):

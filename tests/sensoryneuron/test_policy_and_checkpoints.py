@@ -191,7 +191,8 @@ def test_reference_cartpole_policy_loads_with_913_parameters(reference_path):
 
 def test_reference_loader_errors(tmp_path):
     with pytest.raises(
-        ConfigError, match=re.escape("unknown reference model 'pong'; allowed: cartpole_pi")
+        ConfigError,
+        match=re.escape("unknown reference model 'pong'; allowed: carracing_pi, cartpole_pi"),
     ):
         sn.load_reference_policy(tmp_path / "x.npz", name="pong")
     np.savez(tmp_path / "small.npz", params=np.zeros(10, dtype=np.float32))
