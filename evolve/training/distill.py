@@ -28,6 +28,12 @@ the teacher's outputs. The loop feeds the executed action back as the student's 
 action, and the replay of :func:`imitation_loss` does the same from the recorded actions:
 the student's previous-action input is always what the environment executed.
 
+The teacher is a trained policy (:class:`PolicyTeacher`, reading the true observation) or
+a privileged controller (:class:`ControllerTeacher`, reading each Gymnasium env's internal
+state, such as CarRacing's track; its episodes run on the gym engine). An image task's
+episodes are recorded as one uint8 frame per step and fitted on random windows
+(:mod:`evolve.training.frame_replay`).
+
 The stage folder (``run/distill/``) holds ``state.npz`` (student, classifier, Adam moments,
 log, the episode count of each dataset chunk: everything needed to resume exactly, and
 small), ``data/`` (the labelled episodes, one chunk per iteration, written once; see
