@@ -47,6 +47,8 @@ class CarRacingPursuit:
         brake_decel: the deceleration the plan counts on when braking.
         plan_window: how far ahead the plan looks (track units).
         brake_gain: brake per unit of speed above the target.
+        gas_gain: gas per unit of speed below the target (0: full gas whenever below, a
+            bang-bang control; a proportional one gives smoother labels to imitate).
         memory: per env, its track and the centre-line index it was last nearest to.
     """
 
@@ -58,6 +60,7 @@ class CarRacingPursuit:
     brake_decel: float = 40.0
     plan_window: float = 120.0
     brake_gain: float = 0.1
+    gas_gain: float = 0.0
     memory: dict[int, tuple[Any, np.ndarray, np.ndarray, int]] = field(
         default_factory=dict, repr=False
     )
@@ -104,7 +107,10 @@ class CarRacingPursuit:
         corner = np.sqrt(self.lateral_accel / np.maximum(curvature[(nearest + span) % n], 1e-4))
         reachable = np.sqrt(corner**2 + 2 * self.brake_decel * span * step)
         target_speed = min(float(reachable.min()), self.top_speed)
-        gas = 1.0 if speed < target_speed else 0.0
+        if self.gas_gain > 0:
+            gas = float(np.clip(self.gas_gain * (target_speed - speed), 0.0, 1.0))
+        else:
+            gas = 1.0 if speed < target_speed else 0.0
         brake = float(np.clip(self.brake_gain * (speed - target_speed), 0.0, 0.8))
         if abs(steer) > 0.7:
             gas = min(gas, 0.3)  # no full throttle while steering hard (wheel spin)
