@@ -729,10 +729,22 @@ def cmd_tasks(args: argparse.Namespace) -> int:
                 f"{p.distill.episodes} episodes"
             )
             print("    3. evolution of the distilled student:")
+        if p.teacher_controller is not None and p.distill is not None:
+            print(
+                f"    1. distillation from the privileged {p.teacher_controller} teacher: "
+                f"{p.distill.iterations} iterations x {p.distill.episodes} episodes"
+            )
+            if p.training.generations:
+                print("    2. evolution of the distilled student:")
+        evolution = (
+            f"{p.strategy.name} x{p.strategy.popsize} | {p.training.generations} generations x "
+            f"{p.training.repeats} episodes"
+            if p.training.generations
+            else "no evolution stage"
+        )
         print(
             f"    env {p.env_id} | {p.perturbations.describe()} | {p.model.kind} "
-            f"({p.model.num_params} params) | {p.strategy.name} x{p.strategy.popsize} | "
-            f"{p.training.generations} generations x {p.training.repeats} episodes"
+            f"({p.model.num_params} params) | {evolution}"
         )
     print()
     print(
