@@ -211,47 +211,41 @@ def _earlier_stages(
     stop: StopRequest,
     device: str | None = None,
 ) -> tuple[TrainResult | None, np.ndarray | None]:
-    """Teacher, then distillation: (a result if Ctrl-C stopped them, the distilled params)."""
-    if preset.teacher_controller is not None:  # a privileged controller: nothing to train
-        controller = ControllerTeacher(
-            make_teacher(preset.teacher_controller, preset.env_id), get_task(preset.env_id).action
-        )
+    """Teacher, then distillation: (a result if Ctrl-C stopped them, the distilled params).
+
+    A privileged controller (``teacher_controller``) needs no training: the recipe then has
+    two stages, distillation and evolution.
+    """
+    teacher: Policy | ControllerTeacher
+    if preset.teacher_controller is not None:
+        controller = make_teacher(preset.teacher_controller, preset.env_id)
+        teacher = ControllerTeacher(controller, get_task(preset.env_id).action)
+        stage, stages = 1, 2
         log.info("stage 1 of 2: distilling the %s teacher", preset.teacher_controller)
-        distilled = distill(
-            preset,
-            run_dir / DISTILL_DIR,
-            controller,
-            resume=resume,
-            backend=backend,
-            stop=stop,
-            device=device,
+    else:
+        assert preset.teacher is not None
+        teacher_dir = run_dir / TEACHER_DIR
+        teacher_state = teacher_dir / "state.npz"
+        done = teacher_state.exists() and load_state(teacher_dir)[0].generation >= (
+            preset.teacher.training.generations
         )
-        if distilled.interrupted:
-            return TrainResult(run_dir, 0, distilled.best_test, True, None, stop.exit_code), None
-        log.info("stage 2 of 2: evolving the distilled student")
-        return None, load_policy(distilled.best).params
-    assert preset.teacher is not None
-    teacher_dir = run_dir / TEACHER_DIR
-    teacher_state = teacher_dir / "state.npz"
-    done = teacher_state.exists() and load_state(teacher_dir)[0].generation >= (
-        preset.teacher.training.generations
-    )
-    if not done:
-        log.info("stage 1 of 3: the teacher, %s", preset.teacher.description)
-        result = train(
-            preset.teacher,
-            teacher_dir,
-            resume=resume and teacher_state.exists(),
-            backend=backend,
-            final_episodes=final_episodes,
-            progress=progress,
-            run_settings=run_settings,
-            stop=stop,
-        )
-        if result.interrupted:
-            return TrainResult(run_dir, 0, result.best_test, True, None, result.exit_code), None
-    teacher = load_policy(teacher_dir / "best.npz")
-    log.info("stage 2 of 3: distilling the teacher into the %s", preset.model.kind)
+        if not done:
+            log.info("stage 1 of 3: the teacher, %s", preset.teacher.description)
+            result = train(
+                preset.teacher,
+                teacher_dir,
+                resume=resume and teacher_state.exists(),
+                backend=backend,
+                final_episodes=final_episodes,
+                progress=progress,
+                run_settings=run_settings,
+                stop=stop,
+            )
+            if result.interrupted:
+                return TrainResult(run_dir, 0, result.best_test, True, None, result.exit_code), None
+        teacher = load_policy(teacher_dir / "best.npz")
+        stage, stages = 2, 3
+        log.info("stage 2 of 3: distilling the teacher into the %s", preset.model.kind)
     distilled = distill(
         preset,
         run_dir / DISTILL_DIR,
@@ -263,7 +257,12 @@ def _earlier_stages(
     )
     if distilled.interrupted:
         return TrainResult(run_dir, 0, distilled.best_test, True, None, stop.exit_code), None
-    log.info("stage 3 of 3: evolving the distilled student")
+    if preset.training.generations == 0:
+        log.info(
+            "no evolution stage (training.generations = 0): the distilled student ends the run"
+        )
+    else:
+        log.info("stage %d of %d: evolving the distilled student", stage + 1, stages)
     return None, load_policy(distilled.best).params
 
 
