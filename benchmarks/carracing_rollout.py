@@ -4,7 +4,8 @@ In one run:
 
 1. ``rollout``: :func:`evolve.rollout.episodes` (the one episode loop) with the published
    ``carracing_pi`` model (or, where ``../shared/reference`` is absent, the same architecture
-   with random weights), patches shuffled, ``--episodes`` episodes of ``--steps`` steps, on
+   with random weights) and with the ``carracing`` preset's pool-head student (random
+   weights), patches shuffled, ``--episodes`` episodes of ``--steps`` steps, on
    the ``gym`` engine and on the ``envpool`` engine: env steps per second (wall and CPU);
 2. ``policy``: the vision model alone, forward cost per frame at batch sizes 1, 16 and 64,
    for the published head and for the ``pool`` head of the ``carracing`` preset.
@@ -96,17 +97,29 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--json", metavar="PATH")
     args = parser.parse_args()
-    policy, source = reference_or_random()
-    rows = [time_rollout(policy, e, args.episodes, args.steps) for e in ("gym", "envpool")]
-    print(f"rollout of {source}, patches shuffled, {args.episodes} episodes x {args.steps} steps")
-    for r in rows:
-        print(
-            f"  {r['engine']:<8} {r['steps_per_s']:7.0f} steps/s  {r['steps_per_cpu_s']:7.0f} "
-            f"steps/CPU-s  (mean return {r['mean_return']:.1f})"
-        )
-    print(
-        f"  envpool / gym: {rows[1]['steps_per_cpu_s'] / rows[0]['steps_per_cpu_s']:.1f}x per CPU-s"
-    )
+    published, source = reference_or_random()
+    student = VisionAttentionNeuronModel(head="pool", hidden=32)  # the carracing preset's
+    agents = {
+        f"{source} (top-k head)": published,
+        "the carracing student (pool head, random weights)": sn.Policy(
+            student,
+            0.1 * np.random.default_rng(0).standard_normal(student.num_params),
+            action=get_task(CAR).action,
+        ),
+    }
+    rows = []
+    for name, policy in agents.items():
+        pair = [time_rollout(policy, e, args.episodes, args.steps) for e in ("gym", "envpool")]
+        print(f"rollout of {name}, patches shuffled, {args.episodes} episodes x {args.steps} steps")
+        for r in pair:
+            r["agent"] = name
+            print(
+                f"  {r['engine']:<8} {r['steps_per_s']:7.0f} steps/s  {r['steps_per_cpu_s']:7.0f} "
+                f"steps/CPU-s  (mean return {r['mean_return']:.1f})"
+            )
+        ratio = pair[1]["steps_per_cpu_s"] / pair[0]["steps_per_cpu_s"]
+        print(f"  envpool / gym: {ratio:.1f}x per CPU-s")
+        rows += pair
     policies = []
     for head in ("top-k", "pool"):
         model = VisionAttentionNeuronModel(head=head, hidden=16 if head == "top-k" else 32)
@@ -119,7 +132,7 @@ def main() -> None:
         payload = {
             "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
             "load_avg": os.getloadavg(),
-            "source": source,
+            "published": source,
             "rollout": rows,
             "policy": policies,
         }
