@@ -556,12 +556,23 @@ def cmd_paper_table(args: argparse.Namespace, policy: Policy) -> int:
             pi_source=str(args.source),
             fnn_source=fnn_source,
         )
-    print(format_paper_table(result))
+    return _write_table(out, "paper_table", result, format_paper_table, plot_paper_table)
+
+
+def _write_table(
+    out: Path,
+    stem: str,
+    result: dict[str, Any],
+    text: Callable[[dict[str, Any]], str],
+    plot: Callable[[dict[str, Any], Path], None],
+) -> int:
+    """Print a measured paper table and write ``out/stem.json`` and ``out/stem.png``."""
+    print(text(result))
     out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out / "paper_table.json", json.dumps(result, indent=1) + "\n")
-    plot_paper_table(result, out / "paper_table.png")
-    print(f"wrote {out / 'paper_table.json'}")
-    print(f"wrote {out / 'paper_table.png'}")
+    atomic_write_text(out / f"{stem}.json", json.dumps(result, indent=1) + "\n")
+    plot(result, out / f"{stem}.png")
+    print(f"wrote {out / f'{stem}.json'}")
+    print(f"wrote {out / f'{stem}.png'}")
     return 0
 
 
@@ -584,13 +595,9 @@ def _carracing_table(args: argparse.Namespace, policy: Policy) -> int:
             published_source=str(args.published or ""),
             engine=_eval_engine(args.engine, CARRACING_ID),
         )
-    print(format_carracing_table(result))
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out / "carracing_table.json", json.dumps(result, indent=1) + "\n")
-    plot_carracing_table(result, out / "carracing_table.png")
-    print(f"wrote {out / 'carracing_table.json'}")
-    print(f"wrote {out / 'carracing_table.png'}")
-    return 0
+    return _write_table(
+        out, "carracing_table", result, format_carracing_table, plot_carracing_table
+    )
 
 
 def _check_paper_table_options(args: argparse.Namespace) -> None:
