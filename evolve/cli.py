@@ -3,9 +3,10 @@
 Bad input never shows a traceback: one line on stderr says what was wrong and what is
 allowed, and the exit code is 2.
 
-Exit codes: 0 done; 2 bad input; 3 the run diverged (a whole generation's fitness was NaN
-or infinite; the last generation with a finite fitness is saved); 130 or 143 stopped by
-SIGINT or SIGTERM (saved; ``--resume`` continues).
+Exit codes: 0 done (also where ``--time-budget`` cut stages short); 2 bad input; 3 the run
+diverged (a whole generation's fitness was NaN or infinite; the last generation with a
+finite fitness is saved); 130 or 143 stopped by SIGINT or SIGTERM (saved; ``--resume``
+continues).
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ from evolve.presets import DEFAULT_PRESET, PRESETS, TaskPreset, generic_preset, 
 from evolve.rollout import check_device
 from evolve.strategies import STRATEGIES, DivergedError
 from evolve.training.loop import resume_preset, train
+from evolve.training.run_folder import TIME_BUDGET, update_run_settings
 from evolve.video.encode import check_fps, check_output
 from evolve.video.record import default_label, record
 from sensoryneuron.checkpoints import (
@@ -171,6 +173,13 @@ def build_parser() -> argparse.ArgumentParser:
         type=positive_int,
         metavar="N",
         help="staged recipes: iterations of the distillation",
+    )
+    t.add_argument(
+        "--time-budget",
+        type=positive_float,
+        metavar="MINUTES",
+        help="stop each stage once its share of MINUTES is spent and go on to the next; the "
+        "closing table still runs (default: no budget; a resumed run keeps its own)",
     )
     t.add_argument("--popsize", type=positive_int, help="members per generation")
     t.add_argument("--repeats", type=positive_int, help="episodes per member per generation")
@@ -442,7 +451,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         )
     overrides = _training_overrides(args)
     backend_name, workers = args.backend or DEFAULT_BACKEND, args.workers or DEFAULT_WORKERS
-    recorded = None
+    recorded, time_budget, recorded_budget = None, args.time_budget, None
     if args.resume:
         run_dir = Path(args.resume)
         preset, settings = resume_preset(run_dir)
@@ -461,6 +470,9 @@ def cmd_train(args: argparse.Namespace) -> int:
             )
         preset = _apply_overrides(preset, overrides)
         backend_name, workers, recorded = _resumed_backend(args, run_dir, settings)
+        recorded_budget = settings.get(TIME_BUDGET)
+        if time_budget is None:
+            time_budget = recorded_budget  # the run's own, unless a new one is given
     else:
         preset = _on_engine(_apply_overrides(_new_preset(args), overrides), args.engine)
         stamp = time.strftime("%Y%m%d-%H%M%S")
@@ -470,6 +482,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     with console(), make_backend(backend_name, workers, args.address) as backend:
         if recorded is not None and backend.workers != recorded:  # --workers max elsewhere
             raise _workers_changed(run_dir, recorded)
+        run_settings: dict[str, Any] = {"backend": backend.name, "workers": backend.workers}
+        if time_budget is not None:
+            run_settings[TIME_BUDGET] = time_budget
+        if args.resume and time_budget != recorded_budget:  # kept for the next --resume
+            update_run_settings(run_dir, **{TIME_BUDGET: time_budget})
         result = train(
             preset,
             run_dir,
@@ -478,8 +495,9 @@ def cmd_train(args: argparse.Namespace) -> int:
             checkpoint_every=args.checkpoint_every,
             final_episodes=args.final_episodes,
             progress=not args.no_progress and sys.stderr.isatty(),
-            run_settings={"backend": backend.name, "workers": backend.workers},
+            run_settings=run_settings,
             device=args.device,
+            time_budget=time_budget,
         )
     print(f"run folder: {result.run_dir}")
     return result.exit_code if result.interrupted else 0

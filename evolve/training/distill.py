@@ -534,7 +534,7 @@ def distill(
     classifier = theta[model.num_params :].view(classes, -1) if state.identity.size else None
     interrupted = False
     try:
-        while state.iteration < cfg.iterations and not stop.requested:
+        while state.iteration < cfg.iterations and not stop.should_stop(state.iteration):
             started = time.perf_counter()
             it = state.iteration
             fraction = (

@@ -4,6 +4,10 @@ Reads top to bottom: set up (or resume) the run folder, then one generation per 
 A run resumed from its ``state.npz`` ends with exactly the parameters an uninterrupted run
 would have reached: episode seeds depend only on (seed, generation), and the strategy's
 state, random generator included, round-trips exactly.
+
+With a time budget (:mod:`evolve.training.budget`) each stage gets a deadline, carried by
+the ``StopRequest``: a stage past it ends after its current generation (or iteration), and
+the recipe goes on to the next stage and the closing table.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import json
 import math
 import signal
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,13 +33,25 @@ from evolve.presets import TaskPreset
 from evolve.rollout import EpisodeJob
 from evolve.seeds import VALIDATION_OFFSET, strategy_seed, training_seeds
 from evolve.strategies import DivergedError, Strategy, make_strategy, warn_if_costly
-from evolve.training.distill import ControllerTeacher, distill
+from evolve.training.budget import (
+    DISTILLATION,
+    EVOLUTION,
+    RESERVE,
+    TEACHER,
+    Budget,
+    StageCut,
+    StageDeadline,
+    recipe_stages,
+)
+from evolve.training.distill import ControllerTeacher, distill, load_distill_state
 from evolve.training.run_folder import (
     RunState,
     load_state,
     plot_curve,
+    read_budget_cuts,
     read_config,
     save_state,
+    write_budget_cuts,
     write_config,
     write_log_csv,
 )
@@ -62,6 +79,7 @@ class TrainResult:
     interrupted: bool
     final_table: list[dict[str, Any]] | None
     exit_code: int = 0  # 130 (SIGINT) or 143 (SIGTERM) when a signal stopped the run
+    cut: StageCut | None = None  # where the time budget stopped the (last) stage
 
 
 def build_strategy(preset: TaskPreset, x0: np.ndarray | None = None) -> Strategy:
@@ -112,6 +130,8 @@ def train(
     run_settings: dict[str, Any] | None = None,
     stop: StopRequest | None = None,
     device: str | None = None,
+    time_budget: float | None = None,
+    clock: Callable[[], float] = time.monotonic,
 ) -> TrainResult:
     """Train ``preset`` into ``run_dir`` (or continue the run there with ``resume``).
 
@@ -134,6 +154,12 @@ def train(
             call installs the handlers for its duration.
         device: where the distillation stage fits and tests its student (None: the CPU; a
             GPU with ``cuda``). Rollouts for evolution stay on the CPU.
+        time_budget: minutes for the whole run, split over its stages as
+            :mod:`evolve.training.budget` says (None: each stage runs to its end). A stage
+            past its deadline stops after its current generation or iteration, saves, and
+            the recipe moves on; the run still ends with the closing table (not
+            ``interrupted``). ``budget.json`` records the stages it cut.
+        clock: the budget's clock (seconds, monotonic).
 
     A member whose fitness is NaN or infinite ranks last, and the generation's log line
     counts such members (``| 3 non-finite``); its statistics are those of the others.
@@ -155,6 +181,8 @@ def train(
                 run_settings=run_settings,
                 stop=stop,
                 device=device,
+                time_budget=time_budget,
+                clock=clock,
             )
     run_dir = Path(run_dir)
     backend = backend or LocalBackend(1)
@@ -166,6 +194,11 @@ def train(
         write_config(run_dir, preset, run_settings or {})
     file_handler = attach_file(run_dir)
     try:
+        budget = None
+        if time_budget is not None:
+            reserve = RESERVE if final_episodes > 0 else 0.0
+            budget = Budget(time_budget, recipe_stages(preset), reserve, clock)
+            log.info("time budget: %s", budget.describe())
         x0 = None
         if preset.distill is not None:
             # said now, not when the last stage builds its strategy after the other two
@@ -180,10 +213,11 @@ def train(
                 run_settings,
                 stop,
                 device,
+                budget,
             )
             if stopped is not None:
                 return stopped
-        return _evolve(
+        result = _evolve(
             preset,
             run_dir,
             x0,
@@ -194,7 +228,12 @@ def train(
             final_episodes=final_episodes,
             progress=progress,
             stop=stop,
+            budget=budget,
         )
+        if budget is not None and not result.interrupted:
+            _end_stage(budget, stop)
+            _closing_note(run_dir, budget, result.cut)
+        return result
     finally:
         log.removeHandler(file_handler)
         file_handler.close()
@@ -210,12 +249,15 @@ def _earlier_stages(
     run_settings: dict[str, Any] | None,
     stop: StopRequest,
     device: str | None = None,
+    budget: Budget | None = None,
 ) -> tuple[TrainResult | None, np.ndarray | None]:
     """Teacher, then distillation: (a result if Ctrl-C stopped them, the distilled params).
 
     A privileged controller (``teacher_controller``) needs no training: the recipe then has
-    two stages, distillation and evolution.
+    two stages, distillation and evolution. A stage that the time budget cut (in this session
+    or an earlier one) is finished: the recipe goes on from what it had.
     """
+    cuts = read_budget_cuts(run_dir) if resume else {}
     teacher: Policy | ControllerTeacher
     if preset.teacher_controller is not None:
         controller = make_teacher(preset.teacher_controller, preset.env_id)
@@ -226,11 +268,17 @@ def _earlier_stages(
         assert preset.teacher is not None
         teacher_dir = run_dir / TEACHER_DIR
         teacher_state = teacher_dir / "state.npz"
-        done = teacher_state.exists() and load_state(teacher_dir)[0].generation >= (
-            preset.teacher.training.generations
+        teacher_run = load_state(teacher_dir)[0] if teacher_state.exists() else RunState()
+        done = teacher_state.exists() and (
+            teacher_run.generation >= preset.teacher.training.generations or TEACHER in cuts
         )
+        if done and TEACHER in cuts:
+            log.info("time budget: %s, in an earlier session", cuts[TEACHER].describe())
+        if done and budget is not None:
+            budget.spent[TEACHER] = teacher_run.wall_time
         if not done:
             log.info("stage 1 of 3: the teacher, %s", preset.teacher.description)
+            _start_stage(budget, stop, TEACHER, teacher_run.wall_time)
             result = train(
                 preset.teacher,
                 teacher_dir,
@@ -241,29 +289,92 @@ def _earlier_stages(
                 run_settings=run_settings,
                 stop=stop,
             )
+            _end_stage(budget, stop)
             if result.interrupted:
                 return TrainResult(run_dir, 0, result.best_test, True, None, result.exit_code), None
+            if result.cut is not None:
+                cuts[TEACHER] = result.cut
+                write_budget_cuts(run_dir, cuts)
         teacher = load_policy(teacher_dir / "best.npz")
         stage, stages = 2, 3
         log.info("stage 2 of 3: distilling the teacher into the %s", preset.model.kind)
-    distilled = distill(
-        preset,
-        run_dir / DISTILL_DIR,
-        teacher,
-        resume=resume,
-        backend=backend,
-        stop=stop,
-        device=device,
-    )
-    if distilled.interrupted:
-        return TrainResult(run_dir, 0, distilled.best_test, True, None, stop.exit_code), None
+    stage_dir = run_dir / DISTILL_DIR
+    spent = 0.0
+    if budget is not None and resume and (stage_dir / "state.npz").exists():
+        spent = load_distill_state(stage_dir).wall_time
+    if DISTILLATION in cuts:
+        log.info("time budget: %s, in an earlier session", cuts[DISTILLATION].describe())
+        if budget is not None:
+            budget.spent[DISTILLATION] = spent
+    else:
+        deadline = _start_stage(budget, stop, DISTILLATION, spent)
+        distilled = distill(
+            preset,
+            stage_dir,
+            teacher,
+            resume=resume,
+            backend=backend,
+            stop=stop,
+            device=device,
+        )
+        _end_stage(budget, stop)
+        if distilled.interrupted:
+            return TrainResult(run_dir, 0, distilled.best_test, True, None, stop.exit_code), None
+        assert preset.distill is not None
+        if deadline is not None and distilled.iteration < preset.distill.iterations:
+            cuts[DISTILLATION] = deadline.cut(
+                "iteration", distilled.iteration, preset.distill.iterations
+            )
+            log.info("time budget: %s", cuts[DISTILLATION].describe())
+            write_budget_cuts(run_dir, cuts)
     if preset.training.generations == 0:
         log.info(
             "no evolution stage (training.generations = 0): the distilled student ends the run"
         )
     else:
         log.info("stage %d of %d: evolving the distilled student", stage + 1, stages)
-    return None, load_policy(distilled.best).params
+    # a distillation cut by the time budget before its first test has no best.npz
+    best = stage_dir / "best.npz"
+    return None, load_policy(best if best.exists() else stage_dir / "latest.npz").params
+
+
+def _start_stage(
+    budget: Budget | None, stop: StopRequest, stage: str, spent_before: float
+) -> StageDeadline | None:
+    """With a budget, give ``stage`` its deadline (``stop.deadline``) from now."""
+    if budget is None:
+        return None
+    stop.deadline = budget.start(stage, spent_before)
+    log.info(
+        "time budget: the %s may use %.1f min in all (%.1f min spent before)",
+        stage,
+        stop.deadline.allowed / 60,
+        spent_before / 60,
+    )
+    return stop.deadline
+
+
+def _end_stage(budget: Budget | None, stop: StopRequest) -> None:
+    """Count what the stage spent, for the later ones; the next has no deadline yet."""
+    if budget is not None and stop.deadline is not None:
+        budget.finish(stop.deadline)
+    stop.deadline = None
+
+
+def _closing_note(run_dir: Path, budget: Budget, evolution: StageCut | None) -> None:
+    """Record whether the budget cut the last stage; say which stages it cut, in all."""
+    cuts = read_budget_cuts(run_dir)
+    cuts.pop(EVOLUTION, None)
+    if evolution is not None:
+        cuts[EVOLUTION] = evolution
+    write_budget_cuts(run_dir, cuts)
+    said = [f"{c.stage} at {c.unit} {c.done} of {c.total}" for c in cuts.values()]
+    log.info(
+        "time budget: %.1f of %g min used by the stages; %s",
+        budget.used(),
+        budget.minutes,
+        f"cut: {', '.join(said)}" if said else "no stage was cut",
+    )
 
 
 def _evolve(
@@ -277,8 +388,13 @@ def _evolve(
     final_episodes: int,
     progress: bool,
     stop: StopRequest,
+    budget: Budget | None = None,
 ) -> TrainResult:
-    """The evolution loop, from ``x0`` or from ``run_dir/state.npz`` with ``resume``."""
+    """The evolution loop, from ``x0`` or from ``run_dir/state.npz`` with ``resume``.
+
+    With ``budget`` this is the recipe's evolution stage and gets its deadline here; without,
+    the deadline ``stop`` carries applies (a staged recipe's teacher: set by the recipe).
+    """
     cfg = preset.training
     strategy = build_strategy(preset, x0)
     if resume:
@@ -286,6 +402,8 @@ def _evolve(
         strategy.load_state_dict(strategy_meta, strategy_arrays)
     else:
         state = RunState()
+    if budget is not None and EVOLUTION in budget.stages:
+        _start_stage(budget, stop, EVOLUTION, state.wall_time)
     log.info("config %s", json.dumps(preset.to_dict(), sort_keys=True))
     log.info(
         "%s run %s: %s, %d params, %s x%d, %d workers (%s)",
@@ -309,7 +427,7 @@ def _evolve(
     )
     try:
         with logging_redirect_tqdm(loggers=[log]):
-            while state.generation < cfg.generations and not stop.requested:
+            while state.generation < cfg.generations and not stop.should_stop(state.generation):
                 started = time.perf_counter()
                 gen = state.generation
                 population = strategy.ask()
@@ -360,12 +478,19 @@ def _evolve(
     if stop.requested:
         interrupted = True
         log.info("interrupted: saving generation %d and exiting", state.generation)
+    cut = None
+    if not interrupted and state.generation < cfg.generations and stop.deadline is not None:
+        cut = stop.deadline.cut("generation", state.generation, cfg.generations)
+        log.info("time budget: %s", cut.describe())
+        if math.isnan(state.log[-1][5]):  # test the stage's last generation, as at its end
+            gen = state.generation - 1
+            state.log[-1][5] = _test(preset, strategy.center, backend, gen, state, run_dir)
     _checkpoint(run_dir, preset, strategy, snapshot, state)
     table = None
     if not interrupted and final_episodes > 0:
         table = _final_table(preset, run_dir, backend, final_episodes)
     code = stop.exit_code if interrupted else 0
-    return TrainResult(run_dir, state.generation, state.best_test, interrupted, table, code)
+    return TrainResult(run_dir, state.generation, state.best_test, interrupted, table, code, cut)
 
 
 def _test(

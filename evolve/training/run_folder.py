@@ -7,6 +7,7 @@
 ``log.csv``       one row per generation.
 ``curve.png``     the training curve.
 ``train.log``     the log lines.
+``budget.json``   with a time budget: the stages it cut (see :mod:`evolve.training.budget`).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,9 +23,12 @@ from typing import Any
 import numpy as np
 
 from evolve.presets import TaskPreset
+from evolve.training.budget import StageCut
 from sensoryneuron.errors import CheckpointError, ConfigError
 from sensoryneuron.files import atomic_write_text, load_npz, save_npz
 
+TIME_BUDGET = "time_budget_minutes"  # the run setting of ``--time-budget``
+BUDGET_FILE = "budget.json"
 STATE_FORMAT = "sensoryneuron.run-state"
 STATE_VERSION = 1
 LOG_COLUMNS = (
@@ -62,8 +67,17 @@ def write_config(run_dir: Path, preset: TaskPreset, run: dict[str, Any]) -> None
     atomic_write_text(run_dir / "config.json", text)
 
 
+def update_run_settings(run_dir: Path, **settings: Any) -> None:
+    """Change run settings in ``config.json``, keeping the recipe as it was written."""
+    path = run_dir / "config.json"
+    data = json.loads(path.read_text())
+    data["run"] = {**data.get("run", {}), **settings}
+    atomic_write_text(path, json.dumps(data, indent=2) + "\n")
+
+
 def read_config(run_dir: Path) -> tuple[TaskPreset, dict[str, Any]]:
-    """The recipe and the run settings (``backend``: a name, ``workers``: a positive int)."""
+    """The recipe and the run settings (``backend``: a name, ``workers``: a positive int,
+    and ``time_budget_minutes``, a positive number, where the run has a time budget)."""
     path = run_dir / "config.json"
     if not path.is_file():
         raise CheckpointError(f"{run_dir} is not a run folder: it has no config.json")
@@ -78,7 +92,30 @@ def read_config(run_dir: Path) -> tuple[TaskPreset, dict[str, Any]]:
             f"{path}: not a valid run configuration (run settings need a positive integer "
             f"'workers' and a backend name, got {run!r})"
         )
+    budget = run.get(TIME_BUDGET, 1.0)
+    if type(budget) not in (int, float) or not 0 < budget < math.inf:
+        raise CheckpointError(
+            f"{path}: not a valid run configuration ({TIME_BUDGET!r} must be a positive number "
+            f"of minutes, got {budget!r})"
+        )
     return preset, run
+
+
+def read_budget_cuts(run_dir: Path) -> dict[str, StageCut]:
+    """The stages that the time budget cut, by name (none without ``budget.json``)."""
+    path = run_dir / BUDGET_FILE
+    if not path.is_file():
+        return {}
+    try:
+        rows = json.loads(path.read_text())["cut"]
+        return {row["stage"]: StageCut.from_dict(row) for row in rows}
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+        raise CheckpointError(f"{path}: not a valid record of a time budget ({exc})") from None
+
+
+def write_budget_cuts(run_dir: Path, cuts: dict[str, StageCut]) -> None:
+    rows = [cut.to_dict() for cut in cuts.values()]
+    atomic_write_text(run_dir / BUDGET_FILE, json.dumps({"cut": rows}, indent=1) + "\n")
 
 
 def save_state(

@@ -5,6 +5,11 @@ and returns. A second signal stops at once, as a plain Ctrl-C would (``KeyboardI
 the last completed generation is saved). A flag checked between generations cannot be lost,
 where an exception raised from a signal handler can be swallowed by a ``__del__`` or weakref
 callback that happens to be running.
+
+A time budget (:mod:`evolve.training.budget`) ends a stage the same way, between steps, but
+it is not a stop request: the recipe moves on to its next stage. ``StopRequest.deadline``
+carries the current stage's deadline, and :meth:`StopRequest.should_stop` is what the loops
+check.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from dataclasses import dataclass
 from types import FrameType
 
 from evolve.logs import get_logger
+from evolve.training.budget import StageDeadline
 
 log = get_logger()
 
@@ -25,13 +31,28 @@ HANDLED = (signal.SIGINT, signal.SIGTERM)
 
 @dataclass
 class StopRequest:
-    """Whether, and by which signal, the run was asked to stop."""
+    """Whether, and by which signal, the run was asked to stop; and the stage's deadline.
+
+    Attributes:
+        signal: the signal that asked (None: none did).
+        deadline: the current stage's time budget (None: no budget).
+    """
 
     signal: int | None = None
+    deadline: StageDeadline | None = None
 
     @property
     def requested(self) -> bool:
+        """A signal asked the whole run to stop (a spent budget does not)."""
         return self.signal is not None
+
+    def out_of_time(self, done: int) -> bool:
+        """The stage has spent its budget; never before its first step (``done`` 0)."""
+        return done > 0 and self.deadline is not None and self.deadline.passed()
+
+    def should_stop(self, done: int) -> bool:
+        """Whether a loop that has ``done`` steps of its stage stops before the next one."""
+        return self.requested or self.out_of_time(done)
 
     @property
     def exit_code(self) -> int:
