@@ -49,6 +49,10 @@ class CarRacingPursuit:
         brake_gain: brake per unit of speed above the target.
         gas_gain: gas per unit of speed below the target (0: full gas whenever below, a
             bang-bang control; a proportional one gives smoother labels to imitate).
+        takeover_distance: :meth:`strayed` says the car is this far from the centre line
+            (track units; the road's half-width is 6.67) or farther.
+        takeover_heading: ... or its heading is this far (radians) from the way to its
+            pursuit point.
         memory: per env, its track and the centre-line index it was last nearest to.
     """
 
@@ -60,7 +64,9 @@ class CarRacingPursuit:
     brake_decel: float = 40.0
     plan_window: float = 120.0
     brake_gain: float = 0.1
-    gas_gain: float = 0.0
+    gas_gain: float = 0.1
+    takeover_distance: float = 6.0
+    takeover_heading: float = math.pi / 3
     memory: dict[int, tuple[Any, np.ndarray, np.ndarray, int]] = field(
         default_factory=dict, repr=False
     )
@@ -115,6 +121,23 @@ class CarRacingPursuit:
         if abs(steer) > 0.7:
             gas = min(gas, 0.3)  # no full throttle while steering hard (wheel spin)
         return np.array([steer, gas, brake])
+
+    def strayed(self, env: Any) -> bool:
+        """Whether the car in ``env`` has left the teacher's reach: near the road's edge or off
+        it, or heading away from the track. DAgger lets the teacher take such a step over, so
+        that a student's episode shows it recoveries from its own mistakes, not a long drive
+        through the grass. Reads the centre-line index :meth:`act` last found."""
+        points, _, nearest = self._track(env)
+        hull = env.car.hull
+        pos = np.array([hull.position[0], hull.position[1]])
+        n = len(points)
+        near = points[(nearest + np.arange(-2, 3)) % n]
+        distance = float(np.sqrt(((near - pos) ** 2).sum(1).min()))
+        target = points[(nearest + 3) % n]
+        heading = hull.angle + math.pi / 2
+        wanted = math.atan2(target[1] - pos[1], target[0] - pos[0])
+        error = abs((wanted - heading + math.pi) % (2 * math.pi) - math.pi)
+        return distance >= self.takeover_distance or error >= self.takeover_heading
 
     def forget(self) -> None:
         """Drops what was remembered of past envs (call between batches of episodes)."""

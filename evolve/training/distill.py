@@ -243,12 +243,23 @@ class ControllerTeacher:
     def executed(self, outputs: np.ndarray) -> None:
         """A controller reads the env, not its own past actions."""
 
+    def takeover(self, view: StepView) -> np.ndarray:
+        """bool ``[B]``: the episodes whose car the controller takes over this step (its
+        ``strayed(env)``, read after :meth:`label`; none without one)."""
+        strayed = getattr(self.controller, "strayed", None)
+        batch = view.raw.shape[1]
+        if strayed is None:
+            return np.zeros(batch, dtype=bool)
+        return np.array([bool(strayed(view.task.env(0, b))) for b in range(batch)])
+
 
 class TeacherLabels(Observer):
     """Labels every step of the episode loop with the teacher's output on the true state.
 
     :meth:`drive` is the loop's driver: the teacher labels the step, and the episodes
-    ``teacher_driven`` execute its outputs. :meth:`on_act` records the step: what the student
+    ``teacher_driven`` execute its outputs, as do the steps a teacher takes over (a
+    :class:`ControllerTeacher` whose car has strayed: DAgger with interventions, so the
+    student's episodes stay near the road). :meth:`on_act` records the step: what the student
     read, the label, the executed action (as the policy reads it back), which episodes were
     running, and the sensor each slot carried. With ``frames`` (an image task) it records the
     newest frame of each episode's stack instead of the patches (uint8 ``[B, H, W]``: one frame
@@ -276,6 +287,7 @@ class TeacherLabels(Observer):
         self.action_map = action_map
         self.frames = frames
         self.label: np.ndarray | None = None
+        self.takeovers = 0  # steps of the student's episodes that the teacher took over
         names = ("obs", "labels", "executed", "mask") + (() if frames else ("sources",))
         self.rows: dict[str, list[np.ndarray]] = {k: [] for k in names}
 
@@ -292,7 +304,13 @@ class TeacherLabels(Observer):
         """The teacher labels the step; the executed outputs ``[1, B, A]``."""
         assert view.output is not None
         self.label = self.teacher.label(view)
-        return np.where(self.driven[None, :, None], self.label, view.output)
+        driven = self.driven
+        takeover = getattr(self.teacher, "takeover", None)
+        if takeover is not None:
+            strayed = takeover(view)
+            self.takeovers += int((strayed & ~driven & view.alive[0]).sum())
+            driven = driven | strayed
+        return np.where(driven[None, :, None], self.label, view.output)
 
     def on_act(self, view: StepView) -> None:
         assert self.label is not None and view.action is not None
@@ -348,7 +366,11 @@ def collect(
         driver=labels.drive,
         observation=spec.observation,
     )
-    return labels.dataset(steps)
+    data = labels.dataset(steps)
+    own = int(data.mask[:, ~np.asarray(teacher_driven, dtype=bool)].sum())
+    if own and labels.takeovers:
+        log.info("the teacher took over %d of the student's %d steps", labels.takeovers, own)
+    return data
 
 
 def replay(

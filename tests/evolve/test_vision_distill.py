@@ -184,3 +184,26 @@ def test_a_tiny_dagger_run_learns_the_dot_and_resumes_exactly(tmp_path):
     np.testing.assert_array_equal(
         load_distill_state(tmp_path / "b").params, load_distill_state(tmp_path / "a").params
     )
+
+
+class StrayingDotTeacher(DotTeacher):
+    """Says the square has strayed on every third step: the teacher takes those over."""
+
+    def strayed(self, env):
+        return env.t % 3 == 0
+
+
+def test_a_teacher_takes_over_the_steps_of_a_students_episode_where_it_strayed():
+    from evolve.training.distill import collect, initial_params
+    from sensoryneuron.policy import Policy
+
+    preset = dot_preset()
+    student = Policy(MODEL, initial_params(MODEL, 0, 0.5))
+    teacher = ControllerTeacher(StrayingDotTeacher(), ActionMap.unit_box(1))
+    data = collect(student, teacher, preset, [0, 1], STEPS, np.zeros(2, bool))
+    took = np.isclose(data.executed, data.labels)[..., 0] & data.mask
+    steps = np.arange(STEPS)[:, None].repeat(2, 1)
+    np.testing.assert_array_equal(took, steps % 3 == 0)  # the others: the student's own
+    plain = ControllerTeacher(DotTeacher(), ActionMap.unit_box(1))
+    own = collect(student, plain, preset, [0, 1], STEPS, np.zeros(2, bool))
+    assert not np.isclose(own.executed, own.labels).any()  # no strayed(): no takeover

@@ -114,3 +114,21 @@ def test_envpool_and_gymnasium_share_spaces_reward_scale_and_episode_length():
             break
     assert steps == spec.max_steps == gym.make(CAR).spec.max_episode_steps == 1000
     pool.close()
+
+
+def test_the_pursuit_teacher_says_when_the_car_has_strayed_from_the_road():
+    pytest.importorskip("Box2D")
+    from tasks.teachers import CarRacingPursuit
+
+    env = gym.make("CarRacing-v3")
+    env.reset(seed=4)
+    teacher = CarRacingPursuit()
+    for _ in range(50):  # the teacher on the road
+        env.step(teacher.act(env.unwrapped))
+        assert not teacher.strayed(env.unwrapped)
+    for _ in range(60):  # full right lock: off the road
+        teacher.act(env.unwrapped)
+        env.step(np.array([1.0, 0.5, 0.0]))
+    teacher.act(env.unwrapped)
+    assert teacher.strayed(env.unwrapped)
+    env.close()
