@@ -104,10 +104,7 @@ class CarRacingPursuit:
         self.memory[id(env)] = (env.track, points, curvature, nearest)
         step = 3.5  # track units between centre-line points
         ahead = int(round((self.lookahead + self.lookahead_per_speed * speed) / step))
-        target = points[(nearest + max(ahead, 1)) % n]
-        heading = hull.angle + math.pi / 2  # the car drives along its body's +y axis
-        wanted = math.atan2(target[1] - pos[1], target[0] - pos[0])
-        error = (wanted - heading + math.pi) % (2 * math.pi) - math.pi
+        error = _heading_error(hull, points[(nearest + max(ahead, 1)) % n])
         steer = float(np.clip(-self.steer_gain * error, -1.0, 1.0))
         span = np.arange(max(int(self.plan_window / step), 1))
         corner = np.sqrt(self.lateral_accel / np.maximum(curvature[(nearest + span) % n], 1e-4))
@@ -133,15 +130,20 @@ class CarRacingPursuit:
         n = len(points)
         near = points[(nearest + np.arange(-2, 3)) % n]
         distance = float(np.sqrt(((near - pos) ** 2).sum(1).min()))
-        target = points[(nearest + 3) % n]
-        heading = hull.angle + math.pi / 2
-        wanted = math.atan2(target[1] - pos[1], target[0] - pos[0])
-        error = abs((wanted - heading + math.pi) % (2 * math.pi) - math.pi)
+        error = abs(_heading_error(hull, points[(nearest + 3) % n]))
         return distance >= self.takeover_distance or error >= self.takeover_heading
 
     def forget(self) -> None:
         """Drops what was remembered of past envs (call between batches of episodes)."""
         self.memory.clear()
+
+
+def _heading_error(hull: Any, target: np.ndarray) -> float:
+    """The angle (radians, in ``[-pi, pi)``) from the car's heading to the way to ``target``;
+    positive: the target lies to the left. The car drives along its body's +y axis."""
+    heading = hull.angle + math.pi / 2
+    wanted = math.atan2(target[1] - hull.position[1], target[0] - hull.position[0])
+    return (wanted - heading + math.pi) % (2 * math.pi) - math.pi
 
 
 TEACHERS: dict[str, tuple[type, str]] = {"car-racing-pursuit": (CarRacingPursuit, "CarRacing-v3")}
