@@ -42,11 +42,14 @@ class ModuleAttentionNeuron(torch.nn.Module):
         self.lstm = torch.nn.LSTMCell(1 + model.act_dim, model.pos_dim)
         for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
             getattr(self.lstm, name).data = w[f"neuron.{name}"].clone()
-        self.q = torch.nn.Linear(model.pos_dim, model.msg_dim, bias=False)
-        self.k = torch.nn.Linear(model.pos_dim, model.msg_dim, bias=False)
+        bias = model.attention_bias
+        self.q = torch.nn.Linear(model.pos_dim, model.msg_dim, bias=bias)
+        self.k = torch.nn.Linear(model.pos_dim, model.msg_dim, bias=bias)
         self.head = torch.nn.Linear(model.num_latents, model.act_dim)
         self.q.weight.data = w["query.weight"].clone()
         self.k.weight.data = w["key.weight"].clone()
+        if bias:
+            self.q.bias.data, self.k.bias.data = w["query.bias"].clone(), w["key.bias"].clone()
         self.head.weight.data, self.head.bias.data = w["out.weight"].clone(), w["out.bias"].clone()
         self.register_buffer("pos", sinusoidal_table(model.num_latents, model.pos_dim))
         self.act_dim = model.act_dim

@@ -117,6 +117,12 @@ class DistillConfig:
         attention_weight: weight of the supervised-attention loss (0: off; needs a
             softmax-attention student with a latent per sensor).
         clip_grad: largest gradient norm of an Adam step (0: no clipping).
+        noise_channels: noise-channel counts that the iterations cycle through (iteration
+            ``i`` plays its episodes with ``noise_channels[i % len]`` of them in place of the
+            preset's count; empty: the preset's perturbations as they are). A student that
+            sees episodes with and without noise channels learns to ignore them without
+            counting on them. Each Adam step fits episodes of one count (the steps take
+            the counts in turn), and each held-out test averages one test per count.
     """
 
     iterations: int = 100
@@ -132,8 +138,17 @@ class DistillConfig:
     identity_weight: float = 0.0
     attention_weight: float = 0.0
     clip_grad: float = 0.0
+    noise_channels: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
+        counts = self.noise_channels
+        if not isinstance(counts, (tuple, list)) or any(
+            isinstance(n, bool) or not isinstance(n, int) or n < 0 for n in counts
+        ):
+            raise ConfigError(
+                f"distill.noise_channels must be a list of non-negative integers; got {counts!r}"
+            )
+        object.__setattr__(self, "noise_channels", tuple(counts))
         for name in (
             "iterations",
             "episodes",
@@ -228,6 +243,13 @@ class TaskPreset:
                 raise ConfigError(
                     f"distill.identity_weight needs a student with sensory neurons; "
                     f"a {self.model.kind} model has none"
+                )
+        if self.distill is not None and self.distill.noise_channels:
+            observation = get_task(self.env_id).observation
+            if not isinstance(observation, VectorObservation):
+                raise ConfigError(
+                    "distill.noise_channels adds noise inputs to a vector observation; "
+                    f"{self.env_id} gives {observation.describe()}"
                 )
         if self.distill is not None and self.distill.attention_weight > 0:
             if getattr(self.model, "attention", None) != "softmax":

@@ -157,6 +157,21 @@ class EpisodeStore:
             atomic_write(self.path(chunk, name), _npy_writer(episode_major))
         self.sizes.append(data.episodes)
 
+    def width(self, chunk: int) -> int:
+        """The number of input slots in chunk ``chunk``'s episodes (its ``obs`` files's third
+        axis; image chunks: the frames' height)."""
+        return int(self._open(chunk, "obs").shape[2])
+
+    def pools(self) -> list[np.ndarray]:
+        """The store's episodes (global indices) grouped by their number of input slots, in
+        the order each width first appears: a batch must take episodes of one width."""
+        starts = np.concatenate([[0], np.cumsum(self.sizes)]).astype(np.int64)
+        by_width: dict[int, list[np.ndarray]] = {}
+        for chunk in range(self.chunks):
+            span = np.arange(starts[chunk], starts[chunk + 1])
+            by_width.setdefault(self.width(chunk), []).append(span)
+        return [np.concatenate(spans) for spans in by_width.values()]
+
     def gather(self, index: np.ndarray) -> Dataset:
         """The episodes ``index`` (global, in the order of the chunks), time-major.
 

@@ -59,14 +59,13 @@ import numpy as np
 import torch
 
 from evolve.backends import Backend
-from evolve.evaluation.conditions import Condition
-from evolve.evaluation.evaluate import evaluate_policy
 from evolve.logs import get_logger
 from evolve.presets import TaskPreset
 from evolve.rollout import Observer, StepView, batched_task, check_device, episodes
-from evolve.seeds import VALIDATION_OFFSET, distill_init_seed, distill_seeds, distill_stream
+from evolve.seeds import distill_init_seed, distill_seeds, distill_stream
 from evolve.training.dataset import Dataset, EpisodeStore
 from evolve.training.frame_replay import window_loss
+from evolve.training.held_out import held_out_score
 from evolve.training.run_folder import write_log_csv
 from evolve.training.stopping import StopRequest
 from sensoryneuron.actions import ActionMap
@@ -568,15 +567,18 @@ def distill(
             new = collect(
                 student,
                 teacher,
-                preset,
+                iteration_preset(preset, it),
                 distill_seeds(seed, it, cfg.episodes),
                 collected_steps,
                 driven,
             )
             store.append(new)  # chunk ``it``; the state below is what makes it count
+            pools = store.pools()  # one per number of noise channels collected so far
             loss, identity_loss, attention_loss = 0.0, math.nan, math.nan
-            for _ in range(cfg.grad_steps):
-                index = np.sort(stream.choice(store.episodes, size=cfg.batch, replace=True))
+            for step in range(cfg.grad_steps):
+                pool = pools[step % len(pools)]
+                pick = stream.choice(pool.size, size=cfg.batch, replace=True)
+                index = np.sort(pool[pick])
                 batch = store.gather(index)  # reads only these episodes from disk
                 if image:
                     losses = Losses(window_loss(model, params, batch, stream, cfg.window, BURN_IN))
@@ -628,6 +630,15 @@ def distill(
     return DistillResult(stage_dir / "best.npz", state.iteration, state.best_test, interrupted)
 
 
+def iteration_preset(preset: TaskPreset, iteration: int) -> TaskPreset:
+    """The recipe whose perturbations iteration ``iteration`` plays its episodes under: the
+    preset's own, with ``distill.noise_channels[iteration % len]`` noise channels if set."""
+    counts = preset.distill.noise_channels if preset.distill is not None else ()
+    if not counts:
+        return preset
+    return preset.replace(perturbations={"noise_channels": counts[iteration % len(counts)]})
+
+
 def _student(preset: TaskPreset, params: np.ndarray, info: dict) -> Policy:
     """The student at ``params``, acting in the task's action space."""
     action = get_task(preset.env_id).action
@@ -648,18 +659,8 @@ def _test(
     cfg = preset.distill
     assert cfg is not None
     student = _student(preset, params.detach().cpu().numpy(), {})
-    trained = Condition("trained", preset.perturbations)
-    (row,) = evaluate_policy(
-        student,
-        preset.env_id,
-        [trained],
-        cfg.test_episodes,
-        seed_offset=VALIDATION_OFFSET,
-        backend=backend,
-        engine=preset.engine,
-        device=device,
-    )
-    score = row["mean"]
+    test = held_out_score(student, preset, cfg.test_episodes, backend, device)
+    score = test.mean
     if score > state.best_test:
         state.best_test, state.best_iteration = score, it + 1
         info = {"iteration": it + 1, "test_score": score, "test_episodes": cfg.test_episodes}
@@ -668,8 +669,8 @@ def _test(
         "[distill test] iteration %4d | test %8.2f +- %6.2f over %d held-out episodes | best %8.2f (iteration %d)",
         it + 1,
         score,
-        row["std"],
-        cfg.test_episodes,
+        test.std,
+        test.episodes,
         state.best_test,
         state.best_iteration,
     )

@@ -26,12 +26,12 @@ from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from evolve.backends import Backend, LocalBackend
-from evolve.evaluation.conditions import Condition, default_conditions, parse_condition
+from evolve.evaluation.conditions import default_conditions, parse_condition
 from evolve.evaluation.evaluate import evaluate_policy, format_table
 from evolve.logs import attach_file, get_logger
 from evolve.presets import TaskPreset
 from evolve.rollout import EpisodeJob
-from evolve.seeds import VALIDATION_OFFSET, strategy_seed, training_seeds
+from evolve.seeds import strategy_seed, training_seeds
 from evolve.strategies import DivergedError, Strategy, make_strategy, warn_if_costly
 from evolve.training.budget import (
     DISTILLATION,
@@ -44,6 +44,7 @@ from evolve.training.budget import (
     recipe_stages,
 )
 from evolve.training.distill import ControllerTeacher, distill, load_distill_state
+from evolve.training.held_out import held_out_score
 from evolve.training.run_folder import (
     RunState,
     load_state,
@@ -503,18 +504,8 @@ def _test(
 ) -> float:
     """Score the centre on held-out seeds under the training perturbations; keep the best."""
     episodes = preset.training.test_episodes
-    policy = _policy(preset, center, {})
-    trained = Condition("trained", preset.perturbations)
-    (row,) = evaluate_policy(
-        policy,
-        preset.env_id,
-        [trained],
-        episodes,
-        seed_offset=VALIDATION_OFFSET,
-        backend=backend,
-        engine=preset.engine,
-    )
-    score = row["mean"]
+    test = held_out_score(_policy(preset, center, {}), preset, episodes, backend)
+    score = test.mean
     improved = score > state.best_test
     if improved:
         state.best_test, state.best_generation = score, gen + 1
@@ -524,8 +515,8 @@ def _test(
         "[test] gen %5d | test %8.2f +- %6.2f over %d held-out episodes | best %8.2f (gen %d)%s",
         gen + 1,
         score,
-        row["std"],
-        episodes,
+        test.std,
+        test.episodes,
         state.best_test,
         state.best_generation,
         " *" if improved else "",

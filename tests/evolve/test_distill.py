@@ -11,6 +11,7 @@ import pytest
 import torch
 
 import evolve.training.distill as distill_module
+import evolve.training.held_out as held_out_module
 import sensoryneuron as sn
 from evolve.cli import main as cli_main
 from evolve.presets import DistillConfig, TaskPreset, get_preset
@@ -385,6 +386,46 @@ def test_staged_recipe_round_trips_and_validates():
         DistillConfig(batch=0)
     with pytest.raises(ConfigError, match=r"unknown distill field\(s\) \['epochs'\]"):
         DistillConfig.from_dict({"epochs": 3})
+
+
+def test_iterations_cycle_through_the_noise_channel_counts_and_each_step_fits_one(
+    tmp_path, monkeypatch
+):
+    preset = tiny_staged(iterations=4).replace(
+        distill={"noise_channels": [0, 3], "grad_steps": 3, "test_every": 4}
+    )
+    assert preset.distill.noise_channels == (0, 3)
+    assert TaskPreset.from_dict(preset.to_dict()) == preset  # JSON gives a list back
+    widths, tested = [], []
+    real_loss, real_eval = distill_module.imitation_loss, held_out_module.evaluate_policy
+
+    def record_width(model, params, batch, *args):
+        widths.append(batch.obs.shape[2])
+        return real_loss(model, params, batch, *args)
+
+    def record_conditions(policy, env_id, conditions, *args, **kwargs):
+        tested.append([c.perturbations.noise_channels for c in conditions])
+        return real_eval(policy, env_id, conditions, *args, **kwargs)
+
+    monkeypatch.setattr(distill_module, "imitation_loss", record_width)
+    monkeypatch.setattr(held_out_module, "evaluate_policy", record_conditions)
+    distill(preset, tmp_path, TEACHER, backend=_backend())
+    store = load_distill_data(tmp_path)
+    assert [store.width(k) for k in range(4)] == [5, 8, 5, 8]
+    assert [pool.tolist() for pool in store.pools()] == [
+        [0, 1, 2, 3, 8, 9, 10, 11],
+        [4, 5, 6, 7, 12, 13, 14, 15],
+    ]
+    # iteration 1 holds only noise-free episodes; later, the steps take the widths in turn
+    assert widths == [5, 5, 5] + [5, 8, 5] * 3
+    assert tested == [[0, 3]]  # one test per count, averaged
+    with pytest.raises(
+        ConfigError,
+        match=r"distill.noise_channels must be a list of non-negative integers; got \(0, -1\)",
+    ):
+        DistillConfig(noise_channels=(0, -1))
+    with pytest.raises(ConfigError, match="distill.noise_channels adds noise inputs to a vector"):
+        get_preset("carracing").replace(distill={"noise_channels": [0, 2]})
 
 
 def _backend():
