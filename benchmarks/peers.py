@@ -38,12 +38,10 @@ import textwrap
 import time
 from pathlib import Path
 
-import gymnasium as gym
 import numpy as np
 import torch
-from throughput import ModuleAttentionNeuron  # benchmarks/ is on the path when run
+from throughput import run_baseline  # benchmarks/ is on the path when run
 
-import tasks
 from evolve.backends import LocalBackend
 from evolve.presets import get_preset
 from evolve.rollout import EpisodeJob
@@ -113,22 +111,9 @@ def time_ours(model, params: np.ndarray, workers: int, rounds: int) -> dict:
 
 
 def time_original(model, params: np.ndarray, members: int) -> dict:
-    """Member-steps/s of the unbatched way (see ``benchmarks/throughput.py``)."""
-    env = tasks.ShuffleObservation(gym.make(ENV_ID))
-    steps = 0
-    start = time.perf_counter()
-    with torch.no_grad():
-        for m in range(members):
-            policy = ModuleAttentionNeuron(model, params[m])
-            policy.reset()
-            obs, _ = env.reset(seed=m)
-            while True:
-                obs, _, terminated, truncated, _ = env.step(policy(obs))
-                steps += 1
-                if terminated or truncated:
-                    break
-    elapsed = time.perf_counter() - start
-    return {"member_steps_per_s": steps / elapsed, "members": members, "member_steps": steps}
+    """Member-steps/s of the unbatched way (``benchmarks/throughput.py``), member m on seed m."""
+    rate, steps = run_baseline(params, 1000, members, model, ENV_ID, list(range(members)))
+    return {"member_steps_per_s": rate, "members": members, "member_steps": steps}
 
 
 def time_evojax(python: str, popsize: int, rounds: int, scale: float, devices: int) -> dict:

@@ -86,22 +86,32 @@ def run_batched(params: np.ndarray, steps: int, workers: int) -> tuple[float, in
     return result.member_steps / elapsed, result.member_steps
 
 
-def run_baseline(params: np.ndarray, steps: int, members: int) -> float:
-    model = AttentionNeuronModel(act_dim=1)
-    env = tasks.ShuffleObservation(gym.make(ENV_ID, max_episode_steps=steps))
+def run_baseline(
+    params: np.ndarray,
+    steps: int,
+    members: int,
+    model: AttentionNeuronModel | None = None,
+    env_id: str = ENV_ID,
+    seeds: list[int] | None = None,
+) -> tuple[float, int]:
+    """Member-steps/s of the original way, and the steps played: member ``m`` of
+    ``params`` alone on episode ``seeds[m]`` (default: seed 0 for every member)."""
+    model = model or AttentionNeuronModel(act_dim=1)
+    seeds = seeds or [0] * members
+    env = tasks.ShuffleObservation(gym.make(env_id, max_episode_steps=steps))
     done_steps = 0
     start = time.perf_counter()
     with torch.no_grad():
         for m in range(members):
             policy = ModuleAttentionNeuron(model, params[m])
             policy.reset()
-            obs, _ = env.reset(seed=0)
+            obs, _ = env.reset(seed=seeds[m])
             while True:
                 obs, _, terminated, truncated, _ = env.step(policy(obs))
                 done_steps += 1
                 if terminated or truncated:
                     break
-    return done_steps / (time.perf_counter() - start)
+    return done_steps / (time.perf_counter() - start), done_steps
 
 
 def main() -> None:
@@ -118,7 +128,7 @@ def main() -> None:
     # runs all its steps and both sides do the same work.
     params = (args.scale * rng.standard_normal((args.popsize, model.num_params))).astype(np.float32)
     torch.set_num_threads(1)
-    baseline = run_baseline(params, args.steps, args.baseline_members)
+    baseline, _ = run_baseline(params, args.steps, args.baseline_members)
     one, counted = run_batched(params, args.steps, workers=1)
     two, _ = run_batched(params, args.steps, workers=2)
     print(

@@ -158,7 +158,7 @@ class EpisodeStore:
         self.sizes.append(data.episodes)
 
     def width(self, chunk: int) -> int:
-        """The number of input slots in chunk ``chunk``'s episodes (its ``obs`` files's third
+        """The number of input slots in chunk ``chunk``'s episodes (its ``obs`` file's third
         axis; image chunks: the frames' height)."""
         return int(self._open(chunk, "obs").shape[2])
 
