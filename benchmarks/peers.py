@@ -8,7 +8,10 @@ messages, an 8-cell sensory LSTM):
   (``LocalBackend(2)``), what ``evolve train`` runs; ``sensoryneuron_1_process`` is one
   process. Our model has EvoJAX's biases (``attention_bias=True``: 977 parameters; EvoJAX
   counts 945 because flax's LSTM cell has one bias per gate where torch's has two).
-  Counted over the steps of live episodes only: finished members leave the batch.
+  Counted over the steps of live episodes only: finished members leave the batch. The
+  population is the paper's published weights (``../shared/reference/cartpole_pi.npz``, no
+  query/key biases) plus noise of std ``--spread``, so its episodes last about as long as
+  in training (about 730 steps); random weights would end in a few dozen steps.
 - ``evojax``: EvoJAX's ``SimManager`` with its ``PermutationInvariantPolicy`` on its own
   ``CartPoleSwingUp(harder=True)``, one ``jax.lax.scan`` over all 1,000 steps, on 2 host
   devices (``--xla_force_host_platform_device_count=2``), in a subprocess. Every one of its
@@ -18,7 +21,7 @@ messages, an 8-cell sensory LSTM):
 - ``original``: one member at a time, an ``nn.Module`` policy with its LSTM state in
   attributes and a per-step Gymnasium env, as the paper's code ran (timed on a few members).
 - ``default_student``: the default recipe's 12,929-parameter student on the batched engine
-  (2 workers), for scale.
+  (2 workers), for scale: the shipped ``cartpole-swingup-harder`` agent plus noise.
 
 Every figure is the best of ``--rounds`` timed population episodes (fresh seeds each),
 after a warm-up (EvoJAX's jit compilation is not timed). Usage::
@@ -42,12 +45,14 @@ import numpy as np
 import torch
 from throughput import run_baseline  # benchmarks/ is on the path when run
 
+import sensoryneuron as sn
 from evolve.backends import LocalBackend
 from evolve.presets import get_preset
 from evolve.rollout import EpisodeJob
 from sensoryneuron import AttentionNeuronModel
 
 ENV_ID = "SensoryNeuron/CartPoleSwingUpHarder-v0"
+REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference" / "cartpole_pi.npz"
 
 EVOJAX_SCRIPT = textwrap.dedent(
     """
@@ -80,11 +85,36 @@ EVOJAX_SCRIPT = textwrap.dedent(
         scores.block_until_ready()
         best = min(best, time.perf_counter() - start)
     print(json.dumps({
-        "seconds": best, "member_steps": popsize * 1000, "num_params": policy.num_params,
+        "seconds": best, "member_steps": popsize * 1000, "num_params": int(policy.num_params),
         "devices": jax.local_device_count(), "jax": jax.__version__,
     }))
     """
 )
+
+
+def population(
+    model: AttentionNeuronModel, popsize: int, scale: float, spread: float, rng
+) -> tuple[np.ndarray, str]:
+    """Our population: the paper's published cart-pole weights plus noise of std ``spread``.
+
+    Episodes then last about as long as in training (about 800 of 1,000 steps), where
+    random weights end in a few dozen steps and time mostly the set-up of a rollout. The
+    published file has no query/key biases; they start at zero. Where
+    ``../shared/reference`` is absent, random weights of std ``scale``.
+    """
+    if not REFERENCE.is_file():
+        flat = scale * rng.standard_normal((popsize, model.num_params))
+        return flat.astype(np.float32), f"random, std {scale} (no {REFERENCE.name})"
+    published = sn.load_reference_policy(REFERENCE, name="cartpole_pi")
+    tensors = published.model.unflatten(torch.tensor(published.params, dtype=torch.float64)[None])
+    spec = model.param_spec
+    full = {
+        name: tensors.get(name, torch.zeros((1, *shape), dtype=torch.float64))
+        for name, shape in spec.entries
+    }
+    base = model.flatten(full)[0].numpy()
+    flat = base[None] + spread * rng.standard_normal((popsize, model.num_params))
+    return flat.astype(np.float32), f"{REFERENCE.name} + noise of std {spread}"
 
 
 def time_ours(model, params: np.ndarray, workers: int, rounds: int) -> dict:
@@ -144,6 +174,9 @@ def main() -> None:
     parser.add_argument("--original-members", type=int, default=4)
     parser.add_argument("--scale", type=float, default=0.1, help="std of the random weights")
     parser.add_argument(
+        "--spread", type=float, default=0.01, help="std of the noise on the published weights"
+    )
+    parser.add_argument(
         "--evojax-python",
         default=sys.executable,
         help="the Python that has EvoJAX (default: this one)",
@@ -154,21 +187,24 @@ def main() -> None:
     torch.set_num_threads(1)
     model = AttentionNeuronModel(act_dim=1, attention_bias=True)
     rng = np.random.default_rng(0)
-    params = (args.scale * rng.standard_normal((args.popsize, model.num_params))).astype(np.float32)
+    params, weights = population(model, args.popsize, args.scale, args.spread, rng)
     results: dict = {
         "task": ENV_ID,
         "popsize": args.popsize,
         "num_params": model.num_params,
         "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs",
         "load_average_at_start": list(os.getloadavg()),
+        "our_weights": weights,
     }
     results["sensoryneuron_run"] = time_ours(model, params, 2, args.rounds)
     results["sensoryneuron_1_process_run"] = time_ours(model, params, 1, args.rounds)
     results["original_run"] = time_original(model, params, args.original_members)
-    student = get_preset("cartpole-swingup-harder").model
-    student_params = (
-        args.scale * 0.2 * rng.standard_normal((args.popsize, student.num_params))
-    ).astype(np.float32)
+    # the shipped default agent plus noise, so that its episodes last as in training
+    shipped = sn.load_policy("cartpole-swingup-harder")
+    student = shipped.model
+    assert student == get_preset("cartpole-swingup-harder").model
+    noise = args.spread * rng.standard_normal((args.popsize, student.num_params))
+    student_params = (np.asarray(shipped.params)[None] + noise).astype(np.float32)
     results["default_student_run"] = {
         "num_params": student.num_params,
         **time_ours(student, student_params, 2, args.rounds),

@@ -112,6 +112,20 @@ non_negative_int = _number(int, 0, "an integer >= 0")
 positive_float = _number(float, 1e-300, "a positive number")
 
 
+NO_BUDGET = "none"  # --time-budget none: every stage runs to its end
+
+
+def budget_arg(text: str) -> float | str:
+    if text == NO_BUDGET:
+        return NO_BUDGET
+    value = float(text) if _FLOAT.fullmatch(text) else 0.0
+    if not 0 < value < math.inf:
+        raise argparse.ArgumentTypeError(
+            f"expected a positive number of minutes or 'none', got {text!r}"
+        )
+    return value
+
+
 def fraction_arg(text: str) -> float:
     value = float(text) if _FLOAT.fullmatch(text) else -1.0
     if not 0.0 <= value < 1.0:
@@ -176,10 +190,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     t.add_argument(
         "--time-budget",
-        type=positive_float,
-        metavar="MINUTES",
+        type=budget_arg,
+        metavar="MINUTES|none",
         help="stop each stage once its share of MINUTES is spent and go on to the next; the "
-        "closing table still runs (default: no budget; a resumed run keeps its own)",
+        "closing table still runs ('none': every stage runs to its end; default: the "
+        "preset's training.time_budget, and a resumed run keeps its own)",
     )
     t.add_argument("--popsize", type=positive_int, help="members per generation")
     t.add_argument("--repeats", type=positive_int, help="episodes per member per generation")
@@ -451,7 +466,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         )
     overrides = _training_overrides(args)
     backend_name, workers = args.backend or DEFAULT_BACKEND, args.workers or DEFAULT_WORKERS
-    recorded, time_budget, recorded_budget = None, args.time_budget, None
+    recorded, recorded_budget = None, None
     if args.resume:
         run_dir = Path(args.resume)
         preset, settings = resume_preset(run_dir)
@@ -471,14 +486,16 @@ def cmd_train(args: argparse.Namespace) -> int:
         preset = _apply_overrides(preset, overrides)
         backend_name, workers, recorded = _resumed_backend(args, run_dir, settings)
         recorded_budget = settings.get(TIME_BUDGET)
-        if time_budget is None:
-            time_budget = recorded_budget  # the run's own, unless a new one is given
+        time_budget = recorded_budget  # the run's own, unless a new one is given
     else:
         preset = _on_engine(_apply_overrides(_new_preset(args), overrides), args.engine)
+        time_budget = preset.training.time_budget
         stamp = time.strftime("%Y%m%d-%H%M%S")
         run_dir = Path(
             args.out or Path(args.runs_dir) / f"{preset.name}-s{preset.training.seed}-{stamp}"
         )
+    if args.time_budget is not None:
+        time_budget = None if args.time_budget == NO_BUDGET else args.time_budget
     with console(), make_backend(backend_name, workers, args.address) as backend:
         if recorded is not None and backend.workers != recorded:  # --workers max elsewhere
             raise _workers_changed(run_dir, recorded)

@@ -68,10 +68,12 @@ def write_config(run_dir: Path, preset: TaskPreset, run: dict[str, Any]) -> None
 
 
 def update_run_settings(run_dir: Path, **settings: Any) -> None:
-    """Change run settings in ``config.json``, keeping the recipe as it was written."""
+    """Change run settings in ``config.json``, keeping the recipe as it was written (a
+    setting given as None is removed)."""
     path = run_dir / "config.json"
     data = json.loads(path.read_text())
-    data["run"] = {**data.get("run", {}), **settings}
+    merged = {**data.get("run", {}), **settings}
+    data["run"] = {key: value for key, value in merged.items() if value is not None}
     atomic_write_text(path, json.dumps(data, indent=2) + "\n")
 
 

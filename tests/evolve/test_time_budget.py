@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 import evolve.cli as cli
+import evolve.presets as presets
 import evolve.training.distill as distill_module
 import evolve.training.loop as loop
 import sensoryneuron as sn
@@ -250,7 +251,8 @@ def test_a_bad_time_budget_is_one_line_with_exit_code_2(capsys, value):
     code, _, err = run_cli(capsys, "train", "--time-budget", value)
     assert code == 2
     assert (
-        err == f"evolve: error: argument --time-budget: expected a positive number, got {value!r}\n"
+        err == "evolve: error: argument --time-budget: expected a positive number of minutes "
+        f"or 'none', got {value!r}\n"
     )
 
 
@@ -286,3 +288,52 @@ def test_the_cli_cuts_the_run_writes_the_table_and_keeps_the_budget_on_resume(
     assert code == 0, err
     assert (load_state(run)[0].generation, settings()["time_budget_minutes"]) == (6, 10)
     assert read_budget_cuts(run) == {}  # the last stage ran to its end
+
+
+def test_a_presets_own_budget_applies_unless_the_cli_says_none(tmp_path, capsys, monkeypatch):
+    clock = Clock()
+    monkeypatch.setattr(cli, "make_backend", lambda *a: TickingBackend(clock))
+    monkeypatch.setattr(cli, "train", functools.partial(loop.train, clock=clock))
+    budgeted = es().replace(name="tiny-budgeted", training={"time_budget": 2})
+    monkeypatch.setitem(presets.PRESETS, budgeted.name, budgeted)
+    common = ["--final-episodes", "1", "--no-progress"]
+
+    def settings(run):
+        return json.loads((run / "config.json").read_text())["run"]
+
+    run = tmp_path / "own"
+    code, _, err = run_cli(capsys, "train", budgeted.name, *common, "--out", run)
+    assert code == 0, err
+    assert "the evolution stopped at generation 2 of 6 after 2.0 min of 1.8 allowed" in err
+    assert settings(run)["time_budget_minutes"] == 2
+
+    free = tmp_path / "none"
+    code, _, err = run_cli(capsys, "train", budgeted.name, *common, "--time-budget", "none",
+                           "--out", free)  # fmt: skip
+    assert code == 0, err
+    assert load_state(free)[0].generation == 6 and "time_budget_minutes" not in settings(free)
+    assert read_budget_cuts(free) == {}
+
+    # a resumed run keeps its own budget, here the preset's, until told otherwise
+    state, meta, arrays = load_state(run)
+    state.wall_time = 120.0
+    save_state(run, state, meta, arrays)
+    code, _, err = run_cli(capsys, "train", "--resume", run, *common)
+    assert code == 0, err
+    assert load_state(run)[0].generation == 2
+    code, _, err = run_cli(capsys, "train", "--resume", run, *common, "--time-budget", "none")
+    assert code == 0, err
+    assert load_state(run)[0].generation == 6 and "time_budget_minutes" not in settings(run)
+
+
+def test_the_default_recipe_fits_an_hour():
+    assert get_preset("cartpole-swingup-harder").training.time_budget == 60
+
+
+@pytest.mark.parametrize("value", [0, -1.0, float("nan"), float("inf"), True, "60"])
+def test_a_bad_preset_budget_is_a_config_error(value):
+    with pytest.raises(sn.ConfigError) as err:
+        es().replace(training={"time_budget": value})
+    assert str(err.value) == (
+        f"time_budget must be a positive number of minutes or null; got {value!r}"
+    )
