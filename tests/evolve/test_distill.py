@@ -203,7 +203,8 @@ def test_attention_loss_teaches_latent_k_to_find_sensor_k():
     params = torch.nn.Parameter(torch.from_numpy(student.params.copy()))
     opt = torch.optim.Adam([params], lr=1e-2)
     index = np.arange(8)
-    for step in range(100):
+    # 200 steps: after 100 the fraction below was 0.80 on one CPU and above it on another
+    for step in range(200):
         losses = imitation_loss(SOFTMAX, params, data, index, attention_sensors=5)
         opt.zero_grad()
         losses.attention.backward()
