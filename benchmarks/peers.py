@@ -11,7 +11,8 @@ messages, an 8-cell sensory LSTM):
   Counted over the steps of live episodes only: finished members leave the batch. The
   population is the paper's published weights (``../shared/reference/cartpole_pi.npz``, no
   query/key biases) plus noise of std ``--spread``, so its episodes last about as long as
-  in training (about 730 steps); random weights would end in a few dozen steps.
+  in training (972 of 1,000 steps on average in the committed results); random weights
+  would end in a few dozen steps.
 - ``evojax``: EvoJAX's ``SimManager`` with its ``PermutationInvariantPolicy`` on its own
   ``CartPoleSwingUp(harder=True)``, one ``jax.lax.scan`` over all 1,000 steps, on 2 host
   devices (``--xla_force_host_platform_device_count=2``), in a subprocess. Every one of its
@@ -97,7 +98,7 @@ def population(
 ) -> tuple[np.ndarray, str]:
     """Our population: the paper's published cart-pole weights plus noise of std ``spread``.
 
-    Episodes then last about as long as in training (about 800 of 1,000 steps), where
+    Episodes then last about as long as in training (most of their 1,000 steps), where
     random weights end in a few dozen steps and time mostly the set-up of a rollout. The
     published file has no query/key biases; they start at zero. Where
     ``../shared/reference`` is absent, random weights of std ``scale``.
