@@ -369,8 +369,8 @@ CARTPOLE_FNN = register_preset(
 #    sensors: 352 with 5 noise channels; noise in every episode, it came to depend on them);
 # 3. PGPE from the distilled student, with a small search radius, on returns.
 # Without the budget and the noise cycle it ran 57 min on a fast machine; on a machine half
-# as fast the budget cuts the
-# stages at about 860 of 1000, 37 of 100 and 244 of 800 (see the README).
+# as fast the budget cuts the stages at about 860 of 1000, 37 of 100 and 244 of 800 (see the
+# README).
 # ES from zero on the same model (cartpole-swingup-harder-es) reaches about 300 in the same time.
 register_preset(
     TaskPreset(
