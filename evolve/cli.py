@@ -118,12 +118,12 @@ NO_BUDGET = "none"  # --time-budget none: every stage runs to its end
 def budget_arg(text: str) -> float | str:
     if text == NO_BUDGET:
         return NO_BUDGET
-    value = float(text) if _FLOAT.fullmatch(text) else 0.0
-    if not 0 < value < math.inf:
+    try:
+        return positive_float(text)
+    except argparse.ArgumentTypeError:
         raise argparse.ArgumentTypeError(
             f"expected a positive number of minutes or 'none', got {text!r}"
-        )
-    return value
+        ) from None
 
 
 def fraction_arg(text: str) -> float:
