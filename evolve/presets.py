@@ -138,6 +138,18 @@ class DistillConfig:
             sees episodes with and without noise channels learns to ignore them without
             counting on them. Each Adam step fits episodes of one count (the steps take
             the counts in turn), and each held-out test averages one test per count.
+        action_weights: a weight per action output in the squared error (empty: 1 each).
+            CarRacing's labels vary most in gas and brake; weighting steering up spends the
+            fit on what keeps the car on the road.
+        lr_final: Adam's learning rate at the last step, reached by a cosine decay from
+            ``lr`` over the stage's ``iterations * grad_steps`` steps (None: constant ``lr``).
+        recent_fraction: the share of each batch drawn from the newest iteration's episodes
+            (the rest uniformly from all of them; 0: uniform). Without it the first
+            iteration's episodes are fitted many times more often than the last one's.
+        teacher_noise: a standard deviation per action output (one number: every output) of
+            Gaussian noise added to the outputs that the teacher-driven episodes execute
+            (clipped to [-1, 1]; the labels stay clean; empty: none): DART, so that the data
+            shows the teacher recovering from small errors such as a student makes.
     """
 
     iterations: int = 100
@@ -154,8 +166,30 @@ class DistillConfig:
     attention_weight: float = 0.0
     clip_grad: float = 0.0
     noise_channels: tuple[int, ...] = ()
+    action_weights: tuple[float, ...] = ()
+    lr_final: float | None = None
+    recent_fraction: float = 0.0
+    teacher_noise: tuple[float, ...] = ()
 
     def __post_init__(self) -> None:
+        for name in ("action_weights", "teacher_noise"):
+            values = getattr(self, name)
+            if not isinstance(values, (tuple, list)) or any(
+                isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v < math.inf
+                for v in values
+            ):
+                raise ConfigError(
+                    f"distill.{name} must be a list of non-negative numbers; got {values!r}"
+                )
+            object.__setattr__(self, name, tuple(float(v) for v in values))
+        final = self.lr_final
+        if final is not None and (
+            isinstance(final, bool) or not isinstance(final, (int, float)) or not final > 0
+        ):
+            raise ConfigError(f"distill.lr_final must be a positive number or null; got {final!r}")
+        recent = self.recent_fraction
+        if isinstance(recent, bool) or not isinstance(recent, (int, float)) or not 0 <= recent < 1:
+            raise ConfigError(f"distill.recent_fraction must be in [0, 1); got {recent!r}")
         counts = self.noise_channels
         if not isinstance(counts, (tuple, list)) or any(
             isinstance(n, bool) or not isinstance(n, int) or n < 0 for n in counts
@@ -195,6 +229,16 @@ class DistillConfig:
             ):
                 raise ConfigError(f"distill.{name} must be a non-negative number; got {value!r}")
 
+    def lr_at(self, step: int) -> float:
+        """Adam's learning rate at Adam step ``step`` of the stage (counting from 0)."""
+        if self.lr_final is None:
+            return float(self.lr)
+        total = max(self.iterations * self.grad_steps - 1, 1)
+        progress = min(step / total, 1.0)
+        return float(
+            self.lr_final + 0.5 * (self.lr - self.lr_final) * (1 + math.cos(math.pi * progress))
+        )
+
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> DistillConfig:
         return build_dataclass(cls, d, "distill")
@@ -216,6 +260,7 @@ class TaskPreset:
     ``teacher_controller`` names a privileged controller of :data:`tasks.teachers.TEACHERS`
     in place of a trained ``teacher``: it reads the simulator's internal state (CarRacing's
     track), so its episodes are played on the ``gym`` engine, and the recipe has two stages.
+    ``teacher_options`` set the controller's attributes (such as CarRacing's ``top_speed``).
     """
 
     name: str
@@ -229,6 +274,7 @@ class TaskPreset:
     distill: DistillConfig | None = None
     engine: str | None = None
     teacher_controller: str | None = None
+    teacher_options: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.engine is not None and self.engine not in ENGINES:
@@ -236,9 +282,18 @@ class TaskPreset:
         if self.teacher is not None and self.teacher_controller is not None:
             raise ConfigError("a recipe has one teacher: a teacher recipe or a teacher_controller")
         if self.teacher_controller is not None:
-            from tasks.teachers import check_teacher
+            from tasks.teachers import make_teacher
 
-            check_teacher(self.teacher_controller, self.env_id)
+            make_teacher(self.teacher_controller, self.env_id, self.teacher_options)
+        elif self.teacher_options:
+            raise ConfigError("teacher_options set the options of a teacher_controller; none named")
+        for name in ("action_weights", "teacher_noise"):
+            values = getattr(self.distill, name) if self.distill is not None else ()
+            if len(values) > 1 and len(values) != self.model.act_dim:
+                raise ConfigError(
+                    f"distill.{name} needs one number, or one per action output: "
+                    f"{self.model.act_dim} outputs, {len(values)} numbers"
+                )
         has_teacher = self.teacher is not None or self.teacher_controller is not None
         if has_teacher != (self.distill is not None):
             raise ConfigError("a staged recipe needs both a teacher and a distill section")
@@ -288,6 +343,8 @@ class TaskPreset:
             d["teacher"] = self.teacher.to_dict()
         if self.teacher_controller is not None:
             d["teacher_controller"] = self.teacher_controller
+        if self.teacher_options:
+            d["teacher_options"] = dict(self.teacher_options)
         if self.distill is not None:
             d["distill"] = dataclasses.asdict(self.distill)
         return d
@@ -311,6 +368,7 @@ class TaskPreset:
             distill=None if d.get("distill") is None else DistillConfig.from_dict(d["distill"]),
             engine=d.get("engine"),
             teacher_controller=d.get("teacher_controller"),
+            teacher_options=d.get("teacher_options") or {},
         )
 
     def replace(self, **sections: Any) -> TaskPreset:

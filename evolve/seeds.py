@@ -15,6 +15,7 @@ ROLE_TRAIN_EPISODES = 2
 ROLE_DISTILL_INIT = 3
 ROLE_DISTILL_EPISODES = 4
 ROLE_DISTILL_DRAWS = 5
+ROLE_TEACHER_NOISE = 6
 TEST_SEED_BASE = 2**32
 # Held-out tests during training (which pick best.npz) start this far into the test seeds,
 # so model selection never sees the seeds `evolve eval` reports on (offset 0 onwards).
@@ -47,6 +48,13 @@ def distill_stream(master_seed: int, iteration: int) -> np.random.Generator:
     """The generator of one distillation iteration's other draws (who drives, minibatches)."""
     return np.random.default_rng(
         np.random.SeedSequence([master_seed, ROLE_DISTILL_DRAWS, iteration])
+    )
+
+
+def teacher_noise_stream(master_seed: int, iteration: int) -> np.random.Generator:
+    """The generator of the noise on one distillation iteration's teacher-driven actions."""
+    return np.random.default_rng(
+        np.random.SeedSequence([master_seed, ROLE_TEACHER_NOISE, iteration])
     )
 
 

@@ -19,7 +19,7 @@ Example:
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, is_dataclass
 from typing import Any
 
 import numpy as np
@@ -158,7 +158,23 @@ def check_teacher(name: str, env_id: str) -> None:
         raise ConfigError(f"teacher {name!r} drives {TEACHERS[name][1]}, not {env_id}")
 
 
-def make_teacher(name: str, env_id: str) -> Any:
-    """A fresh teacher ``name`` for ``env_id`` (see :func:`check_teacher`)."""
+def make_teacher(name: str, env_id: str, options: dict[str, Any] | None = None) -> Any:
+    """A fresh teacher ``name`` for ``env_id`` (see :func:`check_teacher`), with ``options``
+    set on it (its attributes, such as ``top_speed``).
+
+    Raises:
+        ConfigError: an unknown teacher, or an option it does not have.
+    """
     check_teacher(name, env_id)
-    return TEACHERS[name][0]()
+    cls = TEACHERS[name][0]
+    options = dict(options or {})
+    known = (
+        {f.name for f in fields(cls) if f.init and f.name != "memory"}
+        if is_dataclass(cls)
+        else set()
+    )
+    unknown = sorted(set(options) - known)
+    if unknown:
+        allowed = ", ".join(sorted(known)) or "none"
+        raise ConfigError(f"teacher {name!r} has no option {unknown[0]!r}; allowed: {allowed}")
+    return cls(**options)

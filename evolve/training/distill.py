@@ -60,11 +60,11 @@ import torch
 
 from evolve.backends import Backend
 from evolve.logs import get_logger
-from evolve.presets import TaskPreset
+from evolve.presets import DistillConfig, TaskPreset
 from evolve.rollout import Observer, StepView, batched_task, check_device, episodes
-from evolve.seeds import distill_init_seed, distill_seeds, distill_stream
+from evolve.seeds import distill_init_seed, distill_seeds, distill_stream, teacher_noise_stream
 from evolve.training.dataset import Dataset, EpisodeStore
-from evolve.training.frame_replay import window_loss
+from evolve.training.frame_replay import weighted_error, window_loss
 from evolve.training.held_out import held_out_score
 from evolve.training.run_folder import write_log_csv
 from evolve.training.stopping import StopRequest
@@ -83,6 +83,8 @@ STATE_FORMAT = "sensoryneuron.distill-state"
 STATE_VERSION = 2  # 1: the dataset inline in state.npz, without the executed actions
 DATA_DIR = "data"
 BURN_IN = 16  # image tasks: steps the head runs through before each loss window
+FIT_LOG_EVERY = 50  # image tasks: Adam steps between progress lines within an iteration
+COLLECT_LOG_EVERY = 250  # image tasks: episode steps between progress lines of a collection
 LOG_COLUMNS = (
     "iteration",
     "loss",
@@ -270,6 +272,11 @@ class TeacherLabels(Observer):
         teacher_driven: bool ``[B]``, the episodes that follow the teacher.
         action_map: the task's map from outputs to env actions.
         frames: record frames (image tasks), not observations.
+        noise: standard deviations ``[A]`` (or one for all) of Gaussian noise on the outputs
+            that the teacher-driven episodes execute (DART; the label stays the teacher's own
+            output), drawn from ``rng``; the steps a teacher takes over execute its outputs as
+            they are.
+        rng: the noise's generator (needed when ``noise`` > 0).
 
     One instance serves one call of the loop; :meth:`dataset` then holds its episodes.
     """
@@ -280,8 +287,14 @@ class TeacherLabels(Observer):
         teacher_driven: np.ndarray,
         action_map: ActionMap,
         frames: bool = False,
+        noise: tuple[float, ...] = (),
+        rng: np.random.Generator | None = None,
     ) -> None:
+        self.noise = np.asarray(noise, dtype=np.float64).reshape(-1)
+        if self.noise.any() and rng is None:
+            raise ConfigError("teacher noise needs a generator (rng)")
         self.teacher = PolicyTeacher(teacher) if isinstance(teacher, Policy) else teacher
+        self.rng = rng
         self.driven = np.asarray(teacher_driven, dtype=bool)
         self.action_map = action_map
         self.frames = frames
@@ -304,12 +317,21 @@ class TeacherLabels(Observer):
         assert view.output is not None
         self.label = self.teacher.label(view)
         driven = self.driven
+        executed = self.label
+        if self.noise.any() and driven.any():
+            assert self.rng is not None
+            jitter = self.noise * self.rng.standard_normal(self.label.shape)
+            noisy = np.clip(self.label + jitter * driven[None, :, None], -1.0, 1.0)
+            executed = noisy.astype(self.label.dtype)
         takeover = getattr(self.teacher, "takeover", None)
         if takeover is not None:
             strayed = takeover(view)
             self.takeovers += int((strayed & ~driven & view.alive[0]).sum())
+            executed = np.where(
+                strayed[None, :, None] & ~driven[None, :, None], self.label, executed
+            )
             driven = driven | strayed
-        return np.where(driven[None, :, None], self.label, view.output)
+        return np.where(driven[None, :, None], executed, view.output)
 
     def on_act(self, view: StepView) -> None:
         assert self.label is not None and view.action is not None
@@ -334,6 +356,51 @@ class TeacherLabels(Observer):
         return Dataset(**rows)
 
 
+class CollectProgress(Observer):
+    """Logs a line every :data:`COLLECT_LOG_EVERY` steps of a collection: an image task's
+    iteration plays 1,000-step episodes for minutes before its fit starts."""
+
+    def __init__(self, iteration: int, steps: int) -> None:
+        self.iteration = iteration
+        self.steps = steps
+        self.started = time.perf_counter()
+        self.env_steps = 0
+
+    def on_step(self, view: StepView) -> None:
+        self.env_steps += int(view.alive.sum())
+        done = view.t + 1
+        if done % COLLECT_LOG_EVERY == 0 and done < self.steps:
+            running = int((~view.done).sum())
+            elapsed = time.perf_counter() - self.started
+            log.info(
+                "[distill] iteration %d: collecting, step %d of %d | %d episodes running | "
+                "%.0f env steps/s",
+                self.iteration,
+                done,
+                self.steps,
+                running,
+                self.env_steps / max(elapsed, 1e-9),
+            )
+
+
+def batch_index(
+    pool: np.ndarray, newest: int, cfg: DistillConfig, rng: np.random.Generator
+) -> np.ndarray:
+    """The sorted episode indices of one Adam step's batch, drawn from ``pool`` (global
+    indices): ``cfg.batch`` with replacement, ``round(cfg.recent_fraction * cfg.batch)`` of
+    them among the pool's episodes from ``newest`` on (the newest iteration's) when it has
+    any, the rest uniformly."""
+    recent = pool[pool >= newest] if cfg.recent_fraction > 0 else pool[:0]
+    k = int(round(cfg.recent_fraction * cfg.batch)) if recent.size else 0
+    pick = np.concatenate(
+        [
+            recent[rng.choice(recent.size, size=k, replace=True)] if k else pool[:0],
+            pool[rng.choice(pool.size, size=cfg.batch - k, replace=True)],
+        ]
+    )
+    return np.sort(pick)
+
+
 def collect(
     student: Policy,
     teacher: Policy | PolicyTeacher | ControllerTeacher,
@@ -341,17 +408,23 @@ def collect(
     seeds: list[int],
     steps: int,
     teacher_driven: np.ndarray,
+    noise: tuple[float, ...] = (),
+    rng: np.random.Generator | None = None,
+    progress: Observer | None = None,
 ) -> Dataset:
     """Play one episode per seed for at most ``steps`` steps; label every step by the teacher.
 
-    ``teacher_driven[e]`` makes episode e execute the teacher's actions instead of the
-    student's; the student still reads its inputs, keeps its state, and reads the executed
-    (teacher's) action as its previous action. A :class:`ControllerTeacher` plays on the gym
-    engine (it reads the envs); an image task's episodes are recorded as frames.
+    ``teacher_driven[e]`` makes episode e execute the teacher's actions (plus ``noise``, see
+    :class:`TeacherLabels`) instead of the student's; the student still reads its inputs,
+    keeps its state, and reads the executed action as its previous action. A
+    :class:`ControllerTeacher` plays on the gym engine (it reads the envs); an image task's
+    episodes are recorded as frames.
     """
     spec = get_task(preset.env_id)
     frames = isinstance(spec.observation, PatchObservation)
-    labels = TeacherLabels(teacher, teacher_driven, spec.action, frames=frames)
+    labels = TeacherLabels(
+        teacher, teacher_driven, spec.action, frames=frames, noise=noise, rng=rng
+    )
     engine = "gym" if isinstance(teacher, ControllerTeacher) else None
     episodes(
         student.model,
@@ -361,7 +434,7 @@ def collect(
         seeds,
         action_map=spec.action,
         max_steps=steps,
-        observers=[labels],
+        observers=[labels] if progress is None else [labels, progress],
         driver=labels.drive,
         observation=spec.observation,
     )
@@ -407,6 +480,7 @@ def imitation_loss(
     index: np.ndarray | None = None,
     classifier: torch.Tensor | None = None,
     attention_sensors: int = 0,
+    action_weights: torch.Tensor | None = None,
 ) -> Losses:
     """The student's losses over the live steps of episodes ``index``, replayed (:func:`replay`).
 
@@ -420,6 +494,7 @@ def imitation_loss(
         attention_sensors: supervise the attention of latents ``0 .. attention_sensors - 1``
             (latent k onto the slots of sensor k); 0: no attention term. Needs
             ``data.sources`` and a softmax-attention model with that many latents.
+        action_weights: ``[A]``, each output's weight in the squared error (None: 1 each).
     """
     if index is not None:
         data = data.select(index)
@@ -445,7 +520,7 @@ def imitation_loss(
     attended = labels.new_zeros(())
     steps = replay(model, params, data, with_attention=bool(attention_sensors))
     for t, (action, state, attention) in enumerate(steps):
-        total = total + (((action[0] - labels[t]) ** 2).sum(-1) * mask[t]).sum()
+        total = total + (weighted_error(action[0], labels[t], action_weights) * mask[t]).sum()
         if classifier is not None and sources is not None:
             features = model.slot_features(state)[0]  # [E, N, F]
             logits = slot_logits(features, classifier)
@@ -553,6 +628,11 @@ def distill(
     opt = _adam(theta, cfg.lr, state.adam)
     params = theta[: model.num_params]
     classifier = theta[model.num_params :].view(classes, -1) if state.identity.size else None
+    weights = (
+        torch.tensor(cfg.action_weights, dtype=theta.dtype, device=theta.device)
+        if cfg.action_weights
+        else None
+    )
     interrupted = False
     try:
         while state.iteration < cfg.iterations and not stop.should_stop(state.iteration):
@@ -571,21 +651,37 @@ def distill(
                 distill_seeds(seed, it, cfg.episodes),
                 collected_steps,
                 driven,
+                noise=cfg.teacher_noise,
+                rng=teacher_noise_stream(seed, it),
+                progress=CollectProgress(it + 1, collected_steps) if image else None,
             )
             store.append(new)  # chunk ``it``; the state below is what makes it count
             pools = store.pools()  # one per number of noise channels collected so far
+            newest = store.episodes - store.sizes[-1]  # the first episode of this iteration
             loss, identity_loss, attention_loss = 0.0, math.nan, math.nan
+            fit_started = time.perf_counter()
             for step in range(cfg.grad_steps):
-                pool = pools[step % len(pools)]
-                pick = stream.choice(pool.size, size=cfg.batch, replace=True)
-                index = np.sort(pool[pick])
+                if step and stop.past_deadline():
+                    log.info(
+                        "[distill] iteration %d: the time budget ends the fit after %d of %d "
+                        "Adam steps",
+                        it + 1,
+                        step,
+                        cfg.grad_steps,
+                    )
+                    break
+                index = batch_index(pools[step % len(pools)], newest, cfg, stream)
                 batch = store.gather(index)  # reads only these episodes from disk
                 if image:
-                    losses = Losses(window_loss(model, params, batch, stream, cfg.window, BURN_IN))
+                    losses = Losses(
+                        window_loss(model, params, batch, stream, cfg.window, BURN_IN, weights)
+                    )
                 else:
                     losses = imitation_loss(
-                        model, params, batch, None, classifier, attention_sensors
+                        model, params, batch, None, classifier, attention_sensors, weights
                     )
+                for group in opt.param_groups:
+                    group["lr"] = cfg.lr_at(it * cfg.grad_steps + step)
                 opt.zero_grad()
                 losses.total(cfg.identity_weight, cfg.attention_weight).backward()
                 if cfg.clip_grad > 0:
@@ -596,8 +692,21 @@ def distill(
                     identity_loss = float(losses.identity.detach())
                 if losses.attention is not None:
                     attention_loss = float(losses.attention.detach())
+                if image and (step + 1) % FIT_LOG_EVERY == 0 and step + 1 < cfg.grad_steps:
+                    log.info(
+                        "[distill] iteration %d: Adam step %d of %d | loss %.4f | lr %.2e | "
+                        "%.2f s a step",
+                        it + 1,
+                        step + 1,
+                        cfg.grad_steps,
+                        loss,
+                        cfg.lr_at(it * cfg.grad_steps + step),
+                        (time.perf_counter() - fit_started) / (step + 1),
+                    )
             test_score = math.nan
-            if (it + 1) % cfg.test_every == 0 or it + 1 == cfg.iterations:
+            # the last iteration is tested, and so is one after which the budget ends the stage
+            last = it + 1 == cfg.iterations or stop.out_of_time(it + 1)
+            if (it + 1) % cfg.test_every == 0 or last:
                 test_score = _test(preset, params, backend, it, state, stage_dir, device)
             state.wall_time += time.perf_counter() - started
             state.iteration = it + 1

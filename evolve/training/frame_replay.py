@@ -41,6 +41,7 @@ def window_loss(
     rng: np.random.Generator,
     window: int,
     burn_in: int,
+    action_weights: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Mean squared action error over one random window of every episode of ``data``.
 
@@ -51,6 +52,7 @@ def window_loss(
         rng: draws each window's place.
         window: steps per episode that the loss covers.
         burn_in: steps before them that the head runs through without gradient.
+        action_weights: ``[A]``, each output's weight in the squared error (None: 1 each).
     """
     if not hasattr(model, "head_step") or data.executed is None:
         raise ConfigError("the window loss replays a vision model on recorded frames and actions")
@@ -86,5 +88,14 @@ def window_loss(
                 _, state = model.head_step(weights, codes[t][None], state)  # type: ignore[attr-defined]
             continue
         action, state = model.head_step(weights, codes[t][None], state)  # type: ignore[attr-defined]
-        total = total + (((action[0] - target[t]) ** 2).sum(-1) * live[t]).sum()
+        total = total + (weighted_error(action[0], target[t], action_weights) * live[t]).sum()
     return total / live[warm:].sum().clamp(min=1.0)
+
+
+def weighted_error(
+    output: torch.Tensor, label: torch.Tensor, weights: torch.Tensor | None
+) -> torch.Tensor:
+    """The squared error ``[...]`` of outputs ``[..., A]``, summed over the outputs with
+    ``weights`` ``[A]`` (None: 1 each)."""
+    error = (output - label) ** 2
+    return (error if weights is None else error * weights).sum(-1)

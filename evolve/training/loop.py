@@ -261,7 +261,7 @@ def _earlier_stages(
     cuts = read_budget_cuts(run_dir) if resume else {}
     teacher: Policy | ControllerTeacher
     if preset.teacher_controller is not None:
-        controller = make_teacher(preset.teacher_controller, preset.env_id)
+        controller = make_teacher(preset.teacher_controller, preset.env_id, preset.teacher_options)
         teacher = ControllerTeacher(controller, get_task(preset.env_id).action)
         stage, stages = 1, 2
         log.info("stage 1 of 2: distilling the %s teacher", preset.teacher_controller)

@@ -48,7 +48,12 @@ class StopRequest:
 
     def out_of_time(self, done: int) -> bool:
         """The stage has spent its budget; never before its first step (``done`` 0)."""
-        return done > 0 and self.deadline is not None and self.deadline.passed()
+        return done > 0 and self.past_deadline()
+
+    def past_deadline(self) -> bool:
+        """The stage's budget is spent (whatever it has done; callers that must finish a first
+        unit of work check that themselves)."""
+        return self.deadline is not None and self.deadline.passed()
 
     def should_stop(self, done: int) -> bool:
         """Whether a loop that has ``done`` steps of its stage stops before the next one."""

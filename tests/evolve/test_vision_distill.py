@@ -3,13 +3,15 @@ tiny learning test on a dot that moves left or right, taught by a privileged tea
 
 from __future__ import annotations
 
+import re
+
 import gymnasium as gym
 import numpy as np
 import pytest
 import torch
 
 from evolve.backends import LocalBackend
-from evolve.presets import DistillConfig, TaskPreset, TrainingConfig
+from evolve.presets import DistillConfig, TaskPreset, TrainingConfig, get_preset
 from evolve.training.dataset import Dataset, EpisodeStore
 from evolve.training.distill import ControllerTeacher, distill, load_distill_state
 from evolve.training.frame_replay import stacks_at, window_loss
@@ -21,6 +23,7 @@ from tasks import teachers
 from tasks.frame_preparation import FramePreparation
 from tasks.perturbations import Perturbations
 from tasks.spec import PatchObservation, TaskSpec, register_task
+from tasks.teachers import make_teacher
 
 DOT_ID = "SensoryNeuronTest/Dot-v0"
 SIZE, STEPS = 24, 40
@@ -207,3 +210,138 @@ def test_a_teacher_takes_over_the_steps_of_a_students_episode_where_it_strayed()
     plain = ControllerTeacher(DotTeacher(), ActionMap.unit_box(1))
     own = collect(student, plain, preset, [0, 1], STEPS, np.zeros(2, bool))
     assert not np.isclose(own.executed, own.labels).any()  # no strayed(): no takeover
+
+
+LEVERS = dict(action_weights=(3.0,), lr_final=1e-3, recent_fraction=0.5, teacher_noise=(0.3,))
+
+
+def test_the_dot_is_learned_with_every_lever_on_and_resumes_exactly(tmp_path):
+    teacher = ControllerTeacher(DotTeacher(), ActionMap.unit_box(1))
+    result = distill(dot_preset(**LEVERS), tmp_path / "a", teacher, backend=LocalBackend(1))
+    assert result.best_test > 30.0, result.best_test
+    # stopped after 2 iterations (the schedule spans all 4) and resumed: the same student
+    from evolve.training.stopping import StopRequest
+
+    class StopAfterTwo(StopRequest):
+        def should_stop(self, done):
+            return done >= 2
+
+    preset = dot_preset(**LEVERS)
+    distill(preset, tmp_path / "b", teacher, backend=LocalBackend(1), stop=StopAfterTwo())
+    assert load_distill_state(tmp_path / "b").iteration == 2
+    distill(preset, tmp_path / "b", teacher, resume=True, backend=LocalBackend(1))
+    np.testing.assert_array_equal(
+        load_distill_state(tmp_path / "b").params, load_distill_state(tmp_path / "a").params
+    )
+
+
+def test_teacher_noise_moves_what_teacher_driven_episodes_execute_not_their_labels():
+    from evolve.training.distill import collect, initial_params
+    from sensoryneuron.policy import Policy
+
+    preset = dot_preset()
+    student = Policy(MODEL, initial_params(MODEL, 0, 0.5))
+    teacher = ControllerTeacher(StrayingDotTeacher(), ActionMap.unit_box(1))
+    driven = np.array([True, False])
+
+    def played(seed):
+        rng = np.random.default_rng(seed)
+        return collect(student, teacher, preset, [0, 1], STEPS, driven, (0.3,), rng)
+
+    data = played(7)
+    np.testing.assert_array_equal(np.abs(data.labels), np.float32(0.8))  # the teacher's
+    jitter = (data.executed - data.labels)[:, 0, 0]
+    assert 0.15 < jitter.std() < 0.45 and np.abs(data.executed).max() <= 1.0
+    # the student's own episode: its own outputs, and the takeovers execute the clean labels
+    took = np.isclose(data.executed[:, 1], data.labels[:, 1])[:, 0]
+    np.testing.assert_array_equal(took, np.arange(STEPS) % 3 == 0)
+    np.testing.assert_array_equal(played(7).executed, data.executed)  # the generator decides
+    assert not np.array_equal(played(8).executed, data.executed)
+    with pytest.raises(ConfigError, match=re.escape("teacher noise needs a generator (rng)")):
+        collect(student, teacher, preset, [0], STEPS, driven[:1], (0.3,), None)
+
+
+def test_action_weights_weigh_each_outputs_squared_error():
+    from evolve.training.frame_replay import weighted_error
+
+    out, label = torch.zeros(2, 2), torch.tensor([[1.0, 2.0], [0.0, 1.0]])
+    assert weighted_error(out, label, None).tolist() == [5.0, 1.0]
+    assert weighted_error(out, label, torch.tensor([3.0, 1.0])).tolist() == [7.0, 1.0]
+
+
+def test_recent_fraction_draws_its_share_of_a_batch_from_the_newest_iteration():
+    from evolve.training.distill import batch_index
+
+    pool = np.arange(100)
+    cfg = DistillConfig(batch=8, recent_fraction=0.5)
+    rng = np.random.default_rng(0)
+    draws = np.stack([batch_index(pool, 90, cfg, rng) for _ in range(200)])
+    assert (np.diff(draws, axis=1) >= 0).all()  # sorted, for one read per chunk
+    recent = (draws >= 90).sum(1)
+    assert recent.min() >= 4 and 4 < recent.mean() < 5  # 4 drawn there, the rest uniformly
+    uniform = np.stack([batch_index(pool, 90, DistillConfig(batch=8), rng) for _ in range(200)])
+    assert (uniform >= 90).mean() == pytest.approx(0.1, abs=0.03)
+    # a pool with nothing new (another noise width): uniform over what it has
+    assert batch_index(np.arange(50), 90, cfg, rng).size == 8
+
+
+def test_the_learning_rate_decays_by_a_cosine_to_lr_final():
+    cfg = DistillConfig(iterations=2, grad_steps=6, lr=1e-2, lr_final=1e-4)
+    assert cfg.lr_at(0) == pytest.approx(1e-2)
+    assert cfg.lr_at(11) == pytest.approx(1e-4) and cfg.lr_at(50) == pytest.approx(1e-4)
+    assert cfg.lr_at(5.5) == pytest.approx((1e-2 + 1e-4) / 2)
+    rates = [cfg.lr_at(s) for s in range(12)]
+    assert rates == sorted(rates, reverse=True)
+    assert DistillConfig(lr=3e-3).lr_at(1000) == 3e-3  # no lr_final: constant
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"action_weights": (1.0, -1.0)}, "distill.action_weights must be a list of non-negative"),
+        ({"teacher_noise": "0.2"}, "distill.teacher_noise must be a list of non-negative"),
+        ({"lr_final": 0}, "distill.lr_final must be a positive number or null; got 0"),
+        ({"recent_fraction": 1.0}, "distill.recent_fraction must be in [0, 1); got 1.0"),
+    ],
+)
+def test_bad_lever_settings_are_config_errors(change, message):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        DistillConfig(**change)
+
+
+def test_levers_and_teacher_options_are_checked_against_the_recipe():
+    with pytest.raises(ConfigError, match=re.escape("one per action output: 1 outputs, 2")):
+        dot_preset(action_weights=(1.0, 2.0))
+    assert dot_preset(teacher_noise=(0.2,)).distill.teacher_noise == (0.2,)
+    car = get_preset("carracing")
+    slow = car.replace(teacher_options={"top_speed": 60.0})
+    assert TaskPreset.from_dict(slow.to_dict()) == slow
+    assert make_teacher(slow.teacher_controller, slow.env_id, slow.teacher_options).top_speed == 60
+    with pytest.raises(ConfigError, match=re.escape("has no option 'speed'; allowed: brake_decel")):
+        car.replace(teacher_options={"speed": 60.0})
+    with pytest.raises(ConfigError, match="teacher_options set the options of a teacher_contr"):
+        get_preset("cartpole-swingup-harder-es").replace(teacher_options={"top_speed": 1.0})
+
+
+def test_an_iteration_logs_its_progress_and_the_budget_cuts_its_fit(tmp_path, monkeypatch, caplog):
+    import logging
+
+    from evolve.training import distill as distill_module
+    from evolve.training.budget import StageDeadline
+    from evolve.training.stopping import StopRequest
+
+    caplog.set_level(logging.INFO, logger="evolve")
+    monkeypatch.setattr(distill_module, "COLLECT_LOG_EVERY", 10)
+    monkeypatch.setattr(distill_module, "FIT_LOG_EVERY", 10)
+    teacher = ControllerTeacher(DotTeacher(), ActionMap.unit_box(1))
+    distill(dot_preset(iterations=1), tmp_path / "a", teacher, backend=LocalBackend(1))
+    text = caplog.text
+    assert "[distill] iteration 1: collecting, step 10 of 40 | 8 episodes running" in text
+    assert "[distill] iteration 1: Adam step 30 of 40 | loss" in text
+    caplog.clear()
+    ticks = iter(range(10**6))
+    deadline = StageDeadline("distillation", 5.0, 0.0, 0.0, clock=lambda: float(next(ticks)))
+    stop = StopRequest(deadline=deadline)
+    result = distill(dot_preset(), tmp_path / "b", teacher, backend=LocalBackend(1), stop=stop)
+    assert "[distill] iteration 1: the time budget ends the fit after " in caplog.text
+    assert result.iteration == 1 and result.best.is_file()  # one iteration, tested and kept

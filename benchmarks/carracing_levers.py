@@ -1,0 +1,126 @@
+"""Which levers make the distilled CarRacing student drive: one variant of the recipe a run.
+
+Each variant is the ``carracing`` preset with some sections replaced (a dict of
+:meth:`TaskPreset.replace` arguments, below). A run trains it with ``evolve train``'s own
+code (:func:`evolve.training.loop.train`) under a time budget, then scores the student the
+distillation kept (``best.npz``, picked on its held-out validation tests) and the last one
+(``latest.npz``) on held-out tracks of stock Gymnasium ``CarRacing-v3`` (seeds from
+``--seed-offset``, never seen in training or validation). One JSON line per run is appended
+to ``benchmarks/results/carracing_levers.jsonl``. Usage::
+
+    python benchmarks/carracing_levers.py VARIANT [--minutes 40] [--episodes 50]
+    python benchmarks/carracing_levers.py VARIANT --resume RUN   # more of the same run
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from evolve.backends import LocalBackend
+from evolve.evaluation.evaluate import evaluate_policy
+from evolve.evaluation.conditions import Condition
+from evolve.presets import get_preset
+from evolve.logs import console
+from evolve.training.loop import train
+from sensoryneuron.checkpoints import load_policy
+from tasks.perturbations import Perturbations
+
+RESULTS = Path(__file__).parent / "results" / "carracing_levers.jsonl"
+
+SLOW_TEACHER = {"lateral_accel": 100.0, "top_speed": 60.0}
+VARIANTS: dict[str, dict] = {
+    # the preset as it is
+    "preset": {},
+    # a forgiving teacher (slower, DART noise on the steering it executes), steering weighted
+    # up, a decaying learning rate, half of each batch from the newest iteration
+    "levers": {
+        "teacher_options": SLOW_TEACHER,
+        "distill": {
+            "iterations": 10,
+            "grad_steps": 200,
+            "teacher_noise": (0.2, 0.0, 0.0),
+            "action_weights": (5.0, 1.0, 1.0),
+            "lr": 2e-3,
+            "lr_final": 1e-4,
+            "recent_fraction": 0.5,
+        },
+    },
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("variant", choices=sorted(VARIANTS))
+    parser.add_argument("--minutes", type=float, default=40.0, help="training time budget")
+    parser.add_argument("--episodes", type=int, default=50, help="held-out tracks to score on")
+    parser.add_argument("--seed-offset", type=int, default=5000, help="first held-out seed")
+    parser.add_argument("--seed", type=int, default=0, help="the recipe's master seed")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--out", help="run folder (default runs/levers-VARIANT-sSEED)")
+    parser.add_argument("--resume", metavar="RUN", help="continue this run folder")
+    parser.add_argument("--score-only", action="store_true", help="only score the run's students")
+    args = parser.parse_args()
+
+    preset = get_preset("carracing").replace(**VARIANTS[args.variant])
+    preset = preset.replace(training={"seed": args.seed})
+    run = Path(args.resume or args.out or f"runs/levers-{args.variant}-s{args.seed}")
+    backend = LocalBackend(args.workers)
+    started = time.perf_counter()
+    if not args.score_only:
+        with console():
+            train(
+                preset,
+                run,
+                resume=args.resume is not None,
+                backend=backend,
+                final_episodes=0,
+                progress=False,
+                time_budget=args.minutes,
+            )
+    trained_min = (time.perf_counter() - started) / 60
+    log = np.loadtxt(run / "distill" / "log.csv", delimiter=",", skiprows=1, ndmin=2)
+    shuffled = Condition("shuffled", Perturbations(shuffle=True))
+    row = {
+        "variant": args.variant,
+        "overrides": VARIANTS[args.variant],
+        "seed": args.seed,
+        "run": str(run),
+        "iterations": int(log[-1, 0]),
+        "distill_minutes": round(float(log[-1, -1]) / 60, 1),
+        "validation_tests": [[int(r[0]), round(float(r[4]), 1)] for r in log if np.isfinite(r[4])],
+        "held_out_seed_offset": args.seed_offset,
+    }
+    for name in ("best", "latest"):
+        policy = load_policy(run / "distill" / f"{name}.npz")
+        t0 = time.perf_counter()
+        (result,) = evaluate_policy(
+            policy,
+            preset.env_id,
+            [shuffled],
+            args.episodes,
+            seed_offset=args.seed_offset,
+            backend=backend,
+            engine="gym",
+        )
+        row[name] = {
+            "iteration": policy.info.get("iteration"),
+            "mean": round(result["mean"], 1),
+            "std": round(result["std"], 1),
+            "episodes": result["episodes"],
+            "minutes": round((time.perf_counter() - t0) / 60, 1),
+        }
+        print(f"{args.variant} {name}: {row[name]}", flush=True)
+    row["wall_minutes"] = round(trained_min, 1)
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    with RESULTS.open("a") as f:
+        f.write(json.dumps(row) + "\n")
+    print(json.dumps(row))
+
+
+if __name__ == "__main__":
+    main()
