@@ -172,11 +172,13 @@ class EpisodeStore:
             by_width.setdefault(self.width(chunk), []).append(span)
         return [np.concatenate(spans) for spans in by_width.values()]
 
-    def gather(self, index: np.ndarray) -> Dataset:
+    def gather(self, index: np.ndarray, rows: np.ndarray | None = None) -> Dataset:
         """The episodes ``index`` (global, in the order of the chunks), time-major.
 
         Only the chosen episodes are read: each chunk is memory-mapped, and an episode is one
-        contiguous block of its files.
+        contiguous block of its files. With ``rows`` (int ``[len(index), R]``, each episode's
+        steps to read; negative ones read as step 0) only those steps are read, and the
+        result holds ``R`` steps: row ``r`` of episode ``j`` is its step ``rows[j, r]``.
         """
         index = np.asarray(index, dtype=np.int64)
         if not self.sizes:
@@ -185,19 +187,46 @@ class EpisodeStore:
             raise ConfigError(
                 f"episode index out of range: the store holds {self.episodes} episodes"
             )
+        steps = None if rows is None else np.clip(np.asarray(rows, dtype=np.int64), 0, None)
+        if steps is not None and (steps.shape[0] != index.size or steps.ndim != 2):
+            raise ConfigError(
+                f"rows must hold one row of steps per episode: {index.size} episodes, "
+                f"rows of shape {steps.shape}"
+            )
         starts = np.concatenate([[0], np.cumsum(self.sizes)])
         chunk_of = np.searchsorted(starts, index, side="right") - 1
         # one read per run of episodes from the same chunk, keeping the order of ``index``
         runs = np.split(np.arange(index.size), np.flatnonzero(np.diff(chunk_of)) + 1)
         arrays = {}
         for name in self._names():
-            parts = [
-                self._open(int(chunk_of[run[0]]), name)[index[run] - starts[chunk_of[run[0]]]]
-                for run in runs
-                if run.size
-            ] or [self._open(0, name)[:0]]
-            arrays[name] = np.ascontiguousarray(np.swapaxes(np.concatenate(parts), 0, 1))
+            parts = []
+            for run in runs:
+                if not run.size:
+                    continue
+                chunk = int(chunk_of[run[0]])
+                episodes = index[run] - starts[chunk]
+                mapped = self._open(chunk, name)
+                if steps is None:
+                    parts.append(mapped[episodes])
+                else:
+                    parts.append(mapped[episodes[:, None], steps[run]])
+            arrays[name] = np.ascontiguousarray(
+                np.swapaxes(np.concatenate(parts or [self._open(0, name)[:0]]), 0, 1)
+            )
         return Dataset(**arrays)
+
+    def lengths(self, index: np.ndarray) -> np.ndarray:
+        """The live steps ``[len(index)]`` of episodes ``index`` (reads their masks only)."""
+        index = np.asarray(index, dtype=np.int64)
+        starts = np.concatenate([[0], np.cumsum(self.sizes)])
+        chunk_of = np.searchsorted(starts, index, side="right") - 1
+        return np.array(
+            [
+                int(self._open(int(c), "mask")[i - starts[c]].sum())
+                for i, c in zip(index, chunk_of, strict=True)
+            ],
+            dtype=np.int64,
+        )
 
     def read(self) -> Dataset:
         """Every episode the store covers, time-major (loads them all into memory)."""

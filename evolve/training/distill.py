@@ -64,7 +64,7 @@ from evolve.presets import DistillConfig, TaskPreset
 from evolve.rollout import Observer, StepView, batched_task, check_device, episodes
 from evolve.seeds import distill_init_seed, distill_seeds, distill_stream, teacher_noise_stream
 from evolve.training.dataset import Dataset, EpisodeStore
-from evolve.training.frame_replay import weighted_error, window_loss
+from evolve.training.frame_replay import draw_windows, rows_loss, weighted_error, window_rows
 from evolve.training.held_out import held_out_score
 from evolve.training.run_folder import write_log_csv
 from evolve.training.stopping import StopRequest
@@ -671,12 +671,16 @@ def distill(
                     )
                     break
                 index = batch_index(pools[step % len(pools)], newest, cfg, stream)
-                batch = store.gather(index)  # reads only these episodes from disk
-                if image:
-                    losses = Losses(
-                        window_loss(model, params, batch, stream, cfg.window, BURN_IN, weights)
+                if image:  # reads only the windows' steps of these episodes from disk
+                    first = draw_windows(
+                        store.lengths(index), stream, cfg.window, BURN_IN, collected_steps
                     )
+                    span = min(BURN_IN + cfg.window, collected_steps)
+                    rows = window_rows(first, span, model.frames)  # type: ignore[attr-defined]
+                    batch = store.gather(index, rows)
+                    losses = Losses(rows_loss(model, params, batch, rows, BURN_IN, weights))
                 else:
+                    batch = store.gather(index)  # reads only these episodes from disk
                     losses = imitation_loss(
                         model, params, batch, None, classifier, attention_sensors, weights
                     )

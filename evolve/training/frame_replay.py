@@ -34,6 +34,23 @@ def stacks_at(frames: np.ndarray, steps: np.ndarray, depth: int) -> np.ndarray:
     return frames[index]
 
 
+def draw_windows(
+    lengths: np.ndarray, rng: np.random.Generator, window: int, burn_in: int, steps: int
+) -> np.ndarray:
+    """The first step ``[E]`` of each episode's window of ``burn_in + window`` steps (fewer
+    where episodes hold fewer ``steps``), drawn uniformly over its ``lengths`` live steps."""
+    span = min(burn_in + window, steps)
+    return np.array([rng.integers(0, max(int(n) - span, 0) + 1) for n in lengths])
+
+
+def window_rows(first: np.ndarray, span: int, depth: int) -> np.ndarray:
+    """The steps ``[E, depth - 1 + span]`` that windows from ``first`` read: each window's
+    steps and the ``depth - 1`` before them (its first stack, and the action executed before
+    it). Steps before an episode's start are negative: read them as step 0 (the copies of the
+    first frame) with no action before."""
+    return first[:, None] - (depth - 1) + np.arange(depth - 1 + span)[None, :]
+
+
 def window_loss(
     model: Model,
     params: torch.Tensor,
@@ -53,20 +70,51 @@ def window_loss(
         window: steps per episode that the loss covers.
         burn_in: steps before them that the head runs through without gradient.
         action_weights: ``[A]``, each output's weight in the squared error (None: 1 each).
+
+    The same as reading only the windows' rows (:func:`draw_windows`, :func:`window_rows`,
+    ``EpisodeStore.gather(index, rows)``) and :func:`rows_loss`, which distillation does.
     """
+    steps_total = data.mask.shape[0]
+    first = draw_windows(data.mask.sum(axis=0), rng, window, burn_in, steps_total)
+    span = min(burn_in + window, steps_total)
+    rows = window_rows(first, span, model.frames)  # type: ignore[attr-defined]
+    clipped = np.clip(rows, 0, None).T  # [R, E]
+    index = np.arange(data.episodes)[None, :]
+    read = Dataset(
+        data.obs[clipped, index],
+        data.labels[clipped, index],
+        data.mask[clipped, index],
+        None,
+        None if data.executed is None else data.executed[clipped, index],
+    )
+    return rows_loss(model, params, read, rows, burn_in, action_weights)
+
+
+def rows_loss(
+    model: Model,
+    params: torch.Tensor,
+    data: Dataset,
+    rows: np.ndarray,
+    burn_in: int,
+    action_weights: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """:func:`window_loss` on windows already read: ``data`` holds, time-major, the steps
+    ``rows`` ``[E, depth - 1 + span]`` of :func:`window_rows` (negative ones read as step 0)."""
     if not hasattr(model, "head_step") or data.executed is None:
         raise ConfigError("the window loss replays a vision model on recorded frames and actions")
-    frames, labels, mask = data.obs, data.labels, data.mask
-    steps_total, episodes = mask.shape
-    span = min(burn_in + window, steps_total)
-    lengths = mask.sum(axis=0)
-    first = np.array([rng.integers(0, max(int(n) - span, 0) + 1) for n in lengths])
-    steps = first[None, :] + np.arange(span)[:, None]  # [L, E]
     depth = model.frames  # type: ignore[attr-defined]
-    stacks = np.stack([stacks_at(frames[:, e], steps[:, e], depth) for e in range(episodes)], 1)
+    episodes = data.episodes
+    span = rows.shape[1] - (depth - 1)
+    frames = data.obs  # [R, E, H, W]
+    offsets = np.arange(span)[:, None] + np.arange(depth)[None, :]  # [L, depth]: rows of a stack
+    stacks = np.stack([frames[offsets, e] for e in range(episodes)], 1)  # [L, E, depth, H, W]
     patches = to_patches(stacks, model.patch).astype(np.float32) / np.float32(255.0)  # type: ignore[attr-defined]
-    executed = np.concatenate([np.zeros_like(data.executed[:1]), data.executed[:-1]])
-    prev = executed[steps, np.arange(episodes)[None, :]]  # [L, E, A], read by the keys
+    # the action executed before each window step: the row before it, none before the start
+    before = data.executed[depth - 2 : depth - 2 + span]  # [L, E, A]
+    started = (rows[:, depth - 2 : depth - 2 + span] >= 0).T[..., None]  # [L, E, 1]
+    prev = np.where(started, before, 0.0).astype(np.float32)
+    labels = data.labels[depth - 1 :]  # [L, E, A]: the window's own steps
+    mask = data.mask[depth - 1 :]
     weights = model.prepare(params[None])
     device = params.device
     x = torch.from_numpy(patches.reshape(1, span * episodes, *patches.shape[2:])).to(device)
@@ -78,8 +126,8 @@ def window_loss(
     late = model.codes(weights, x[:, cut:], a[:, cut:])[0]  # type: ignore[attr-defined]
     codes = late if early is None else torch.cat([early, late], dim=1)
     codes = codes.view(span, episodes, *codes.shape[2:])
-    target = torch.from_numpy(labels[steps, np.arange(episodes)[None, :]]).to(device)  # [L, E, A]
-    live = torch.from_numpy(mask[steps, np.arange(episodes)[None, :]]).to(device, target.dtype)
+    target = torch.from_numpy(np.ascontiguousarray(labels)).to(device)  # [L, E, A]
+    live = torch.from_numpy(np.ascontiguousarray(mask)).to(device, target.dtype)
     state = model.init_state(1, episodes).to(device)
     total = target.new_zeros(())
     for t in range(span):

@@ -345,3 +345,35 @@ def test_an_iteration_logs_its_progress_and_the_budget_cuts_its_fit(tmp_path, mo
     result = distill(dot_preset(), tmp_path / "b", teacher, backend=LocalBackend(1), stop=stop)
     assert "[distill] iteration 1: the time budget ends the fit after " in caplog.text
     assert result.iteration == 1 and result.best.is_file()  # one iteration, tested and kept
+
+
+def test_reading_only_the_windows_rows_gives_the_window_loss_of_whole_episodes(tmp_path):
+    from evolve.training.frame_replay import draw_windows, rows_loss, window_rows
+
+    rng = np.random.default_rng(0)
+    steps, episodes = 50, 4
+    mask = np.ones((steps, episodes), dtype=bool)
+    mask[30:, 1] = False
+    mask[6:, 2] = False  # shorter than a window
+    data = Dataset(
+        obs=rng.integers(0, 255, (steps, episodes, SIZE, SIZE), dtype=np.uint8),
+        labels=rng.uniform(-1, 1, (steps, episodes, 1)).astype(np.float32),
+        mask=mask,
+        executed=rng.uniform(-1, 1, (steps, episodes, 1)).astype(np.float32),
+    )
+    store = EpisodeStore(tmp_path)
+    store.append(data)
+    np.testing.assert_array_equal(store.lengths(np.array([2, 0, 1])), [6, 50, 30])
+    params = torch.nn.Parameter(0.1 * torch.randn(MODEL.num_params))
+    index = np.array([0, 1, 2, 2, 3])
+    whole = window_loss(MODEL, params, store.gather(index), np.random.default_rng(5), 8, 4)
+    first = draw_windows(store.lengths(index), np.random.default_rng(5), 8, 4, steps)
+    assert first.min() == 0  # the short episode's window starts at its first step
+    rows = window_rows(first, 12, MODEL.frames)
+    read = store.gather(index, rows)
+    assert read.obs.shape == (15, 5, SIZE, SIZE)  # 3 steps of history, then 12
+    np.testing.assert_array_equal(read.obs[:, 0], data.obs[np.clip(rows[0], 0, None), 0])
+    windows = rows_loss(MODEL, params, read, rows, burn_in=4)
+    assert torch.equal(whole.detach(), windows.detach())
+    with pytest.raises(ConfigError, match=re.escape("one row of steps per episode: 5 episodes")):
+        store.gather(index, rows[:2])
