@@ -22,34 +22,39 @@ from pathlib import Path
 import numpy as np
 
 from evolve.backends import LocalBackend
-from evolve.evaluation.evaluate import evaluate_policy
 from evolve.evaluation.conditions import Condition
-from evolve.presets import get_preset
+from evolve.evaluation.evaluate import evaluate_policy
 from evolve.logs import console
+from evolve.presets import get_preset
 from evolve.training.loop import train
 from sensoryneuron.checkpoints import load_policy
+from sensoryneuron.models import ConvModel
 from tasks.perturbations import Perturbations
 
 RESULTS = Path(__file__).parent / "results" / "carracing_levers.jsonl"
 
 SLOW_TEACHER = {"lateral_accel": 100.0, "top_speed": 60.0}
+LEVERS = {
+    "teacher_options": SLOW_TEACHER,
+    "distill": {
+        "iterations": 10,
+        "grad_steps": 200,
+        "teacher_noise": (0.2, 0.0, 0.0),
+        "action_weights": (5.0, 1.0, 1.0),
+        "lr": 2e-3,
+        "lr_final": 1e-4,
+        "recent_fraction": 0.5,
+    },
+}
 VARIANTS: dict[str, dict] = {
     # the preset as it is
     "preset": {},
     # a forgiving teacher (slower, DART noise on the steering it executes), steering weighted
     # up, a decaying learning rate, half of each batch from the newest iteration
-    "levers": {
-        "teacher_options": SLOW_TEACHER,
-        "distill": {
-            "iterations": 10,
-            "grad_steps": 200,
-            "teacher_noise": (0.2, 0.0, 0.0),
-            "action_weights": (5.0, 1.0, 1.0),
-            "lr": 2e-3,
-            "lr_final": 1e-4,
-            "recent_fraction": 0.5,
-        },
-    },
+    "levers": LEVERS,
+    # the non-invariant baseline on its own (unshuffled) frames, the same recipe: does the
+    # recipe drive when where things are on screen is known?
+    "cnn-levers": {**LEVERS, "model": ConvModel(), "perturbations": Perturbations(shuffle=False)},
 }
 
 
@@ -84,7 +89,9 @@ def main() -> None:
             )
     trained_min = (time.perf_counter() - started) / 60
     log = np.loadtxt(run / "distill" / "log.csv", delimiter=",", skiprows=1, ndmin=2)
-    shuffled = Condition("shuffled", Perturbations(shuffle=True))
+    conditions = [Condition("shuffled", Perturbations(shuffle=True))]
+    if not preset.perturbations.shuffle:
+        conditions.insert(0, Condition("true order", preset.perturbations))
     row = {
         "variant": args.variant,
         "overrides": VARIANTS[args.variant],
@@ -98,10 +105,10 @@ def main() -> None:
     for name in ("best", "latest"):
         policy = load_policy(run / "distill" / f"{name}.npz")
         t0 = time.perf_counter()
-        (result,) = evaluate_policy(
+        results = evaluate_policy(
             policy,
             preset.env_id,
-            [shuffled],
+            conditions,
             args.episodes,
             seed_offset=args.seed_offset,
             backend=backend,
@@ -109,17 +116,19 @@ def main() -> None:
         )
         row[name] = {
             "iteration": policy.info.get("iteration"),
-            "mean": round(result["mean"], 1),
-            "std": round(result["std"], 1),
-            "episodes": result["episodes"],
+            **{
+                r["condition"]: {"mean": round(r["mean"], 1), "std": round(r["std"], 1)}
+                for r in results
+            },
+            "episodes": args.episodes,
             "minutes": round((time.perf_counter() - t0) / 60, 1),
         }
         print(f"{args.variant} {name}: {row[name]}", flush=True)
     row["wall_minutes"] = round(trained_min, 1)
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     with RESULTS.open("a") as f:
-        f.write(json.dumps(row) + "\n")
-    print(json.dumps(row))
+        f.write(json.dumps(row, default=repr) + "\n")
+    print(json.dumps(row, default=repr))
 
 
 if __name__ == "__main__":

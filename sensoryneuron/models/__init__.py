@@ -23,12 +23,14 @@ from typing import Any
 
 from sensoryneuron.errors import ConfigError
 from sensoryneuron.models.base import Model, Weights
+from sensoryneuron.models.cnn import ConvModel
 from sensoryneuron.models.fnn import FeedForwardModel
 from sensoryneuron.models.vector import ATTENTION_KINDS, AttentionNeuronModel
 from sensoryneuron.models.vision import VISION_HEADS, VisionAttentionNeuronModel
 
 MODELS: dict[str, type[Model]] = {
     AttentionNeuronModel.kind: AttentionNeuronModel,
+    ConvModel.kind: ConvModel,
     FeedForwardModel.kind: FeedForwardModel,
     VisionAttentionNeuronModel.kind: VisionAttentionNeuronModel,
 }
@@ -54,6 +56,7 @@ __all__ = [
     "ATTENTION_KINDS",
     "MODELS",
     "AttentionNeuronModel",
+    "ConvModel",
     "FeedForwardModel",
     "Model",
     "VISION_HEADS",

@@ -336,14 +336,24 @@ class VisionAttentionNeuronModel(Model):
     def policy_input(self, obs: np.ndarray) -> torch.Tensor:
         """What :meth:`Policy.act` feeds the model: frames ``[B, F, H, W]`` (levels 0..255, in
         any patch order) cut into patches ``[1, B, N, F*p*p]`` in ``[0, 1]``."""
-        obs = np.asarray(obs)
-        if obs.ndim != 4 or obs.shape[1] != self.frames:
-            raise ConfigError(
-                f"obs must have shape (batch, {self.frames}, height, width): stacked grayscale "
-                f"frames, oldest first; got {obs.shape} (use obs[None] for one)"
-            )
-        patches = to_patches(obs, self.patch).astype(np.float32) / np.float32(255.0)
-        return torch.from_numpy(patches)[None]
+        return frame_patches(obs, self.frames, self.patch)
+
+
+def frame_patches(
+    obs: np.ndarray, frames: int, patch: int, size: tuple[int, int] | None = None
+) -> torch.Tensor:
+    """Frames ``[B, F, H, W]`` (levels 0..255) as one member's patches ``[1, B, N, F*p*p]`` in
+    ``[0, 1]``, what an image model's ``policy_input`` gives; ``size``: the ``(H, W)`` the
+    model needs (None: any that the patches tile)."""
+    obs = np.asarray(obs)
+    shape = "height, width" if size is None else f"{size[0]}, {size[1]}"
+    if obs.ndim != 4 or obs.shape[1] != frames or (size is not None and obs.shape[2:] != size):
+        raise ConfigError(
+            f"obs must have shape (batch, {frames}, {shape}): stacked grayscale "
+            f"frames, oldest first; got {obs.shape} (use obs[None] for one)"
+        )
+    patches = to_patches(obs, patch).astype(np.float32) / np.float32(255.0)
+    return torch.from_numpy(patches)[None]
 
 
 def _rows(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, exact: bool) -> torch.Tensor:

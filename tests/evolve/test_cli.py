@@ -111,7 +111,7 @@ def test_feed_forward_rows_say_why_a_condition_does_not_apply(tmp_path):
     [
         (
             ["train", "pong"],
-            "unknown task 'pong'; allowed: ant, ant-fnn, carracing, cartpole-discrete, cartpole-swingup, "
+            "unknown task 'pong'; allowed: ant, ant-fnn, carracing, carracing-cnn, cartpole-discrete, cartpole-swingup, "
             "cartpole-swingup-harder, cartpole-swingup-harder-es, cartpole-swingup-harder-fnn, "
             "pendulum, pendulum-fnn\n",
         ),

@@ -377,3 +377,17 @@ def test_reading_only_the_windows_rows_gives_the_window_loss_of_whole_episodes(t
     assert torch.equal(whole.detach(), windows.detach())
     with pytest.raises(ConfigError, match=re.escape("one row of steps per episode: 5 episodes")):
         store.gather(index, rows[:2])
+
+
+def test_the_cnn_baseline_learns_the_dot_by_the_same_dagger(tmp_path):
+    from sensoryneuron.models import ConvModel
+
+    cnn = ConvModel(
+        act_dim=1, height=SIZE, width=SIZE, channels=(4, 4), kernels=(4, 3), strides=(2, 2),
+        features=8, hidden=8,
+    )  # fmt: skip
+    preset = dot_preset().replace(model=cnn, perturbations=Perturbations(shuffle=False))
+    teacher = ControllerTeacher(DotTeacher(), ActionMap.unit_box(1))
+    result = distill(preset, tmp_path, teacher, backend=LocalBackend(1))
+    assert result.best_test > 30.0, result.best_test
+    assert load_policy(result.best).model == cnn
