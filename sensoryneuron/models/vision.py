@@ -15,6 +15,11 @@ The layer (Tang & Ha 2021, vision version) reads patches in any order, ``[P, B, 
 The key has no recurrent state, so a permutation of the patches permutes nothing the model
 keeps: the codes are invariant at every step.
 
+The previous action in the key adds the same amount to every patch's score for a code, so
+the softmax cancels it. With ``action_query`` it also enters the queries, ``q_m + W_a a``:
+its score term ``(W_a a) . k_i`` differs from patch to patch, so what the agent did last
+steers what it looks at (still without any patch position).
+
 Two heads read the codes. ``head="top-k"`` is the published AttentionAgent head of
 ``carracing_pi.npz``:
 
@@ -88,6 +93,8 @@ class VisionAttentionNeuronModel(Model):
         query_dim: width of the head's attention over the codes (both heads).
         hidden: the head LSTM's hidden size.
         pool_queries: ``pool``: the learned queries over the codes.
+        action_query: add ``W_a a`` (the previous action) to every query (see the module
+            doc; off in the published model).
     """
 
     kind: ClassVar[str] = "vision-attention-neuron"
@@ -102,6 +109,7 @@ class VisionAttentionNeuronModel(Model):
     query_dim: int = 4
     hidden: int = 16
     pool_queries: int = 4
+    action_query: bool = False
 
     def __post_init__(self) -> None:
         check_positive(
@@ -120,6 +128,8 @@ class VisionAttentionNeuronModel(Model):
             raise ConfigError(
                 f"frames must be at least 2 (keys are frame differences); got {self.frames}"
             )
+        if not isinstance(self.action_query, bool):
+            raise ConfigError(f"action_query must be true or false; got {self.action_query!r}")
         if self.head not in VISION_HEADS:
             raise ConfigError(f"head must be one of {', '.join(VISION_HEADS)}; got {self.head!r}")
         if self.head == "top-k" and self.top_k > self.num_codes:
@@ -153,6 +163,8 @@ class VisionAttentionNeuronModel(Model):
             ("value.weight", (msg, self.patch_size)),
             ("value.bias", (msg,)),
         ]
+        if self.action_query:
+            entries.append(("action_query.weight", (msg, a)))
         if self.head == "pool":
             width = msg + self.pos_dim
             entries += [
@@ -250,6 +262,10 @@ class VisionAttentionNeuronModel(Model):
             scores = scores.view(P, B, N, -1).transpose(2, 3)  # [P, B, M, N]
         else:
             scores = torch.matmul(queries.unsqueeze(1), keys.transpose(2, 3))
+        if self.action_query:  # [P, B, N]: each patch's score term from the previous action
+            u = linear(prev_action.to(keys.dtype), weights["action_query.weight"], None)
+            shift = (keys * (u / math.sqrt(msg)).unsqueeze(2)).sum(-1)
+            scores = scores + shift.unsqueeze(2)
         if exact:
             e = torch.exp(scores - scores.amax(dim=-1, keepdim=True))
             attention = e / order_free_sum(e, dim=-1)

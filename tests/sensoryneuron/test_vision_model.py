@@ -168,9 +168,13 @@ def test_published_model_codes_match_the_faithful_pass_and_actions_in_float64(re
     torch.testing.assert_close(actions[:, 0, 0], want_actions, rtol=0, atol=1e-9)
 
 
-@pytest.mark.parametrize("head", ["top-k", "pool"])
-def test_shuffling_the_patches_at_reset_changes_nothing(head):
-    model = VisionAttentionNeuronModel(**{**SMALL, "head": head})
+OPTIONS = [{"head": "top-k"}, {"head": "pool"}, {"head": "pool", "action_query": True}]
+
+
+@pytest.mark.parametrize("options", OPTIONS, ids=["top-k", "pool", "pool-action-query"])
+def test_shuffling_the_patches_at_reset_changes_nothing(options):
+    model = VisionAttentionNeuronModel(**{**SMALL, **options})
+    head = model.head
     stacks = frames_sequence(15, size=48, seed=3)
     params = random_params(model, seed=1)
     patches = to_patches(stacks, 6) / 255.0  # [T, N, D]
@@ -194,9 +198,10 @@ def test_an_occluded_screen_is_just_fewer_patches():
     assert actions.shape == (3, 1, 1, model.act_dim) and torch.isfinite(actions).all()
 
 
-@pytest.mark.parametrize("head", ["top-k", "pool"])
-def test_the_batched_model_equals_a_loop_over_single_members(head):
-    model = VisionAttentionNeuronModel(**{**SMALL, "head": head})
+@pytest.mark.parametrize("options", OPTIONS, ids=["top-k", "pool", "pool-action-query"])
+def test_the_batched_model_equals_a_loop_over_single_members(options):
+    model = VisionAttentionNeuronModel(**{**SMALL, **options})
+    head = model.head
     params = random_params(model, members=3, seed=2)
     stacks = np.stack([frames_sequence(8, size=48, seed=s) for s in (4, 5)], axis=1)
     patches = to_patches(stacks, 6) / 255.0  # [T, B=2, N, D]
@@ -207,6 +212,21 @@ def test_the_batched_model_equals_a_loop_over_single_members(head):
         for p in range(3):
             alone, _ = model_episode(model, params[p : p + 1], patches[:, None], dtype=dtype)
             torch.testing.assert_close(actions[:, p], alone[:, 0], rtol=0, atol=atol)
+
+
+def test_the_previous_action_moves_the_codes_only_through_the_queries():
+    x = torch.from_numpy(to_patches(frames_sequence(3, size=48)[2:], 6) / np.float64(255))[None]
+    a, b = torch.tensor([[[0.9, -0.5, 0.2]]]), torch.tensor([[[-0.7, 0.4, -0.9]]])
+    for action_query, moves in ((False, False), (True, True)):
+        model = VisionAttentionNeuronModel(**{**SMALL, "head": "pool"}, action_query=action_query)
+        w = model.prepare(random_params(model, seed=3))
+        first = model.codes(w, x, a.double())[0]
+        second = model.codes(w, x, b.double())[0]
+        # in the key, the action adds the same to every patch's score: the softmax cancels it
+        assert ((first - second).abs().max() > 1e-3) == moves
+    assert model.num_params == VisionAttentionNeuronModel(**SMALL, head="pool").num_params + 24
+    with pytest.raises(ConfigError, match="action_query must be true or false; got 1"):
+        VisionAttentionNeuronModel(action_query=1)
 
 
 def test_attention_rows_are_softmaxes_over_the_patches():
