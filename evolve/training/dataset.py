@@ -128,6 +128,11 @@ class EpisodeStore:
         """How many episodes the store covers."""
         return sum(self.sizes)
 
+    @property
+    def steps(self) -> int:
+        """The steps each stored episode holds (live or padding); 0 while the store is empty."""
+        return int(self._open(0, "mask").shape[1]) if self.sizes else 0
+
     def path(self, chunk: int, array: str) -> Path:
         """The file of ``array`` in chunk ``chunk``."""
         return self.folder / f"{chunk:05d}.{array}.npy"

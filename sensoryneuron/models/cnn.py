@@ -27,9 +27,9 @@ import torch
 import torch.nn.functional as F
 
 from sensoryneuron.errors import ConfigError
-from sensoryneuron.layers import fuse_lstm_weights, linear, lstm_cell
+from sensoryneuron.layers import linear, lstm_cell
 from sensoryneuron.models.base import Model, Weights, check_positive, contiguous
-from sensoryneuron.models.heads import lstm_entries
+from sensoryneuron.models.heads import fuse_lstm, lstm_entries, lstm_head_carry
 from sensoryneuron.models.vision import frame_patches
 from sensoryneuron.params import ParamSpec
 from sensoryneuron.patches import check_grid
@@ -134,19 +134,12 @@ class ConvModel(Model):
         dtype: torch.dtype = torch.float32,
     ) -> PolicyState:
         """Zero state: the head's LSTM and the previous action."""
-        zeros = lambda *shape: torch.zeros(members, batch, *shape, dtype=dtype)  # noqa: E731
-        carry = {
-            "prev_action": zeros(self.act_dim),
-            "head_h": zeros(self.hidden),
-            "head_c": zeros(self.hidden),
-        }
+        carry = lstm_head_carry(members, batch, self.act_dim, self.hidden, dtype)
         return PolicyState(slots={}, carry=carry)
 
     def prepare(self, params: torch.Tensor) -> Weights:
         w = dict(self.unflatten(params))
-        w["head_lstm.weight"], w["head_lstm.bias"] = fuse_lstm_weights(
-            *(w[f"head_lstm.{name}"] for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"))
-        )
+        fuse_lstm(w, "head_lstm")
         return contiguous(w)
 
     def _check_patches(self, obs: torch.Tensor, weights: Weights) -> tuple[int, int]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from sensoryneuron.layers import linear
+from sensoryneuron.layers import fuse_lstm_weights, linear
 
 Weights = dict[str, torch.Tensor]
 
@@ -16,6 +16,24 @@ def lstm_entries(prefix: str, input_size: int, hidden: int) -> list[tuple[str, t
         (f"{prefix}.bias_ih", (4 * hidden,)),
         (f"{prefix}.bias_hh", (4 * hidden,)),
     ]
+
+
+def lstm_head_carry(
+    members: int, batch: int, act_dim: int, hidden: int, dtype: torch.dtype
+) -> dict[str, torch.Tensor]:
+    """Zero carry of an image model's LSTM head: its ``head_h``, ``head_c`` and the
+    ``prev_action`` it reads, each ``[members, batch, ...]``."""
+    zeros = lambda *shape: torch.zeros(members, batch, *shape, dtype=dtype)  # noqa: E731
+    return {"prev_action": zeros(act_dim), "head_h": zeros(hidden), "head_c": zeros(hidden)}
+
+
+def fuse_lstm(weights: Weights, prefix: str) -> None:
+    """Add ``{prefix}.weight`` and ``{prefix}.bias``, the fused form of the LSTM entries of
+    :func:`lstm_entries` that :func:`sensoryneuron.layers.lstm_cell` takes, to ``weights``."""
+    names = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+    weights[f"{prefix}.weight"], weights[f"{prefix}.bias"] = fuse_lstm_weights(
+        *(weights[f"{prefix}.{name}"] for name in names)
+    )
 
 
 def mlp_entries(

@@ -56,7 +56,6 @@ import torch.nn.functional as F
 
 from sensoryneuron.errors import ConfigError
 from sensoryneuron.layers import (
-    fuse_lstm_weights,
     linear,
     lstm_cell,
     order_free_sum,
@@ -65,7 +64,7 @@ from sensoryneuron.layers import (
     sinusoidal_table,
 )
 from sensoryneuron.models.base import Model, Weights, check_positive, contiguous
-from sensoryneuron.models.heads import lstm_entries
+from sensoryneuron.models.heads import fuse_lstm, lstm_entries, lstm_head_carry
 from sensoryneuron.params import ParamSpec
 from sensoryneuron.patches import to_patches
 from sensoryneuron.state import PolicyState
@@ -199,22 +198,17 @@ class VisionAttentionNeuronModel(Model):
         dtype: torch.dtype = torch.float32,
     ) -> PolicyState:
         """Zero state: no per-patch state (the keys have none), a carry for the head."""
-        zeros = lambda *shape: torch.zeros(members, batch, *shape, dtype=dtype)  # noqa: E731
-        carry = {
-            "prev_action": zeros(self.act_dim),
-            "head_h": zeros(self.hidden),
-            "head_c": zeros(self.hidden),
-        }
+        carry = lstm_head_carry(members, batch, self.act_dim, self.hidden, dtype)
         if self.head == "top-k":
-            carry["alpha"] = zeros(1)
-            carry["prev_codes"] = zeros(self.num_codes, self.msg_dim)
+            carry["alpha"] = torch.zeros(members, batch, 1, dtype=dtype)
+            carry["prev_codes"] = torch.zeros(
+                members, batch, self.num_codes, self.msg_dim, dtype=dtype
+            )
         return PolicyState(slots={}, carry=carry)
 
     def prepare(self, params: torch.Tensor) -> Weights:
         w = dict(self.unflatten(params))
-        w["head_lstm.weight"], w["head_lstm.bias"] = fuse_lstm_weights(
-            *(w[f"head_lstm.{name}"] for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"))
-        )
+        fuse_lstm(w, "head_lstm")
         table = sinusoidal_table(self.num_codes, self.pos_dim, params.dtype).to(params.device)
         q = linear(table.expand(params.shape[0], -1, -1), w["query.weight"], w["query.bias"])
         w["queries"] = q / math.sqrt(self.msg_dim)  # [P, M, msg], the score scale folded in

@@ -1,0 +1,125 @@
+"""Can a model see what the teacher acts on? Students fitted offline to recorded DAgger data.
+
+Reads the labelled CarRacing episodes of a distillation (``RUN/distill/data``), holds the
+last ``--val-chunks`` iterations' episodes out, and fits each model from scratch on the
+rest with distillation's own window loss (:func:`evolve.training.frame_replay.rows_loss`,
+32-step windows after 16 of burn-in, Adam with a cosine decay). It reports each model's
+squared error per action output (steer, gas, brake, in the tanh outputs' scale) on
+windows of the held-out episodes, every ``--eval-every`` steps. No env runs: it measures
+what a model can fit, not how it drives. The frames are stored in their true order; the
+permutation-invariant models give the same outputs for any order, the CNN reads them as
+they are. One JSON line per model is appended to
+``benchmarks/results/carracing_offline_fit.jsonl``. Usage::
+
+    python benchmarks/carracing_offline_fit.py RUN [--steps 600] [--models pool cnn ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from evolve.training.distill import BURN_IN, load_distill_data
+from evolve.training.frame_replay import draw_windows, rows_loss, window_rows
+from sensoryneuron.models import ConvModel, VisionAttentionNeuronModel
+
+RESULTS = Path(__file__).parent / "results" / "carracing_offline_fit.jsonl"
+MODELS = {
+    "pool": VisionAttentionNeuronModel(head="pool", hidden=32, grid=16, pool_queries=8),
+    "pool-action-query": VisionAttentionNeuronModel(
+        head="pool", hidden=32, grid=16, pool_queries=8, action_query=True
+    ),
+    "pool-grid8": VisionAttentionNeuronModel(head="pool", hidden=32, grid=8, pool_queries=8),
+    "cnn": ConvModel(),
+}
+OUTPUTS = ("steer", "gas", "brake")
+
+
+def held_out_error(model, params, store, index, steps, window, seed) -> list[float]:
+    """Mean squared error per output on one window of each held-out episode."""
+    rng = np.random.default_rng(seed)
+    errors = np.zeros(len(OUTPUTS))
+    with torch.no_grad():
+        for part in np.array_split(index, max(len(index) // 8, 1)):
+            first = draw_windows(store.lengths(part), rng, window, BURN_IN, steps)
+            rows = window_rows(first, min(BURN_IN + window, steps), model.frames)
+            batch = store.gather(part, rows)
+            for k in range(len(OUTPUTS)):
+                weights = torch.zeros(len(OUTPUTS))
+                weights[k] = 1.0
+                loss = rows_loss(model, params, batch, rows, BURN_IN, weights)
+                errors[k] += float(loss) * len(part)
+    return (errors / len(index)).round(4).tolist()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("run", help="a carracing run folder (its distill/data is read)")
+    parser.add_argument("--models", nargs="*", default=["pool", "cnn"], choices=sorted(MODELS))
+    parser.add_argument("--steps", type=int, default=600, help="Adam steps per model")
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--window", type=int, default=32)
+    parser.add_argument("--lr", type=float, default=2e-3)
+    parser.add_argument("--val-chunks", type=int, default=2)
+    parser.add_argument("--eval-every", type=int, default=200)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    store = load_distill_data(Path(args.run) / "distill")
+    steps = store.steps
+    held = sum(store.sizes[-args.val_chunks :])
+    train_index = np.arange(store.episodes - held)
+    val_index = np.arange(store.episodes - held, store.episodes)
+    labels = [store.gather(np.array([e]), np.arange(steps)[None]) for e in val_index]
+    live = np.concatenate([d.labels[d.mask] for d in labels])  # [steps, A]
+    print(f"held-out label variance (the error of a constant) {live.var(0).round(4).tolist()}")
+    for name in args.models:
+        model = MODELS[name]
+        torch.manual_seed(args.seed)
+        rng = np.random.default_rng(args.seed)
+        theta = torch.nn.Parameter(0.1 * torch.randn(model.num_params))
+        opt = torch.optim.Adam([theta], lr=args.lr)
+        curve = []
+        started = time.perf_counter()
+        for step in range(args.steps):
+            for group in opt.param_groups:
+                group["lr"] = 1e-4 + 0.5 * (args.lr - 1e-4) * (
+                    1 + np.cos(np.pi * step / args.steps)
+                )
+            index = np.sort(rng.choice(train_index, size=args.batch))
+            first = draw_windows(store.lengths(index), rng, args.window, BURN_IN, steps)
+            rows = window_rows(first, min(BURN_IN + args.window, steps), model.frames)
+            loss = rows_loss(model, theta, store.gather(index, rows), rows, BURN_IN)
+            opt.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_([theta], 1.0)
+            opt.step()
+            if (step + 1) % args.eval_every == 0 or step + 1 == args.steps:
+                error = held_out_error(
+                    model, theta.detach(), store, val_index, steps, args.window, 1
+                )
+                curve.append([step + 1, round(time.perf_counter() - started, 1), error])
+                errors = dict(zip(OUTPUTS, error, strict=True))
+                print(f"{name} step {step + 1}: held-out error {errors}", flush=True)
+        row = {
+            "model": name,
+            "params": model.num_params,
+            "run": args.run,
+            "train_episodes": int(train_index.size),
+            "held_out_episodes": int(val_index.size),
+            "steps": args.steps,
+            "batch": args.batch,
+            "label_variance": live.var(0).round(4).tolist(),
+            "curve": curve,
+        }
+        RESULTS.parent.mkdir(parents=True, exist_ok=True)
+        with RESULTS.open("a") as f:
+            f.write(json.dumps(row) + "\n")
+
+
+if __name__ == "__main__":
+    main()
