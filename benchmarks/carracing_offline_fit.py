@@ -35,6 +35,9 @@ MODELS = {
         head="pool", hidden=32, grid=16, pool_queries=8, action_query=True
     ),
     "pool-grid8": VisionAttentionNeuronModel(head="pool", hidden=32, grid=8, pool_queries=8),
+    "pool-memoryless": VisionAttentionNeuronModel(
+        head="pool", hidden=32, grid=16, pool_queries=8, head_memory=False
+    ),
     "cnn": ConvModel(),
 }
 OUTPUTS = ("steer", "gas", "brake")

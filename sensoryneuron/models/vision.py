@@ -94,6 +94,10 @@ class VisionAttentionNeuronModel(Model):
         pool_queries: ``pool``: the learned queries over the codes.
         action_query: add ``W_a a`` (the previous action) to every query (see the module
             doc; off in the published model).
+        head_memory: ``pool``: the head is an LSTMCell (True) or a memoryless
+            ``tanh(W x + b)`` layer of ``hidden`` units (False: the action depends on the
+            last ``frames`` frames and the previous action only, so a student fitted on short
+            windows meets no hidden state in a long episode that it never saw in training).
     """
 
     kind: ClassVar[str] = "vision-attention-neuron"
@@ -109,6 +113,7 @@ class VisionAttentionNeuronModel(Model):
     hidden: int = 16
     pool_queries: int = 4
     action_query: bool = False
+    head_memory: bool = True
 
     def __post_init__(self) -> None:
         check_positive(
@@ -127,8 +132,11 @@ class VisionAttentionNeuronModel(Model):
             raise ConfigError(
                 f"frames must be at least 2 (keys are frame differences); got {self.frames}"
             )
-        if not isinstance(self.action_query, bool):
-            raise ConfigError(f"action_query must be true or false; got {self.action_query!r}")
+        for name in ("action_query", "head_memory"):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError(f"{name} must be true or false; got {getattr(self, name)!r}")
+        if not self.head_memory and self.head != "pool":
+            raise ConfigError("head_memory=False needs the pool head")
         if self.head not in VISION_HEADS:
             raise ConfigError(f"head must be one of {', '.join(VISION_HEADS)}; got {self.head!r}")
         if self.head == "top-k" and self.top_k > self.num_codes:
@@ -171,7 +179,13 @@ class VisionAttentionNeuronModel(Model):
                 ("pool_key.weight", (self.query_dim, width)),
                 ("pool_key.bias", (self.query_dim,)),
             ]
-            entries += lstm_entries("head_lstm", self.pool_queries * width, h)
+            if self.head_memory:
+                entries += lstm_entries("head_lstm", self.pool_queries * width, h)
+            else:
+                entries += [
+                    ("head_fc.weight", (h, self.pool_queries * width)),
+                    ("head_fc.bias", (h,)),
+                ]
             return ParamSpec.of(entries + [("out.weight", (a, h)), ("out.bias", (a,))])
         entries += [
             ("importance_query.weight", (self.query_dim, msg)),
@@ -208,7 +222,8 @@ class VisionAttentionNeuronModel(Model):
 
     def prepare(self, params: torch.Tensor) -> Weights:
         w = dict(self.unflatten(params))
-        fuse_lstm(w, "head_lstm")
+        if self.head_memory:
+            fuse_lstm(w, "head_lstm")
         table = sinusoidal_table(self.num_codes, self.pos_dim, params.dtype).to(params.device)
         q = linear(table.expand(params.shape[0], -1, -1), w["query.weight"], w["query.bias"])
         w["queries"] = q / math.sqrt(self.msg_dim)  # [P, M, msg], the score scale folded in
@@ -326,13 +341,17 @@ class VisionAttentionNeuronModel(Model):
             top = order.indices[..., : self.top_k]  # [P, B, k], most important first
             head_in = weights["centers"][top].reshape(P, B, 2 * self.top_k)
             new["prev_codes"] = codes
-        h, c = lstm_cell(
-            head_in,
-            carry["head_h"],
-            carry["head_c"],
-            weights["head_lstm.weight"],
-            weights["head_lstm.bias"],
-        )
+        if self.head_memory:
+            h, c = lstm_cell(
+                head_in,
+                carry["head_h"],
+                carry["head_c"],
+                weights["head_lstm.weight"],
+                weights["head_lstm.bias"],
+            )
+        else:
+            h = torch.tanh(linear(head_in, weights["head_fc.weight"], weights["head_fc.bias"]))
+            c = carry["head_c"]
         action = torch.tanh(linear(h, weights["out.weight"], weights["out.bias"]))
         if self.head == "top-k":
             both = torch.cat([h, action], -1)

@@ -168,10 +168,14 @@ def test_published_model_codes_match_the_faithful_pass_and_actions_in_float64(re
     torch.testing.assert_close(actions[:, 0, 0], want_actions, rtol=0, atol=1e-9)
 
 
-OPTIONS = [{"head": "top-k"}, {"head": "pool"}, {"head": "pool", "action_query": True}]
+OPTIONS = [
+    {"head": "top-k"},
+    {"head": "pool"},
+    {"head": "pool", "action_query": True, "head_memory": False},
+]
 
 
-@pytest.mark.parametrize("options", OPTIONS, ids=["top-k", "pool", "pool-action-query"])
+@pytest.mark.parametrize("options", OPTIONS, ids=["top-k", "pool", "pool-action-query-memoryless"])
 def test_shuffling_the_patches_at_reset_changes_nothing(options):
     model = VisionAttentionNeuronModel(**{**SMALL, **options})
     head = model.head
@@ -198,7 +202,7 @@ def test_an_occluded_screen_is_just_fewer_patches():
     assert actions.shape == (3, 1, 1, model.act_dim) and torch.isfinite(actions).all()
 
 
-@pytest.mark.parametrize("options", OPTIONS, ids=["top-k", "pool", "pool-action-query"])
+@pytest.mark.parametrize("options", OPTIONS, ids=["top-k", "pool", "pool-action-query-memoryless"])
 def test_the_batched_model_equals_a_loop_over_single_members(options):
     model = VisionAttentionNeuronModel(**{**SMALL, **options})
     head = model.head
@@ -227,6 +231,33 @@ def test_the_previous_action_moves_the_codes_only_through_the_queries():
     assert model.num_params == VisionAttentionNeuronModel(**SMALL, head="pool").num_params + 24
     with pytest.raises(ConfigError, match="action_query must be true or false; got 1"):
         VisionAttentionNeuronModel(action_query=1)
+
+
+def test_a_memoryless_pool_head_acts_on_the_current_stack_and_previous_action_alone():
+    model = VisionAttentionNeuronModel(**{**SMALL, "head": "pool"}, head_memory=False)
+    with_lstm = VisionAttentionNeuronModel(**{**SMALL, "head": "pool"})
+    h, width = SMALL["hidden"], SMALL["msg_dim"] + SMALL["pos_dim"]
+    lstm = 4 * h * (model.pool_queries * width + h) + 8 * h
+    assert model.num_params == with_lstm.num_params - lstm + h * model.pool_queries * width + h
+    params = random_params(model, seed=4)
+    x = to_patches(frames_sequence(6, size=48, seed=2), 6) / 255.0  # [T, N, D]
+    actions, _ = model_episode(model, params, x[:, None, None])
+    # a state run through other frames first acts the same on the same stack and action
+    w = model.prepare(params)
+    state = model.init_state(1, 1, dtype=torch.float64)
+    for t in (3, 0, 5):
+        _, state = model.step_prepared(w, torch.from_numpy(x[t])[None, None], state)
+    fresh = model.with_previous_action(
+        model.init_state(1, 1, dtype=torch.float64), state.carry["prev_action"]
+    )
+    state = model.with_previous_action(state, state.carry["prev_action"])
+    obs = torch.from_numpy(x[4])[None, None]
+    torch.testing.assert_close(
+        model.step_prepared(w, obs, state)[0], model.step_prepared(w, obs, fresh)[0], rtol=0, atol=0
+    )
+    assert torch.isfinite(actions).all()
+    with pytest.raises(ConfigError, match="head_memory=False needs the pool head"):
+        VisionAttentionNeuronModel(head_memory=False)
 
 
 def test_attention_rows_are_softmaxes_over_the_patches():
