@@ -79,7 +79,8 @@ def main() -> None:
     val_index = np.arange(store.episodes - held, store.episodes)
     labels = [store.gather(np.array([e]), np.arange(steps)[None]) for e in val_index]
     live = np.concatenate([d.labels[d.mask] for d in labels])  # [steps, A]
-    print(f"held-out label variance (the error of a constant) {live.var(0).round(4).tolist()}")
+    variance = [round(float(v), 4) for v in live.var(0)]
+    print(f"held-out label variance (the error of a constant) {variance}")
     for name in args.models:
         model = MODELS[name]
         torch.manual_seed(args.seed)
@@ -116,7 +117,7 @@ def main() -> None:
             "held_out_episodes": int(val_index.size),
             "steps": args.steps,
             "batch": args.batch,
-            "label_variance": live.var(0).round(4).tolist(),
+            "label_variance": variance,
             "curve": curve,
         }
         RESULTS.parent.mkdir(parents=True, exist_ok=True)
