@@ -61,7 +61,7 @@ from sensoryneuron.checkpoints import (
 )
 from sensoryneuron.errors import CheckpointError, SensoryNeuronError
 from sensoryneuron.files import atomic_write_text
-from sensoryneuron.models import FeedForwardModel
+from sensoryneuron.models import ConvModel, FeedForwardModel
 from sensoryneuron.policy import Policy
 from tasks.perturbations import Perturbations, validate_reshuffle_every
 from tasks.perturbations.patches import background_image, offered_backgrounds
@@ -286,6 +286,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--published",
         metavar="FILE",
         help="with --paper-table on CarRacing: the published carracing_pi.npz, measured beside",
+    )
+    e.add_argument(
+        "--cnn",
+        metavar="SOURCE",
+        help="with --paper-table on CarRacing: the non-invariant baseline (a carracing-cnn "
+        "agent), measured on its own frames, shuffled and on the four backgrounds",
     )
     e.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
     e.add_argument("--workers", type=workers_arg, default=2, help="worker processes, or 'max'")
@@ -570,8 +576,9 @@ def cmd_paper_table(args: argparse.Namespace, policy: Policy) -> int:
     env_id = _eval_env_id(args, policy)
     if env_id == CARRACING_ID:
         return _carracing_table(args, policy)
-    if args.published:
-        raise UsageError(f"--published is for the {CARRACING_ID} table, not {env_id}'s")
+    for option, value in (("--published", args.published), ("--cnn", args.cnn)):
+        if value:
+            raise UsageError(f"{option} is for the {CARRACING_ID} table, not {env_id}'s")
     if env_id != PAPER_ENV_ID:
         raise UsageError(
             f"--paper-table reproduces the paper's {PAPER_ENV_ID} and {CARRACING_ID} tables, "
@@ -618,6 +625,13 @@ def _carracing_table(args: argparse.Namespace, policy: Policy) -> int:
     published = None
     if args.published:
         published = load_reference_policy(args.published, name="carracing_pi")
+    baseline = None
+    if args.cnn:
+        baseline = load_policy(args.cnn)
+        if not isinstance(baseline.model, ConvModel):
+            raise UsageError(
+                f"--cnn {args.cnn}: not a CNN baseline (its model is {baseline.model.kind})"
+            )
     out = Path(args.paper_table)
     with make_backend("local", args.workers) as backend:
         result = measure_carracing_table(
@@ -625,9 +639,11 @@ def _carracing_table(args: argparse.Namespace, policy: Policy) -> int:
             args.episodes or CARRACING_EPISODES,
             backend,
             published=published,
+            baseline=baseline,
             seed_offset=args.seed_offset,
             agent_source=str(args.source),
             published_source=str(args.published or ""),
+            baseline_source=str(args.cnn or ""),
             engine=_eval_engine(args.engine, CARRACING_ID),
         )
     return _write_table(
@@ -640,8 +656,9 @@ def _check_paper_table_options(args: argparse.Namespace) -> None:
     if args.paper_table is None:
         if args.fnn:
             raise UsageError("--fnn names the baseline of --paper-table; add --paper-table DIR")
-        if args.published:
-            raise UsageError("--published is measured by --paper-table; add --paper-table DIR")
+        for option, value in (("--published", args.published), ("--cnn", args.cnn)):
+            if value:
+                raise UsageError(f"{option} is measured by --paper-table; add --paper-table DIR")
         return
     if args.condition:
         raise UsageError("--condition cannot be used with --paper-table (its conditions are fixed)")

@@ -5,8 +5,9 @@ AttentionNeuron agent shuffled (801 ± 147), reshuffled every t steps, and on sw
 backgrounds (171 to 661; the non-invariant AttentionAgent, 901 ± 54 on its own background,
 fell below 0 on new ones). :func:`measure_carracing_table` evaluates an agent under the same
 conditions on one set of held-out seeds of stock Gymnasium ``CarRacing-v3`` (the paper used
-``CarRacing-v0``, whose camera and drawing differ; see DESIGN), and the published
-``carracing_pi.npz`` beside it when given.
+``CarRacing-v0``, whose camera and drawing differ; see DESIGN), the published
+``carracing_pi.npz`` beside it when given, and a non-invariant baseline (the CNN of
+``carracing-cnn``) on its own frames, shuffled, and on the new backgrounds when given.
 
 The backgrounds are four of scikit-image's sample photographs (the ``images`` extra), none
 of which a recipe of this project trains on.
@@ -53,6 +54,13 @@ ROWS: tuple[tuple[str, str, PaperFigure | str], ...] = (
     ("reshuffle every 500", "reshuffle=500", PaperFigure(805, 158)),
 )
 PUBLISHED_PAPER = PaperFigure(846.6, 94.2, "on CarRacing-v0, 100 episodes")
+# The baseline's rows: the paper's non-invariant AttentionAgent on its own frames, and fallen
+# below 0 on new backgrounds (it reports no shuffled figure for it).
+BASELINE_ROWS: tuple[tuple[str, str, PaperFigure | str], ...] = (
+    ("CNN, own frames", "unshuffled", PaperFigure(901, 54, "the paper's AttentionAgent")),
+    ("CNN, shuffled", "shuffled", "not reported"),
+    *((f"CNN, background {name}", f"background={name}", "below 0") for name in BACKGROUNDS),
+)
 
 
 def measure_carracing_table(
@@ -61,19 +69,23 @@ def measure_carracing_table(
     backend: Backend,
     *,
     published: Policy | None = None,
+    baseline: Policy | None = None,
     seed_offset: int = 0,
     agent_source: str = "",
     published_source: str = "",
+    baseline_source: str = "",
     max_steps: int | None = None,
     engine: str | None = "gym",
 ) -> dict[str, Any]:
-    """Measure every row for ``agent`` (and the shuffled row for ``published``).
+    """Measure every row for ``agent`` (the shuffled row for ``published``, and the rows of
+    :data:`BASELINE_ROWS` for ``baseline``).
 
     All rows run on the same held-out seeds (``episodes`` of them from ``seed_offset``), on
     ``engine`` (stock Gymnasium by default, the reference); ``max_steps`` cuts episodes
     short (for tests). Returns a JSON-ready dict: sources, settings, ``rows`` (one per row:
-    condition, paper, ours) and ``published`` (the published file's shuffled row, or None),
-    and ``measured`` (condition -> the evaluation row with per-episode returns).
+    condition, paper, ours), ``published`` (the published file's shuffled row, or None),
+    ``baseline`` (its rows, or None), and ``measured`` (condition -> the agent's evaluation
+    row with per-episode returns).
     """
     run = dict(
         episodes=episodes,
@@ -86,15 +98,14 @@ def measure_carracing_table(
         agent, CARRACING_ID, [parse_condition(c) for _, c, _ in ROWS], **run
     )
     measured = {row["condition"]: row for row in measured_rows}
-    rows = [
-        {
-            "row": name,
-            "condition": condition,
-            "paper": paper.to_dict() if isinstance(paper, PaperFigure) else {"range": paper},
-            "ours": {"mean": measured[condition]["mean"], "std": measured[condition]["std"]},
+    rows = _table_rows(ROWS, measured)
+    baseline_rows = None
+    if baseline is not None:
+        conditions = [parse_condition(c) for _, c, _ in BASELINE_ROWS]
+        by_condition = {
+            r["condition"]: r for r in evaluate_policy(baseline, CARRACING_ID, conditions, **run)
         }
-        for name, condition, paper in ROWS
-    ]
+        baseline_rows = _table_rows(BASELINE_ROWS, by_condition)
     published_row = None
     if published is not None:
         (row,) = evaluate_policy(published, CARRACING_ID, [parse_condition("shuffled")], **run)
@@ -108,7 +119,11 @@ def measure_carracing_table(
     return {
         "format": FORMAT,
         "paper": {"citation": PAPER_CITATION},
-        "sources": {"agent": agent_source, "published": published_source or None},
+        "sources": {
+            "agent": agent_source,
+            "published": published_source or None,
+            "baseline": baseline_source or None,
+        },
         "env_id": CARRACING_ID,
         "engine": engine,
         "episodes": episodes,
@@ -116,12 +131,38 @@ def measure_carracing_table(
         "max_steps": max_steps,
         "rows": rows,
         "published": published_row,
+        "baseline": baseline_rows,
         "measured": measured,
     }
 
 
+def _table_rows(
+    table: tuple[tuple[str, str, PaperFigure | str], ...], measured: dict[str, dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """One row per entry of ``table``: its condition, the paper's cell, and ours."""
+    return [
+        {
+            "row": name,
+            "condition": condition,
+            "paper": paper.to_dict() if isinstance(paper, PaperFigure) else {"range": paper},
+            "ours": {"mean": measured[condition]["mean"], "std": measured[condition]["std"]},
+        }
+        for name, condition, paper in table
+    ]
+
+
+def _all_rows(result: dict[str, Any]) -> list[dict[str, Any]]:
+    """The published file's row (if measured), the agent's, then the baseline's."""
+    rows = list(result["rows"]) + list(result.get("baseline") or [])
+    if result["published"] is not None:
+        rows.insert(0, result["published"])
+    return rows
+
+
 def _paper_cell(cell: dict[str, Any]) -> str:
-    return f"{cell['range']} (range)" if "range" in cell else _paper_text(cell)
+    if "range" not in cell:
+        return _paper_text(cell)
+    return f"{cell['range']} (range)" if cell["range"][0].isdigit() else cell["range"]
 
 
 def format_carracing_table(result: dict[str, Any]) -> str:
@@ -133,9 +174,7 @@ def format_carracing_table(result: dict[str, Any]) -> str:
         f"agent: {result['sources']['agent'] or 'unnamed'}",
         "",
     ]
-    rows = list(result["rows"])
-    if result["published"] is not None:
-        rows.insert(0, result["published"])
+    rows = _all_rows(result)
     body = [[r["row"], _paper_cell(r["paper"]), _ours_text(r["ours"])] for r in rows]
     lines += _markdown(["condition", "paper", "ours"], body)
     notes = {f"* {r['paper']['note']}" for r in rows if r["paper"].get("note")}
@@ -151,12 +190,16 @@ def plot_carracing_table(result: dict[str, Any], path: str | os.PathLike) -> Non
 
     from sensoryneuron.files import atomic_write
 
-    rows = list(result["rows"])
+    rows = _all_rows(result)
     if result["published"] is not None:
-        rows.insert(0, {**result["published"], "row": "published file"})
-    fig, ax = plt.subplots(figsize=(13, 4.8), dpi=100)
+        rows[0] = {**rows[0], "row": "published file"}
+    fig, ax = plt.subplots(figsize=(13 + 0.8 * len(result.get("baseline") or []), 4.8), dpi=100)
     labels = [
-        r["row"].replace("background ", "bg\n").replace("reshuffle every ", "t=") for r in rows
+        r["row"]
+        .replace("background ", "bg\n")
+        .replace("reshuffle every ", "t=")
+        .replace(", ", "\n")
+        for r in rows
     ]
     _bars(
         ax,
@@ -172,7 +215,8 @@ def plot_carracing_table(result: dict[str, Any], path: str | os.PathLike) -> Non
     )
     ax.set_title(
         f"CarRacing, patches shuffled: paper vs ours ({result['episodes']} held-out tracks, "
-        f"{result['engine']}); the paper reports only a range (171-661) for backgrounds"
+        f"{result['engine']}); the paper reports only a range (171-661) for backgrounds, and "
+        "'below 0' for its non-invariant agent on them"
     )
     ax.legend(fontsize=8)
     fig.tight_layout()

@@ -18,6 +18,7 @@ from evolve.presets import DistillConfig, TaskPreset, TrainingConfig, get_preset
 from evolve.video.record import record
 from sensoryneuron import Policy, VisionAttentionNeuronModel, save_policy
 from sensoryneuron.errors import ConfigError
+from sensoryneuron.models import ConvModel
 from tasks.spec import get_task
 
 CAR = "CarRacing-v3"
@@ -122,18 +123,35 @@ def test_the_carracing_table_puts_the_paper_beside_every_measured_row(vision_pol
     pytest.importorskip("skimage")  # the backgrounds are scikit-image's sample photos
     from evolve.backends import LocalBackend
     from evolve.evaluation.carracing_table import (
+        BASELINE_ROWS,
         ROWS,
         format_carracing_table,
         measure_carracing_table,
         plot_carracing_table,
     )
 
-    result = measure_carracing_table(
-        vision_policy, 2, LocalBackend(1), published=vision_policy, max_steps=4
+    cnn = ConvModel()
+    baseline = Policy(
+        cnn, np.zeros(cnn.num_params), task={"env_id": CAR}, action=get_task(CAR).action
     )
+    result = measure_carracing_table(
+        vision_policy, 2, LocalBackend(1), published=vision_policy, baseline=baseline,
+        baseline_source="cnn.npz", max_steps=4,
+    )  # fmt: skip
     assert [r["condition"] for r in result["rows"]] == [c for _, c, _ in ROWS]
     assert result["published"]["paper"]["mean"] == 846.6
+    assert [r["condition"] for r in result["baseline"]] == [c for _, c, _ in BASELINE_ROWS]
+    assert result["baseline"][0]["condition"] == "unshuffled"
+    assert result["sources"]["baseline"] == "cnn.npz"
     text = format_carracing_table(result)
     assert "| reshuffle every 25" in text and "732 ± 161" in text and "171 to 661 (range)" in text
+    assert "| CNN, own frames" in text and "901 ± 54*" in text and "| below 0 " in text
     plot_carracing_table(result, tmp_path / "t.png")
     assert (tmp_path / "t.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_the_table_takes_only_a_cnn_as_its_baseline(vision_policy, tmp_path, capsys):
+    save_policy(tmp_path / "agent.npz", vision_policy)
+    argv = ["eval", str(tmp_path / "agent.npz"), "--paper-table", str(tmp_path / "t")]
+    code, _, err = run_cli(capsys, *argv, "--cnn", str(tmp_path / "agent.npz"))
+    assert code == 2 and "not a CNN baseline (its model is vision-attention-neuron)" in err

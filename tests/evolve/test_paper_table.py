@@ -259,6 +259,11 @@ def test_the_fnn_is_given_or_the_runs_teacher_or_the_shipped_baseline(tmp_path):
         ),
         (["--fnn", "fnn-baseline"], "--fnn names the baseline of --paper-table"),
         (["--paper-table", "{tmp}", "--json", "x.json"], "--json cannot be used with"),
+        (["--cnn", "x.npz"], "--cnn is measured by --paper-table; add --paper-table DIR"),
+        (
+            ["--paper-table", "{tmp}", "--cnn", "x.npz"],
+            "--cnn is for the CarRacing-v3 table, not SensoryNeuron/CartPoleSwingUpHarder-v0's",
+        ),
     ],
 )
 def test_bad_paper_table_options_are_one_line_with_exit_code_2(args, message, tmp_path, capsys):
