@@ -19,6 +19,7 @@ from sensoryneuron.errors import CheckpointError, ConfigError, SensoryNeuronErro
 from sensoryneuron.models import (
     MODELS,
     AttentionNeuronModel,
+    ConvModel,
     FeedForwardModel,
     Model,
     VisionAttentionNeuronModel,
@@ -35,6 +36,7 @@ __all__ = [
     "AttentionNeuronModel",
     "CheckpointError",
     "ConfigError",
+    "ConvModel",
     "FeedForwardModel",
     "Model",
     "ParamSpec",
