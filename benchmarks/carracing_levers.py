@@ -70,7 +70,13 @@ VARIANTS: dict[str, dict] = {
     },
     # the non-invariant baseline on its own (unshuffled) frames, the same recipe: does the
     # recipe drive when where things are on screen is known?
-    "cnn-levers": {**LEVERS, "model": ConvModel(), "perturbations": Perturbations(shuffle=False)},
+    "cnn-levers": {
+        **LEVERS,
+        "model": ConvModel(),
+        "perturbations": Perturbations(shuffle=False),
+        "engine": "gym",
+        "distill": {**LEVERS["distill"], "iterations": 8},
+    },
 }
 
 
