@@ -34,6 +34,14 @@ def check_hidden(hidden: tuple[int, ...]) -> None:
         raise ConfigError(f"hidden must be a tuple of positive integers; got {hidden!r}")
 
 
+def check_members(obs: torch.Tensor, members: int) -> None:
+    """ConfigError unless ``obs``'s leading axis has the ``members`` that the params have."""
+    if obs.shape[0] != members:
+        raise ConfigError(
+            f"obs has {obs.shape[0]} members but params have {members}; the leading axes must agree"
+        )
+
+
 def contiguous(weights: Weights) -> Weights:
     # One memory layout whatever the population size, so that a member's result does not
     # depend on how the population is sharded (matmul kernels follow the layout).
@@ -131,10 +139,5 @@ class Model(ABC):
             raise ConfigError(
                 f"obs must have shape (members, batch, inputs); got {tuple(obs.shape)}"
             )
-        members = next(iter(weights.values())).shape[0]
-        if obs.shape[0] != members:
-            raise ConfigError(
-                f"obs has {obs.shape[0]} members but params have {members}; "
-                "the leading axes must agree"
-            )
+        check_members(obs, next(iter(weights.values())).shape[0])
         return obs.shape[0], obs.shape[1], obs.shape[2]

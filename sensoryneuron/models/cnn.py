@@ -28,7 +28,7 @@ import torch.nn.functional as F
 
 from sensoryneuron.errors import ConfigError
 from sensoryneuron.layers import linear, lstm_cell
-from sensoryneuron.models.base import Model, Weights, check_positive, contiguous
+from sensoryneuron.models.base import Model, Weights, check_members, check_positive, contiguous
 from sensoryneuron.models.heads import fuse_lstm, lstm_entries, lstm_head_carry
 from sensoryneuron.models.vision import frame_patches
 from sensoryneuron.params import ParamSpec
@@ -149,12 +149,7 @@ class ConvModel(Model):
                 f"obs must have shape (members, batch, {rows * cols}, {self.patch_size}): the "
                 f"{rows}x{cols} patches of {self.frames} frames; got {tuple(obs.shape)}"
             )
-        members = weights["fc.weight"].shape[0]
-        if obs.shape[0] != members:
-            raise ConfigError(
-                f"obs has {obs.shape[0]} members but params have {members}; "
-                "the leading axes must agree"
-            )
+        check_members(obs, weights["fc.weight"].shape[0])
         return obs.shape[0], obs.shape[1]
 
     def codes(

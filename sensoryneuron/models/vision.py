@@ -63,7 +63,7 @@ from sensoryneuron.layers import (
     rowwise_matmul,
     sinusoidal_table,
 )
-from sensoryneuron.models.base import Model, Weights, check_positive, contiguous
+from sensoryneuron.models.base import Model, Weights, check_members, check_positive, contiguous
 from sensoryneuron.models.heads import fuse_lstm, lstm_entries, lstm_head_carry
 from sensoryneuron.params import ParamSpec
 from sensoryneuron.patches import to_patches
@@ -240,12 +240,7 @@ class VisionAttentionNeuronModel(Model):
                 f"obs must have shape (members, batch, patches, {self.patch_size}): each patch's "
                 f"{self.frames} frames of {self.patch}x{self.patch}; got {tuple(obs.shape)}"
             )
-        members = weights["queries"].shape[0]
-        if obs.shape[0] != members:
-            raise ConfigError(
-                f"obs has {obs.shape[0]} members but params have {members}; "
-                "the leading axes must agree"
-            )
+        check_members(obs, weights["queries"].shape[0])
         return obs.shape[0], obs.shape[1], obs.shape[2]
 
     def codes(
