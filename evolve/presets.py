@@ -151,6 +151,11 @@ class DistillConfig:
             Gaussian noise added to the outputs that the teacher-driven episodes execute
             (clipped to [-1, 1]; the labels stay clean; empty: none): DART, so that the data
             shows the teacher recovering from small errors such as a student makes.
+        ema: decay of an exponential moving average of the student's parameters over the
+            Adam steps (0: off). With it, the average is the student: it plays the episodes,
+            is tested and saved, while Adam moves the raw parameters. The decay of step
+            ``t`` (counted over the stage) is ``min(ema, (1 + t) / (10 + t))``, so the
+            first steps do not keep the initial parameters in the average.
     """
 
     iterations: int = 100
@@ -171,6 +176,7 @@ class DistillConfig:
     lr_final: float | None = None
     recent_fraction: float = 0.0
     teacher_noise: tuple[float, ...] = ()
+    ema: float = 0.0
 
     def __post_init__(self) -> None:
         for name in ("action_weights", "teacher_noise"):
@@ -191,6 +197,9 @@ class DistillConfig:
         recent = self.recent_fraction
         if isinstance(recent, bool) or not isinstance(recent, (int, float)) or not 0 <= recent < 1:
             raise ConfigError(f"distill.recent_fraction must be in [0, 1); got {recent!r}")
+        ema = self.ema
+        if isinstance(ema, bool) or not isinstance(ema, (int, float)) or not 0 <= ema < 1:
+            raise ConfigError(f"distill.ema must be in [0, 1); got {ema!r}")
         counts = self.noise_channels
         if not isinstance(counts, (tuple, list)) or any(
             isinstance(n, bool) or not isinstance(n, int) or n < 0 for n in counts
@@ -239,6 +248,10 @@ class DistillConfig:
         return float(
             self.lr_final + 0.5 * (self.lr - self.lr_final) * (1 + math.cos(math.pi * progress))
         )
+
+    def ema_at(self, step: int) -> float:
+        """The decay of the parameter average at Adam step ``step`` of the stage (0: off)."""
+        return min(float(self.ema), (1 + step) / (10 + step)) if self.ema else 0.0
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> DistillConfig:

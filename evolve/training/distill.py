@@ -34,7 +34,11 @@ state, such as CarRacing's track; its episodes run on the gym engine). An image 
 episodes are recorded as one uint8 frame per step and fitted on random windows
 (:mod:`evolve.training.frame_replay`).
 
-The stage folder (``run/distill/``) holds ``state.npz`` (student, classifier, Adam moments,
+With ``distill.ema`` > 0 the student is a moving average of the parameters that Adam
+moves (Polyak averaging): it plays the episodes, is tested and saved, so one unlucky last
+batch of an iteration does not decide the student of the next.
+
+The stage folder (``run/distill/``) holds ``state.npz`` (student, its average, classifier, Adam moments,
 log, the episode count of each dataset chunk: everything needed to resume exactly, and
 small), ``data/`` (the labelled episodes, one chunk per iteration, written once; see
 :mod:`evolve.training.dataset`), ``latest.npz``, ``best.npz`` (the student with the best
@@ -133,6 +137,8 @@ class DistillState:
             (one per iteration); later chunks on disk are ignored.
         best_test: best held-out test score so far.
         best_iteration: the iteration that scored it.
+        average: the moving average of the student's parameters (float32; empty when
+            ``distill.ema`` is 0): the student that plays, is tested and saved.
         wall_time: seconds spent so far, over every session.
         log: rows of :data:`LOG_COLUMNS`.
         version: the file version it was read from (:data:`STATE_VERSION` when new).
@@ -145,6 +151,7 @@ class DistillState:
     chunks: list[int] = field(default_factory=list)
     best_test: float = float("-inf")
     best_iteration: int = -1
+    average: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.float32))
     wall_time: float = 0.0
     log: list[list[float]] = field(default_factory=list)
     version: int = STATE_VERSION
@@ -627,6 +634,10 @@ def distill(
     theta = torch.nn.Parameter(torch.from_numpy(flat).to(check_device(device)))
     opt = _adam(theta, cfg.lr, state.adam)
     params = theta[: model.num_params]
+    average = None  # the student that plays when distill.ema is on (see DistillConfig.ema)
+    if cfg.ema:
+        start = state.average if state.average.size else state.params
+        average = torch.from_numpy(start.copy()).to(theta.device)
     classifier = theta[model.num_params :].view(classes, -1) if state.identity.size else None
     weights = (
         torch.tensor(cfg.action_weights, dtype=theta.dtype, device=theta.device)
@@ -643,7 +654,7 @@ def distill(
             )
             stream = distill_stream(seed, it)
             driven = stream.random(cfg.episodes) < fraction
-            student = Policy(preset.model, params.detach().cpu().numpy().copy())
+            student = Policy(preset.model, _numpy(params if average is None else average))
             new = collect(
                 student,
                 teacher,
@@ -691,6 +702,10 @@ def distill(
                 if cfg.clip_grad > 0:
                     torch.nn.utils.clip_grad_norm_([theta], cfg.clip_grad)
                 opt.step()
+                if average is not None:
+                    decay = cfg.ema_at(it * cfg.grad_steps + step)
+                    with torch.no_grad():
+                        average.mul_(decay).add_(params, alpha=1.0 - decay)
                 loss = float(losses.action.detach())
                 if losses.identity is not None:
                     identity_loss = float(losses.identity.detach())
@@ -711,10 +726,13 @@ def distill(
             # the last iteration is tested, and so is one after which the budget ends the stage
             last = it + 1 == cfg.iterations or stop.out_of_time(it + 1)
             if (it + 1) % cfg.test_every == 0 or last:
-                test_score = _test(preset, params, backend, it, state, stage_dir, device)
+                played = params if average is None else average
+                test_score = _test(preset, played, backend, it, state, stage_dir, device)
             state.wall_time += time.perf_counter() - started
             state.iteration = it + 1
-            state.params = params.detach().cpu().numpy().copy()
+            state.params = _numpy(params)
+            if average is not None:
+                state.average = _numpy(average)
             state.identity = theta[model.num_params :].detach().cpu().numpy().copy()
             state.adam = _adam_arrays(opt)
             state.chunks = list(store.sizes)
@@ -731,9 +749,8 @@ def distill(
                 "" if math.isnan(test_score) else f" | test {test_score:8.2f}",
             )
             save_distill_state(stage_dir, state)
-            save_policy(
-                stage_dir / "latest.npz", _student(preset, state.params, {"iteration": it + 1})
-            )
+            latest = state.params if average is None else state.average
+            save_policy(stage_dir / "latest.npz", _student(preset, latest, {"iteration": it + 1}))
     except KeyboardInterrupt:
         interrupted = True
     if stop.requested:
@@ -741,6 +758,10 @@ def distill(
     if interrupted:
         log.info("interrupted: distillation saved at iteration %d", state.iteration)
     return DistillResult(stage_dir / "best.npz", state.iteration, state.best_test, interrupted)
+
+
+def _numpy(params: torch.Tensor) -> np.ndarray:
+    return params.detach().cpu().numpy().copy()
 
 
 def iteration_preset(preset: TaskPreset, iteration: int) -> TaskPreset:
@@ -795,6 +816,7 @@ def save_distill_state(stage_dir: Path, state: DistillState) -> None:
     arrays = {
         "params": state.params,
         "identity": state.identity,
+        "average": state.average,
         "log": np.asarray(state.log, dtype=np.float64).reshape(-1, len(LOG_COLUMNS)),
         "chunks": np.asarray(state.chunks, dtype=np.int64),
     }
@@ -835,6 +857,7 @@ def load_distill_state(stage_dir: Path) -> DistillState:
             iteration=int(meta["iteration"]),
             params=arrays["params"],
             identity=arrays.get("identity", np.zeros(0, dtype=np.float32)),
+            average=arrays.get("average", np.zeros(0, dtype=np.float32)),
             adam={k[len("adam.") :]: v for k, v in arrays.items() if k.startswith("adam.")},
             chunks=[int(c) for c in chunks],
             best_test=float("-inf") if meta["best_test"] is None else float(meta["best_test"]),

@@ -212,7 +212,9 @@ def test_a_teacher_takes_over_the_steps_of_a_students_episode_where_it_strayed()
     assert not np.isclose(own.executed, own.labels).any()  # no strayed(): no takeover
 
 
-LEVERS = dict(action_weights=(3.0,), lr_final=1e-3, recent_fraction=0.5, teacher_noise=(0.3,))
+LEVERS = dict(
+    action_weights=(3.0,), lr_final=1e-3, recent_fraction=0.5, teacher_noise=(0.3,), ema=0.9
+)
 
 
 def test_the_dot_is_learned_with_every_lever_on_and_resumes_exactly(tmp_path):
@@ -230,9 +232,23 @@ def test_the_dot_is_learned_with_every_lever_on_and_resumes_exactly(tmp_path):
     distill(preset, tmp_path / "b", teacher, backend=LocalBackend(1), stop=StopAfterTwo())
     assert load_distill_state(tmp_path / "b").iteration == 2
     distill(preset, tmp_path / "b", teacher, resume=True, backend=LocalBackend(1))
-    np.testing.assert_array_equal(
-        load_distill_state(tmp_path / "b").params, load_distill_state(tmp_path / "a").params
-    )
+    resumed, whole = load_distill_state(tmp_path / "b"), load_distill_state(tmp_path / "a")
+    np.testing.assert_array_equal(resumed.params, whole.params)
+    np.testing.assert_array_equal(resumed.average, whole.average)
+
+
+def test_with_ema_the_parameter_average_is_the_student_that_is_saved(tmp_path):
+    cfg = DistillConfig(ema=0.99)
+    assert cfg.ema_at(0) == pytest.approx(0.1) and cfg.ema_at(990) == 0.99
+    assert DistillConfig().ema_at(5) == 0.0
+    teacher = ControllerTeacher(DotTeacher(), ActionMap.unit_box(1))
+    preset = dot_preset(ema=0.9, iterations=2, test_every=2)
+    distill(preset, tmp_path, teacher, backend=LocalBackend(1))
+    state = load_distill_state(tmp_path)
+    assert state.average.shape == state.params.shape
+    assert not np.array_equal(state.average, state.params)  # Adam moves the raw ones
+    np.testing.assert_array_equal(load_policy(tmp_path / "latest.npz").params, state.average)
+    np.testing.assert_array_equal(load_policy(tmp_path / "best.npz").params, state.average)
 
 
 def test_teacher_noise_moves_what_teacher_driven_episodes_execute_not_their_labels():
@@ -302,6 +318,7 @@ def test_the_learning_rate_decays_by_a_cosine_to_lr_final():
         ({"teacher_noise": "0.2"}, "distill.teacher_noise must be a list of non-negative"),
         ({"lr_final": 0}, "distill.lr_final must be a positive number or null; got 0"),
         ({"recent_fraction": 1.0}, "distill.recent_fraction must be in [0, 1); got 1.0"),
+        ({"ema": 1.0}, "distill.ema must be in [0, 1); got 1.0"),
     ],
 )
 def test_bad_lever_settings_are_config_errors(change, message):
