@@ -3,15 +3,18 @@
 Bad input never shows a traceback: one line on stderr says what was wrong and what is
 allowed, and the exit code is 2.
 
-Exit codes: 0 done (also where ``--time-budget`` cut stages short); 2 bad input; 3 the run
-diverged (a whole generation's fitness was NaN or infinite; the last generation with a
-finite fitness is saved); 130 or 143 stopped by SIGINT or SIGTERM (saved; ``--resume``
-continues).
+Exit codes: 0 done (also where ``--time-budget`` cut stages short); 2 bad input, or the
+run folder is in use by another training; 3 the run diverged (a whole generation's fitness
+was NaN or infinite; the last generation with a finite fitness is saved); 4 a file could
+not be written (a full disk, a read-only or vanished folder; the checkpoints written before
+are intact, so ``--resume`` continues once there is room); 130 or 143 stopped by SIGINT or
+SIGTERM (saved; ``--resume`` continues).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import math
@@ -51,6 +54,7 @@ from evolve.rollout import check_device
 from evolve.strategies import STRATEGIES, DivergedError
 from evolve.training.loop import resume_preset, train
 from evolve.training.run_folder import TIME_BUDGET, update_run_settings
+from evolve.training.run_lock import hold_run_folder
 from evolve.video.encode import check_fps, check_output
 from evolve.video.record import default_label, record
 from sensoryneuron.checkpoints import (
@@ -59,7 +63,7 @@ from sensoryneuron.checkpoints import (
     load_reference_policy,
     pretrained_names,
 )
-from sensoryneuron.errors import CheckpointError, SensoryNeuronError
+from sensoryneuron.errors import CheckpointError, SensoryNeuronError, StorageError
 from sensoryneuron.files import atomic_write_text
 from sensoryneuron.models import ConvModel, FeedForwardModel
 from sensoryneuron.policy import Policy
@@ -69,6 +73,7 @@ from tasks.spec import ENGINES, TASKS, get_task
 
 EXIT_USAGE = 2
 EXIT_DIVERGED = 3
+EXIT_STORAGE = 4
 EXIT_INTERRUPTED = 130
 EVAL_EPISODES = 100  # `evolve eval`'s default
 PAPER_TABLE_EPISODES = 1000  # `evolve eval --paper-table`'s default, as in the paper
@@ -77,6 +82,7 @@ STAGE_FLAGS = {"teacher": "--teacher-generations", "distill": "--distill-iterati
 UNSET = object()  # an option not given (where None is a meaningful value)
 DEFAULT_WORKERS = 2  # `evolve train --workers` of a new run
 DEFAULT_BACKEND = "local"
+DEMO_HOST = "127.0.0.1"  # `evolve demo` listens on this machine only unless told
 
 
 class UsageError(Exception):
@@ -163,7 +169,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train and evaluate permutation-invariant sensory-neuron agents.",
     )
     sub = parser.add_subparsers(
-        dest="command", metavar="{train,eval,record,tasks}", parser_class=_Parser
+        dest="command", metavar="{train,eval,record,demo,tasks}", parser_class=_Parser
     )
 
     t = sub.add_parser("train", help=f"train a task preset (default: {DEFAULT_PRESET})")
@@ -369,6 +375,42 @@ def build_parser() -> argparse.ArgumentParser:
     )
     r.add_argument("--no-progress", action="store_true", help="no progress bar")
 
+    d = sub.add_parser(
+        "demo",
+        help="a local web page that plays an agent live; shuffle its inputs from the browser",
+    )
+    d.add_argument(
+        "agent",
+        nargs="?",
+        default=DEFAULT_PRESET,
+        help="a run folder, a .npz checkpoint, a shipped agent, or a preset's name "
+        f"(default {DEFAULT_PRESET}); vector tasks only",
+    )
+    d.add_argument(
+        "--reference",
+        metavar="NAME",
+        help=f"AGENT is a published model: {', '.join(sorted(REFERENCE_MODELS))}",
+    )
+    d.add_argument(
+        "--env-id",
+        help=f"override the task: {', '.join(sorted(TASKS))}, or any Gymnasium id with a 1-D Box "
+        "observation",
+    )
+    d.add_argument(
+        "--host", default=DEMO_HOST, help=f"the address to listen on (default {DEMO_HOST})"
+    )
+    d.add_argument(
+        "--port", type=non_negative_int, default=0, help="the port (default: a free one)"
+    )
+    d.add_argument("--seed", type=non_negative_int, default=0, help="first episode seed")
+    d.add_argument(
+        "--max-tabs",
+        type=positive_int,
+        default=4,
+        metavar="N",
+        help="tabs with an episode of their own at once; another is told the demo is in use",
+    )
+
     sub.add_parser("tasks", help="list the task presets and the registered tasks")
     return parser
 
@@ -502,7 +544,10 @@ def cmd_train(args: argparse.Namespace) -> int:
         )
     if args.time_budget is not None:
         time_budget = None if args.time_budget == NO_BUDGET else args.time_budget
-    with console(), make_backend(backend_name, workers, args.address) as backend:
+    # a resumed run's folder is held from here (its settings may change below); train() holds
+    # a new run's once it has made the folder
+    held = hold_run_folder(run_dir, create=False) if args.resume else contextlib.nullcontext()
+    with console(), held, make_backend(backend_name, workers, args.address) as backend:
         if recorded is not None and backend.workers != recorded:  # --workers max elsewhere
             raise _workers_changed(run_dir, recorded)
         run_settings: dict[str, Any] = {"backend": backend.name, "workers": backend.workers}
@@ -770,6 +815,38 @@ def cmd_record(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_demo(args: argparse.Namespace) -> int:
+    try:
+        import starlette  # noqa: F401
+        import uvicorn  # noqa: F401
+
+        from evolve.demo.app import bind, create_app, serve, url
+    except ImportError as exc:
+        raise UsageError(
+            f"evolve demo needs the demo extra ({exc.name} is missing): pip install -e '.[demo]'"
+        ) from None
+    from evolve.demo.session import DemoSession
+
+    policy, label = _record_source(args.agent, args.reference)
+    preset_env = PRESETS[args.agent].env_id if args.agent in PRESETS else None
+    env_id = args.env_id or (policy.task or {}).get("env_id") or preset_env
+    if env_id is None:
+        raise UsageError(f"{args.agent} does not say which task it was trained on; pass --env-id")
+    DemoSession(policy, env_id, seed=args.seed, label=label).close()  # a bad task fails now
+    app = create_app(policy, env_id, label=label, seed=args.seed, max_sessions=args.max_tabs)
+    try:
+        sock = bind(args.host, args.port)
+    except OSError as exc:
+        raise UsageError(
+            f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}"
+        ) from None
+    print(f"evolve demo: {label} on {env_id}, listening on {args.host}", flush=True)
+    print(f"open {url(sock)} (Ctrl-C stops it)", flush=True)
+    with sock:
+        serve(app, sock)
+    return 0
+
+
 def cmd_tasks(args: argparse.Namespace) -> int:
     for name in sorted(PRESETS):
         p = PRESETS[name]
@@ -821,7 +898,13 @@ def cmd_tasks(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"train": cmd_train, "eval": cmd_eval, "record": cmd_record, "tasks": cmd_tasks}
+COMMANDS = {
+    "train": cmd_train,
+    "eval": cmd_eval,
+    "record": cmd_record,
+    "demo": cmd_demo,
+    "tasks": cmd_tasks,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -829,12 +912,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = parser.parse_args(argv)
         if args.command is None:
-            raise UsageError("a command is required; allowed: train, eval, record, tasks")
+            raise UsageError("a command is required; allowed: train, eval, record, demo, tasks")
         return COMMANDS[args.command](args)
     except DivergedError as exc:
         logging.shutdown()
         print(f"evolve: error: {exc}", file=sys.stderr)
         return EXIT_DIVERGED
+    except StorageError as exc:
+        logging.shutdown()
+        print(f"evolve: error: {exc}", file=sys.stderr)
+        return EXIT_STORAGE
     except (UsageError, SensoryNeuronError) as exc:
         logging.shutdown()
         print(f"evolve: error: {exc}", file=sys.stderr)

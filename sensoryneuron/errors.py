@@ -13,3 +13,23 @@ class ConfigError(SensoryNeuronError, ValueError):
 
 class CheckpointError(SensoryNeuronError):
     """A checkpoint, run folder or state file is missing, malformed or does not fit."""
+
+
+class RunInUseError(CheckpointError):
+    """A run folder is held by another training (one writer per run folder)."""
+
+
+class StorageError(SensoryNeuronError):
+    """A file could not be written: the disk is full, the folder read-only or gone.
+
+    Attributes:
+        path: the file (or folder) the write was for.
+        errno: the operating system's error number.
+        needed: bytes the write needed, where known (else None).
+    """
+
+    def __init__(self, message: str, path: str, errno: int | None, needed: int | None = None):
+        super().__init__(message)
+        self.path = path
+        self.errno = errno
+        self.needed = needed

@@ -1,7 +1,14 @@
-"""Safe file I/O: atomic writes and pickle-free ``.npz`` reads."""
+"""Safe file I/O: atomic writes and pickle-free ``.npz`` reads.
+
+A write that the storage refuses (a full disk, a read-only or vanished folder) raises
+:class:`~sensoryneuron.errors.StorageError`, naming the file and, where known, the bytes
+it needed; the file it would have replaced is left as it was.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import errno as errnos
 import json
 import os
 import tempfile
@@ -12,9 +19,68 @@ from typing import IO, Any
 
 import numpy as np
 
-from sensoryneuron.errors import CheckpointError
+from sensoryneuron.errors import CheckpointError, StorageError
 
 META_KEY = "meta"
+NPZ_MEMBER_OVERHEAD = 256  # bytes per ``.npz`` member beyond its data: .npy and zip headers
+
+_REASONS = {
+    errnos.ENOSPC: "no space left on the device",
+    errnos.EDQUOT: "the disk quota is exceeded",
+    errnos.EROFS: "the file system is read-only",
+    errnos.EACCES: "permission denied",
+    errnos.EPERM: "permission denied",
+    errnos.ENOENT: "the folder no longer exists",
+}
+
+
+def format_bytes(n: int) -> str:
+    """``n`` bytes for a person: ``512 B``, ``3.4 KB``, ``1.2 MB``, ``2.0 GB`` (powers of 1000)."""
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("KB", 1e3)):
+        if n >= scale:
+            return f"{n / scale:.1f} {unit}"
+    return f"{n} B"
+
+
+def _free_bytes(path: Path) -> int | None:
+    """Bytes an unprivileged writer may still use where ``path`` lives (None: unknown)."""
+    for folder in (path, *path.parents):
+        try:
+            stats = os.statvfs(folder)
+        except OSError:
+            continue
+        return stats.f_bavail * stats.f_frsize
+    return None
+
+
+def storage_error(
+    exc: OSError,
+    path: str | os.PathLike,
+    needed: int | None = None,
+    action: str = "write",
+    kept: bool = False,
+) -> StorageError:
+    """The :class:`StorageError` for ``exc``, raised by the storage while writing ``path``.
+
+    Its message is one line: what failed, where, why, (for a full disk) how much the write
+    needed and how much is free, where known, and with ``kept`` that the earlier file is
+    unchanged.
+    """
+    path = Path(path)
+    reason = _REASONS.get(exc.errno or 0) or (exc.strerror or str(exc)).lower()
+    message = f"could not {action} {path}: {reason}"
+    if exc.errno in (errnos.ENOSPC, errnos.EDQUOT):
+        facts = []
+        if needed is not None:
+            facts.append(f"the write needed about {format_bytes(needed)}")
+        free = _free_bytes(path.parent)
+        if free is not None:
+            facts.append(f"{format_bytes(free)} free there")
+        if facts:
+            message += f" ({', '.join(facts)})"
+    if kept:
+        message += f"; the previous {path.name} is unchanged"
+    return StorageError(message, str(path), exc.errno, needed)
 
 
 def default_file_mode() -> int:
@@ -24,14 +90,37 @@ def default_file_mode() -> int:
     return 0o666 & ~mask
 
 
-def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], None]) -> None:
+def atomic_write(
+    path: str | os.PathLike, write: Callable[[IO[bytes]], None], size: int | None = None
+) -> None:
     """Write a file through ``write(fileobj)`` to a temp file, fsync, then rename over ``path``.
 
     A reader sees either the old file or the complete new one, never a partial write.
+
+    Args:
+        path: the file to write.
+        write: writes the contents to the file object it is given.
+        size: about how many bytes the file will take, where known (for the message of a
+            full disk).
+
+    Raises:
+        StorageError: the storage refused the write (any ``OSError`` from creating, writing,
+            syncing or renaming the file); ``path`` is left as it was.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+
+    def refused(exc: OSError) -> StorageError:
+        try:
+            kept = path.is_file()
+        except OSError:
+            kept = False
+        return storage_error(exc, path, size, kept=kept)
+
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise refused(exc) from exc
     try:
         os.fchmod(fd, default_file_mode())  # mkstemp makes 0600; give the usual permissions
         with os.fdopen(fd, "wb") as f:
@@ -39,8 +128,11 @@ def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], None]) ->
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+    except BaseException as exc:
+        with contextlib.suppress(OSError):
+            Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise refused(exc) from exc
         raise
     try:  # make the rename itself durable
         dir_fd = os.open(path.parent, os.O_RDONLY)
@@ -53,7 +145,8 @@ def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], None]) ->
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    atomic_write(path, lambda f: f.write(text.encode("utf-8")))
+    data = text.encode("utf-8")
+    atomic_write(path, lambda f: f.write(data), size=len(data))
 
 
 def save_npz(path: str | os.PathLike, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> None:
@@ -77,7 +170,8 @@ def save_npz(path: str | os.PathLike, arrays: dict[str, np.ndarray], meta: dict[
                 with zf.open(f"{name}.npy", "w", force_zip64=True) as member:
                     np.lib.format.write_array(member, value, allow_pickle=False)
 
-    atomic_write(path, write)
+    size = sum(v.nbytes + NPZ_MEMBER_OVERHEAD for v in payload.values())
+    atomic_write(path, write, size=size)
 
 
 def load_npz(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dict[str, Any]]:

@@ -56,6 +56,7 @@ from evolve.training.run_folder import (
     write_config,
     write_log_csv,
 )
+from evolve.training.run_lock import hold_run_folder
 from evolve.training.stopping import StopRequest, stop_on_signals
 from sensoryneuron.checkpoints import load_policy, save_policy
 from sensoryneuron.errors import CheckpointError
@@ -168,6 +169,10 @@ def train(
     Raises:
         DivergedError: a whole generation's fitness is non-finite. The last generation with
             a finite fitness is saved first, so the run folder holds its checkpoints.
+        RunInUseError: another process is training into ``run_dir`` (it holds
+            ``run_dir/.lock``, see :mod:`evolve.training.run_lock`).
+        StorageError: a checkpoint or log could not be written (a full disk, a read-only or
+            vanished folder); the checkpoints written before are intact.
     """
     if stop is None:
         with stop_on_signals() as stop:
@@ -187,57 +192,59 @@ def train(
             )
     run_dir = Path(run_dir)
     backend = backend or LocalBackend(1)
-    if not resume:
-        for name in ("state.npz", TEACHER_DIR, DISTILL_DIR):
-            if (run_dir / name).exists():
-                raise CheckpointError(f"{run_dir} already holds a run; resume it with --resume")
-        run_dir.mkdir(parents=True, exist_ok=True)
-        write_config(run_dir, preset, run_settings or {})
-    file_handler = attach_file(run_dir)
-    try:
-        budget = None
-        if time_budget is not None:
-            reserve = RESERVE if final_episodes > 0 else 0.0
-            budget = Budget(time_budget, recipe_stages(preset), reserve, clock)
-            log.info("time budget: %s", budget.describe())
-        x0 = None
-        if preset.distill is not None:
-            # said now, not when the last stage builds its strategy after the other two
-            warn_if_costly(preset.strategy.name, preset.model.num_params)
-            stopped, x0 = _earlier_stages(
+    # one writer per run folder, held until the run ends (see evolve.training.run_lock)
+    with hold_run_folder(run_dir, create=not resume) as lock:
+        if not resume:
+            for name in ("state.npz", TEACHER_DIR, DISTILL_DIR):
+                if (run_dir / name).exists():
+                    raise CheckpointError(f"{run_dir} already holds a run; resume it with --resume")
+            write_config(run_dir, preset, run_settings or {})
+        file_handler = attach_file(run_dir)
+        lock.report_takeover()
+        try:
+            budget = None
+            if time_budget is not None:
+                reserve = RESERVE if final_episodes > 0 else 0.0
+                budget = Budget(time_budget, recipe_stages(preset), reserve, clock)
+                log.info("time budget: %s", budget.describe())
+            x0 = None
+            if preset.distill is not None:
+                # said now, not when the last stage builds its strategy after the other two
+                warn_if_costly(preset.strategy.name, preset.model.num_params)
+                stopped, x0 = _earlier_stages(
+                    preset,
+                    run_dir,
+                    resume,
+                    backend,
+                    final_episodes,
+                    progress,
+                    run_settings,
+                    stop,
+                    device,
+                    budget,
+                )
+                if stopped is not None:
+                    return stopped
+            result = _evolve(
                 preset,
                 run_dir,
-                resume,
-                backend,
-                final_episodes,
-                progress,
-                run_settings,
-                stop,
-                device,
-                budget,
+                x0,
+                # a staged run resumed before its last stage started begins that stage afresh
+                resume=resume and (preset.distill is None or (run_dir / "state.npz").exists()),
+                backend=backend,
+                checkpoint_every=checkpoint_every,
+                final_episodes=final_episodes,
+                progress=progress,
+                stop=stop,
+                budget=budget,
             )
-            if stopped is not None:
-                return stopped
-        result = _evolve(
-            preset,
-            run_dir,
-            x0,
-            # a staged run resumed before its last stage started begins that stage afresh
-            resume=resume and (preset.distill is None or (run_dir / "state.npz").exists()),
-            backend=backend,
-            checkpoint_every=checkpoint_every,
-            final_episodes=final_episodes,
-            progress=progress,
-            stop=stop,
-            budget=budget,
-        )
-        if budget is not None and not result.interrupted:
-            _end_stage(budget, stop)
-            _closing_note(run_dir, budget, result.cut)
-        return result
-    finally:
-        log.removeHandler(file_handler)
-        file_handler.close()
+            if budget is not None and not result.interrupted:
+                _end_stage(budget, stop)
+                _closing_note(run_dir, budget, result.cut)
+            return result
+        finally:
+            log.removeHandler(file_handler)
+            file_handler.close()
 
 
 def _earlier_stages(

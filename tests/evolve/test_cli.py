@@ -160,9 +160,9 @@ def test_feed_forward_rows_say_why_a_condition_does_not_apply(tmp_path):
         ),
         (
             ["frobnicate"],
-            "invalid choice: 'frobnicate' (choose from 'train', 'eval', 'record', 'tasks')",
+            "invalid choice: 'frobnicate' (choose from 'train', 'eval', 'record', 'demo', 'tasks')",
         ),
-        ([], "a command is required; allowed: train, eval, record, tasks"),
+        ([], "a command is required; allowed: train, eval, record, demo, tasks"),
     ],
 )
 def test_bad_input_is_one_line_with_exit_code_2(args, message):

@@ -1,0 +1,371 @@
+"""One browser tab's episode: the engine's loop driven a step at a time, and its controls.
+
+A :class:`DemoSession` runs :func:`evolve.rollout.iterate` (the one episode loop; one
+member, one episode) on a renderable batched task, as ``evolve record`` does, and pulls
+one step per :meth:`DemoSession.step`. Controls go through :meth:`DemoSession.control`:
+
+- ``{"type": "shuffle"}``: a new permutation from the next step on, drawn by the
+  perturbation itself (:meth:`~tasks.perturbations.BatchPerturbation.reshuffle_at`);
+- ``{"type": "reshuffle_every", "steps": T}``: reshuffle every T steps (0: off);
+- ``{"type": "noise", "channels": N}``, ``{"type": "realign", "on": bool}``: these change
+  the policy's input width or the loop's settings, so they start a new episode (same seed);
+- ``{"type": "reset"}`` (optionally ``"seed": S``), ``{"type": "pause", "on": bool}``,
+  ``{"type": "speed", "steps_per_second": X}``, ``{"type": "step"}`` (one step, paused).
+
+A bad message raises :class:`ControlError` and changes nothing. No web code here: the app
+(:mod:`evolve.demo.app`) sends what :meth:`DemoSession.step` returns as JSON.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import math
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+
+from evolve.rollout import Observer, StepView, iterate
+from evolve.video.frames import NOISE_COLOUR, sensor_colour, slot_sources
+from evolve.video.record import default_label, renderable_task, sensor_names
+from sensoryneuron.errors import ConfigError
+from sensoryneuron.models import FeedForwardModel
+from sensoryneuron.policy import Policy
+from tasks.perturbations import Perturbations
+from tasks.spec import VectorObservation, get_task
+
+MAX_NOISE_CHANNELS = 64
+MAX_RESHUFFLE_EVERY = 100_000
+MAX_SEED = 2**31 - 1
+SPEED_RANGE = (1.0, 1000.0)  # steps per second
+DEFAULT_SPEED = 50.0
+IMAGE_FPS = 25.0  # the env frame is sent at most this often (every k-th step at higher speeds)
+IMAGE_WIDTH = 480  # env frames are scaled down to this width before JPEG encoding
+MAX_MESSAGE_BYTES = 4096
+
+CONTROLS: dict[str, tuple[str, ...]] = {  # message type -> its fields
+    "shuffle": (),
+    "reshuffle_every": ("steps",),
+    "noise": ("channels",),
+    "realign": ("on",),
+    "reset": ("seed",),
+    "pause": ("on",),
+    "speed": ("steps_per_second",),
+    "step": (),
+}
+OPTIONAL = {("reset", "seed")}
+
+
+class ControlError(ValueError):
+    """A control message that cannot be applied; its text goes back to the tab."""
+
+
+def _hex(colour: tuple[int, int, int]) -> str:
+    return "#{:02x}{:02x}{:02x}".format(*colour)
+
+
+def _int_field(message: dict[str, Any], name: str, low: int, high: int) -> int:
+    value = message[name]
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise ControlError(f"{message['type']}: {name} must be an integer in [{low}, {high}]")
+    return value
+
+
+def parse_control(text: str | bytes) -> dict[str, Any]:
+    """A control message as a dict, checked against :data:`CONTROLS` and its ranges.
+
+    Raises:
+        ControlError: not JSON, not an object, an unknown type or field, a missing field, or
+            a value of the wrong type or out of range.
+    """
+    if len(text) > MAX_MESSAGE_BYTES:
+        raise ControlError(f"message too long ({len(text)} bytes; at most {MAX_MESSAGE_BYTES})")
+    try:
+        message = json.loads(text)
+    except (ValueError, UnicodeDecodeError):
+        raise ControlError('not JSON: send an object such as {"type": "shuffle"}') from None
+    if not isinstance(message, dict) or message.get("type") not in CONTROLS:
+        raise ControlError(f"unknown control; allowed types: {', '.join(CONTROLS)}")
+    kind = message["type"]
+    fields = CONTROLS[kind]
+    unknown = sorted(set(message) - {"type", *fields})
+    if unknown:
+        allowed = ", ".join(fields) or "none"
+        raise ControlError(f"{kind}: unknown field(s) {', '.join(unknown)}; allowed: {allowed}")
+    missing = [f for f in fields if f not in message and (kind, f) not in OPTIONAL]
+    if missing:
+        raise ControlError(f"{kind}: missing field(s) {', '.join(missing)}")
+    if kind == "reshuffle_every":
+        _int_field(message, "steps", 0, MAX_RESHUFFLE_EVERY)
+    elif kind == "noise":
+        _int_field(message, "channels", 0, MAX_NOISE_CHANNELS)
+    elif kind == "reset" and "seed" in message:
+        _int_field(message, "seed", 0, MAX_SEED)
+    elif kind in ("realign", "pause") and not isinstance(message["on"], bool):
+        raise ControlError(f"{kind}: on must be true or false")
+    elif kind == "speed":
+        value = message["steps_per_second"]
+        low, high = SPEED_RANGE
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or not math.isfinite(value)
+            or not low <= value <= high
+        ):
+            raise ControlError(f"speed: steps_per_second must be a number in [{low:g}, {high:g}]")
+    return message
+
+
+@dataclass
+class Settings:
+    """What the tab controls. ``reshuffle_every`` 0 is off."""
+
+    seed: int = 0
+    reshuffle_every: int = 0
+    noise_channels: int = 0
+    realign: bool = False
+    paused: bool = False
+    speed: float = DEFAULT_SPEED
+
+
+class _Watch(Observer):
+    """Asks the loop for the attention and keeps each step's reward."""
+
+    attention = True
+
+    def __init__(self) -> None:
+        self.reward = 0.0
+
+    def on_reset(self, view: StepView) -> None:
+        self.reward = 0.0
+
+    def on_step(self, view: StepView) -> None:
+        self.reward = float(view.reward[0, 0])
+
+
+class DemoSession:
+    """One agent's live episode under controllable perturbations (see the module doc).
+
+    Thread-safe: :meth:`step` and :meth:`control` may come from different threads.
+    """
+
+    def __init__(
+        self, policy: Policy, env_id: str, *, seed: int = 0, label: str | None = None
+    ) -> None:
+        spec = get_task(env_id)
+        if not isinstance(spec.observation, VectorObservation):
+            raise ConfigError(f"evolve demo shows vector tasks only; {env_id} has image inputs")
+        self.policy = policy
+        self.env_id = env_id
+        self.label = label or default_label(policy)
+        self.observation = spec.observation
+        self.names = sensor_names(env_id, spec.observation.size)
+        self.settings = Settings(seed=seed)
+        self.task = renderable_task(env_id)
+        self._lock = threading.RLock()
+        self._watch = _Watch()
+        self._loop = None
+        self._view: StepView | None = None
+        self.ended = False
+        self._last_image_t = -math.inf
+        self.reset()
+
+    # -- the episode --------------------------------------------------------------------
+
+    def _perturbations(self) -> Perturbations:
+        return Perturbations(shuffle=True, noise_channels=self.settings.noise_channels)
+
+    def reset(self, seed: int | None = None) -> None:
+        """Starts an episode (``seed``, else the current one) with the current settings."""
+        with self._lock:
+            if seed is not None:
+                self.settings.seed = seed
+            self._close_loop()
+            perturbations = self._perturbations()
+            model = self.policy.model
+            width = perturbations.batch(self.observation).out_dim
+            if isinstance(model, FeedForwardModel) and width != model.obs_dim:
+                raise ControlError(
+                    f"the feed-forward policy takes exactly {model.obs_dim} inputs; "
+                    f"{perturbations.noise_channels} noise channels make {width}"
+                )
+            self._loop = iterate(
+                model,
+                torch.from_numpy(self.policy.params.copy())[None],
+                self.task,
+                perturbations,
+                [self.settings.seed],
+                action_map=self.policy.action,
+                realign=self.settings.realign,
+                observers=[self._watch],
+                observation=self.observation,
+            )
+            self.ended = False
+            self.episode_return = 0.0
+            self.steps = 0
+            self._last_image_t = -math.inf
+            self._advance()
+            self._schedule()
+
+    def _advance(self) -> None:
+        try:
+            self._view = next(self._loop)
+        except StopIteration as end:
+            self.ended = True
+            self.episode_return = float(end.value.returns[0, 0])
+            self.steps = int(end.value.steps[0, 0])
+            return
+        self.steps = self._view.t
+        self.episode_return = float(self._view.returns[0, 0])
+
+    def _schedule(self) -> None:
+        """Where the next automatic reshuffle is, counted from now."""
+        every = self.settings.reshuffle_every
+        perturb = self._view.perturbation
+        perturb.reshuffle_at(perturb.steps + every if every else None)
+
+    def step(self) -> dict[str, Any]:
+        """The frame message of the current step, then the loop moves on one step.
+
+        Once the episode has ended, returns its ``end`` message (and stays there until a
+        reset).
+        """
+        with self._lock:
+            if self.ended:
+                return self._end_message()
+            message = self._frame_message()
+            self._advance()
+            if not self.ended and self._view.perturbation.reshuffled[0]:
+                self._schedule()
+            return message
+
+    @property
+    def permutation(self) -> np.ndarray:
+        """The permutation the agent's inputs are under now."""
+        return self._view.perturbation.permutations[0].copy()
+
+    def _frame_message(self) -> dict[str, Any]:
+        view = self._view
+        perm = view.perturbation.permutations[0]
+        sources = slot_sources(perm, len(self.names), self.settings.noise_channels)
+        attention = None if view.attention is None else view.attention[0, 0]
+        if attention is not None and attention.size == 0:
+            attention = None
+        image = None
+        if view.t - self._last_image_t >= max(1.0, self.settings.speed / IMAGE_FPS):
+            image = self._image()
+            self._last_image_t = view.t
+        return {
+            "type": "frame",
+            "t": int(view.t),
+            "obs": np.asarray(view.obs[0, 0], dtype=float).round(4).tolist(),
+            "sources": sources.tolist(),
+            "permutation": perm.tolist(),
+            "reshuffled": bool(view.perturbation.reshuffled[0]),
+            "attention": None
+            if attention is None
+            else np.asarray(attention, float).round(4).tolist(),
+            "output": np.asarray(view.output[0, 0], dtype=float).tolist(),
+            "action": np.asarray(view.action[0, 0], dtype=float).reshape(-1).tolist(),
+            "reward": self._watch.reward if view.t > 0 else None,
+            "return": self.episode_return,
+            "image": image,
+        }
+
+    def _end_message(self) -> dict[str, Any]:
+        return {
+            "type": "end",
+            "return": self.episode_return,
+            "steps": self.steps,
+            "reward": self._watch.reward,
+        }
+
+    def _image(self) -> str:
+        frame = self.task.render(0, 0)
+        image = Image.fromarray(np.asarray(frame, dtype=np.uint8))
+        if image.width > IMAGE_WIDTH:
+            height = round(image.height * IMAGE_WIDTH / image.width)
+            image = image.resize((IMAGE_WIDTH, height), Image.BILINEAR)
+        buffer = io.BytesIO()
+        image.save(buffer, format="JPEG", quality=80)
+        return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+    # -- controls -----------------------------------------------------------------------
+
+    def control(self, text: str | bytes) -> dict[str, Any] | None:
+        """Applies one control message; returns a message to send back, if any.
+
+        Raises:
+            ControlError: a malformed or out-of-range message (nothing changed).
+        """
+        message = parse_control(text)
+        kind = message["type"]
+        with self._lock:
+            if kind == "step":
+                if not self.settings.paused:
+                    raise ControlError("step: pause first")
+                return self.step()
+            if kind == "pause":
+                self.settings.paused = message["on"]
+            elif kind == "speed":
+                self.settings.speed = float(message["steps_per_second"])
+            elif kind == "reset":
+                self.reset(message.get("seed"))
+            elif kind == "shuffle":
+                if self.ended:
+                    raise ControlError("shuffle: the episode is over; reset")
+                perturb = self._view.perturbation
+                perturb.reshuffle_at(perturb.steps + 1)
+            elif kind == "reshuffle_every":
+                self.settings.reshuffle_every = message["steps"]
+                if not self.ended:
+                    self._schedule()
+            elif kind == "noise":
+                before = self.settings.noise_channels
+                self.settings.noise_channels = message["channels"]
+                try:
+                    self.reset()
+                except ControlError:
+                    self.settings.noise_channels = before
+                    self.reset()
+                    raise
+            elif kind == "realign":
+                self.settings.realign = message["on"]
+                self.reset()
+            return self.hello()
+
+    def hello(self) -> dict[str, Any]:
+        """What the page needs to lay itself out, and the current settings."""
+        s = self.settings
+        return {
+            "type": "settings",
+            "env_id": self.env_id,
+            "label": self.label,
+            "sensors": [
+                {"name": n, "colour": _hex(sensor_colour(i))} for i, n in enumerate(self.names)
+            ],
+            "noise_colour": _hex(NOISE_COLOUR),
+            "seed": s.seed,
+            "reshuffle_every": s.reshuffle_every,
+            "noise_channels": s.noise_channels,
+            "realign": s.realign,
+            "paused": s.paused,
+            "steps_per_second": s.speed,
+            "max_noise_channels": MAX_NOISE_CHANNELS,
+            "speed_range": list(SPEED_RANGE),
+        }
+
+    def _close_loop(self) -> None:
+        if self._loop is not None:
+            self._loop.close()
+            self._loop = None
+
+    def close(self) -> None:
+        with self._lock:
+            self._close_loop()
+            self.task.close()
