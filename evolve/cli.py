@@ -384,7 +384,7 @@ def build_parser() -> argparse.ArgumentParser:
         nargs="?",
         default=DEFAULT_PRESET,
         help="a run folder, a .npz checkpoint, a shipped agent, or a preset's name "
-        f"(default {DEFAULT_PRESET}); vector tasks only",
+        f"(default {DEFAULT_PRESET}); image tasks need a vision policy",
     )
     d.add_argument(
         "--reference",
@@ -409,6 +409,24 @@ def build_parser() -> argparse.ArgumentParser:
         default=4,
         metavar="N",
         help="tabs with an episode of their own at once; another is told the demo is in use",
+    )
+    d.add_argument(
+        "--export",
+        metavar="DIR",
+        help="record one episode into DIR (index.html, data.js, frames/) as a page that plays "
+        "without a server, instead of serving",
+    )
+    d.add_argument(
+        "--steps",
+        type=positive_int,
+        metavar="N",
+        help="with --export: the most steps recorded (default 500)",
+    )
+    d.add_argument(
+        "--reshuffle-every",
+        type=non_negative_int,
+        metavar="T",
+        help="reshuffle the inputs every T steps (0: off; default 100 with --export, else 0)",
     )
 
     sub.add_parser("tasks", help="list the task presets and the registered tasks")
@@ -815,7 +833,47 @@ def cmd_record(args: argparse.Namespace) -> int:
     return 0
 
 
+def _demo_source(args: argparse.Namespace) -> tuple[Policy, str, str]:
+    """The agent of `evolve demo`, its label and its task."""
+    policy, label = _record_source(args.agent, args.reference)
+    preset_env = PRESETS[args.agent].env_id if args.agent in PRESETS else None
+    env_id = args.env_id or (policy.task or {}).get("env_id") or preset_env
+    if env_id is None:
+        raise UsageError(f"{args.agent} does not say which task it was trained on; pass --env-id")
+    return policy, label, env_id
+
+
+def _demo_export(args: argparse.Namespace, policy: Policy, label: str, env_id: str) -> int:
+    from evolve.demo.export import DEFAULT_RESHUFFLE_EVERY, DEFAULT_STEPS, check_folder, export
+
+    check_folder(args.export)  # a bad folder fails before the episode (a ConfigError: exit 2)
+    every = DEFAULT_RESHUFFLE_EVERY if args.reshuffle_every is None else args.reshuffle_every
+    result = export(
+        policy,
+        env_id,
+        args.export,
+        steps=args.steps or DEFAULT_STEPS,
+        seed=args.seed,
+        reshuffle_every=every,
+        label=label,
+    )
+    ended = "the episode ended" if result.ended else "the episode goes on"
+    print(
+        f"wrote {result.page}: {result.steps} steps, return {result.episode_return:.1f} "
+        f"({ended}); open it in a browser"
+    )
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
+    if args.steps is not None and args.export is None:
+        raise UsageError("--steps sets the length of an --export; add --export DIR")
+    if args.export is not None:
+        from evolve.demo.session import DemoSession
+
+        policy, label, env_id = _demo_source(args)
+        DemoSession(policy, env_id, seed=args.seed, label=label).close()  # a bad task fails now
+        return _demo_export(args, policy, label, env_id)
     try:
         import starlette  # noqa: F401
         import uvicorn  # noqa: F401
@@ -827,13 +885,16 @@ def cmd_demo(args: argparse.Namespace) -> int:
         ) from None
     from evolve.demo.session import DemoSession
 
-    policy, label = _record_source(args.agent, args.reference)
-    preset_env = PRESETS[args.agent].env_id if args.agent in PRESETS else None
-    env_id = args.env_id or (policy.task or {}).get("env_id") or preset_env
-    if env_id is None:
-        raise UsageError(f"{args.agent} does not say which task it was trained on; pass --env-id")
+    policy, label, env_id = _demo_source(args)
     DemoSession(policy, env_id, seed=args.seed, label=label).close()  # a bad task fails now
-    app = create_app(policy, env_id, label=label, seed=args.seed, max_sessions=args.max_tabs)
+    app = create_app(
+        policy,
+        env_id,
+        label=label,
+        seed=args.seed,
+        max_sessions=args.max_tabs,
+        reshuffle_every=args.reshuffle_every or 0,
+    )
     try:
         sock = bind(args.host, args.port)
     except OSError as exc:

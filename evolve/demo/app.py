@@ -43,17 +43,19 @@ def create_app(
     seed: int = 0,
     max_sessions: int = MAX_SESSIONS,
     start_paused: bool = False,
+    reshuffle_every: int = 0,
 ) -> Starlette:
     """The Starlette app that serves the demo of ``policy`` on ``env_id``.
 
     Args:
         policy: the agent.
-        env_id: a vector task.
+        env_id: a vector task, or an image task for a vision policy.
         label: its name on the page (default: its architecture).
         seed: the first episode's seed (each tab starts there).
         max_sessions: tabs served at once; another is told the demo is in use.
         start_paused: each tab's episode waits for ``{"type": "pause", "on": false}`` or
             ``{"type": "step"}`` (for tests).
+        reshuffle_every: each tab's first reshuffle schedule (0: off).
     """
     import anyio
     from starlette.applications import Starlette
@@ -85,7 +87,9 @@ def create_app(
 
         try:
             session = await anyio.to_thread.run_sync(
-                lambda: DemoSession(policy, env_id, seed=seed, label=label)
+                lambda: DemoSession(
+                    policy, env_id, seed=seed, label=label, reshuffle_every=reshuffle_every
+                )
             )
             session.settings.paused = start_paused
             await send(session.hello())

@@ -9,11 +9,19 @@ one step per :meth:`DemoSession.step`. Controls go through :meth:`DemoSession.co
 - ``{"type": "reshuffle_every", "steps": T}``: reshuffle every T steps (0: off);
 - ``{"type": "noise", "channels": N}``, ``{"type": "realign", "on": bool}``: these change
   the policy's input width or the loop's settings, so they start a new episode (same seed);
+- image tasks only: ``{"type": "occlude", "fraction": F}`` (patches hidden, ``[0, 0.9]``) and
+  ``{"type": "background", "name": NAME}`` (a name of
+  :func:`~tasks.perturbations.offered_backgrounds`, or null: none); both start a new episode;
 - ``{"type": "reset"}`` (optionally ``"seed": S``), ``{"type": "pause", "on": bool}``,
   ``{"type": "speed", "steps_per_second": X}``, ``{"type": "step"}`` (one step, paused).
 
 A bad message raises :class:`ControlError` and changes nothing. No web code here: the app
-(:mod:`evolve.demo.app`) sends what :meth:`DemoSession.step` returns as JSON.
+(:mod:`evolve.demo.app`) sends what :meth:`DemoSession.step` returns as JSON, and
+:mod:`evolve.demo.export` writes it to files.
+
+Vector tasks show the env frame and each input slot's value and sensor; image tasks (with a
+vision policy) show the env frame, the shuffled patch mosaic the agent gets and the most
+attended patches on the true frame, drawn by :class:`evolve.video.frames.PatchPanel`.
 """
 
 from __future__ import annotations
@@ -28,16 +36,22 @@ from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image
+from PIL import Image, ImageDraw
 
 from evolve.rollout import Observer, StepView, iterate
-from evolve.video.frames import NOISE_COLOUR, sensor_colour, slot_sources
+from evolve.video.frames import (
+    NOISE_COLOUR,
+    FrameData,
+    PatchPanel,
+    sensor_colour,
+    slot_sources,
+)
 from evolve.video.record import default_label, renderable_task, sensor_names
 from sensoryneuron.errors import ConfigError
-from sensoryneuron.models import FeedForwardModel
+from sensoryneuron.models import FeedForwardModel, VisionAttentionNeuronModel
 from sensoryneuron.policy import Policy
-from tasks.perturbations import Perturbations
-from tasks.spec import VectorObservation, get_task
+from tasks.perturbations import Perturbations, background_image, offered_backgrounds
+from tasks.spec import PatchObservation, VectorObservation, get_task
 
 MAX_NOISE_CHANNELS = 64
 MAX_RESHUFFLE_EVERY = 100_000
@@ -47,6 +61,8 @@ DEFAULT_SPEED = 50.0
 IMAGE_FPS = 25.0  # the env frame is sent at most this often (every k-th step at higher speeds)
 IMAGE_WIDTH = 480  # env frames are scaled down to this width before JPEG encoding
 MAX_MESSAGE_BYTES = 4096
+MAX_OCCLUDE = 0.9
+PATCH_PANEL_WIDTH = 606  # PatchPanel's two squares are then 288 px: 3x a 96-px CarRacing frame
 
 CONTROLS: dict[str, tuple[str, ...]] = {  # message type -> its fields
     "shuffle": (),
@@ -57,12 +73,32 @@ CONTROLS: dict[str, tuple[str, ...]] = {  # message type -> its fields
     "pause": ("on",),
     "speed": ("steps_per_second",),
     "step": (),
+    "occlude": ("fraction",),
+    "background": ("name",),
 }
 OPTIONAL = {("reset", "seed")}
+VECTOR_ONLY = ("noise", "realign")
+IMAGE_ONLY = ("occlude", "background")
 
 
 class ControlError(ValueError):
     """A control message that cannot be applied; its text goes back to the tab."""
+
+
+def _data_url(frame: np.ndarray) -> str:
+    """An RGB frame as a JPEG data URL, scaled down to :data:`IMAGE_WIDTH` if wider."""
+    image = Image.fromarray(np.asarray(frame, dtype=np.uint8))
+    if image.width > IMAGE_WIDTH:
+        height = round(image.height * IMAGE_WIDTH / image.width)
+        image = image.resize((IMAGE_WIDTH, height), Image.BILINEAR)
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG", quality=80)
+    return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def jpeg_bytes(data_url: str) -> bytes:
+    """The JPEG file inside a data URL of :func:`_data_url`."""
+    return base64.b64decode(data_url.split(",", 1)[1])
 
 
 def _hex(colour: tuple[int, int, int]) -> str:
@@ -118,6 +154,20 @@ def parse_control(text: str | bytes) -> dict[str, Any]:
             or not low <= value <= high
         ):
             raise ControlError(f"speed: steps_per_second must be a number in [{low:g}, {high:g}]")
+    elif kind == "occlude":
+        value = message["fraction"]
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or not 0.0 <= value <= MAX_OCCLUDE
+        ):
+            raise ControlError(f"occlude: fraction must be a number in [0, {MAX_OCCLUDE:g}]")
+    elif kind == "background":
+        name = message["name"]
+        if name is not None and name not in offered_backgrounds():
+            raise ControlError(
+                f"background: name must be null or one of {', '.join(offered_backgrounds())}"
+            )
     return message
 
 
@@ -131,6 +181,8 @@ class Settings:
     realign: bool = False
     paused: bool = False
     speed: float = DEFAULT_SPEED
+    occlude: float = 0.0
+    background: str | None = None
 
 
 class _Watch(Observer):
@@ -155,18 +207,40 @@ class DemoSession:
     """
 
     def __init__(
-        self, policy: Policy, env_id: str, *, seed: int = 0, label: str | None = None
+        self,
+        policy: Policy,
+        env_id: str,
+        *,
+        seed: int = 0,
+        label: str | None = None,
+        reshuffle_every: int = 0,
     ) -> None:
         spec = get_task(env_id)
-        if not isinstance(spec.observation, VectorObservation):
-            raise ConfigError(f"evolve demo shows vector tasks only; {env_id} has image inputs")
+        self.image_task = isinstance(spec.observation, PatchObservation)
+        if self.image_task and not isinstance(policy.model, VisionAttentionNeuronModel):
+            raise ConfigError(
+                f"{env_id} has image inputs: evolve demo plays it with a vision policy only "
+                f"(vision AttentionNeuron), not {default_label(policy)}"
+            )
+        if not self.image_task and not isinstance(spec.observation, VectorObservation):
+            raise ConfigError(f"evolve demo cannot show {env_id}'s observation")
         self.policy = policy
         self.env_id = env_id
         self.label = label or default_label(policy)
         self.observation = spec.observation
-        self.names = sensor_names(env_id, spec.observation.size)
-        self.settings = Settings(seed=seed)
-        self.task = renderable_task(env_id)
+        self.names = () if self.image_task else sensor_names(env_id, spec.observation.size)
+        if not 0 <= reshuffle_every <= MAX_RESHUFFLE_EVERY:
+            raise ConfigError(
+                f"reshuffle_every must be an integer in [0, {MAX_RESHUFFLE_EVERY}], "
+                f"got {reshuffle_every}"
+            )
+        self.settings = Settings(seed=seed, reshuffle_every=reshuffle_every)
+        self.task = None
+        self._task_background: str | None = None
+        self._patch_panel = None
+        if self.image_task:
+            grid = (spec.observation.height, spec.observation.width, spec.observation.patch)
+            self._patch_panel = PatchPanel(PATCH_PANEL_WIDTH, grid)
         self._lock = threading.RLock()
         self._watch = _Watch()
         self._loop = None
@@ -178,7 +252,20 @@ class DemoSession:
     # -- the episode --------------------------------------------------------------------
 
     def _perturbations(self) -> Perturbations:
-        return Perturbations(shuffle=True, noise_channels=self.settings.noise_channels)
+        s = self.settings
+        if self.image_task:
+            return Perturbations(shuffle=True, occlude=s.occlude, background=s.background)
+        return Perturbations(shuffle=True, noise_channels=s.noise_channels)
+
+    def _task_for(self, perturbations: Perturbations) -> None:
+        """(Re)makes the renderable task where there is none or its background changed."""
+        if self.task is not None and self._task_background == perturbations.background:
+            return
+        if self.task is not None:
+            self.task.close()
+            self.task = None
+        self.task = renderable_task(self.env_id, perturbations)
+        self._task_background = perturbations.background
 
     def reset(self, seed: int | None = None) -> None:
         """Starts an episode (``seed``, else the current one) with the current settings."""
@@ -188,17 +275,22 @@ class DemoSession:
             self._close_loop()
             perturbations = self._perturbations()
             model = self.policy.model
-            width = perturbations.batch(self.observation).out_dim
-            if isinstance(model, FeedForwardModel) and width != model.obs_dim:
-                raise ControlError(
-                    f"the feed-forward policy takes exactly {model.obs_dim} inputs; "
-                    f"{perturbations.noise_channels} noise channels make {width}"
-                )
+            if self.image_task:
+                agent_side = perturbations.agent_side()
+            else:
+                agent_side = perturbations
+                width = perturbations.batch(self.observation).out_dim
+                if isinstance(model, FeedForwardModel) and width != model.obs_dim:
+                    raise ControlError(
+                        f"the feed-forward policy takes exactly {model.obs_dim} inputs; "
+                        f"{perturbations.noise_channels} noise channels make {width}"
+                    )
+            self._task_for(perturbations)
             self._loop = iterate(
                 model,
                 torch.from_numpy(self.policy.params.copy())[None],
                 self.task,
-                perturbations,
+                agent_side,
                 [self.settings.seed],
                 action_map=self.policy.action,
                 realign=self.settings.realign,
@@ -229,16 +321,20 @@ class DemoSession:
         perturb = self._view.perturbation
         perturb.reshuffle_at(perturb.steps + every if every else None)
 
-    def step(self) -> dict[str, Any]:
+    def step(self, images: bool | None = None) -> dict[str, Any]:
         """The frame message of the current step, then the loop moves on one step.
 
         Once the episode has ended, returns its ``end`` message (and stays there until a
         reset).
+
+        Args:
+            images: attach the images (JPEG data URLs) to this frame; None: at most
+                :data:`IMAGE_FPS` a second at the current speed (the others hold None).
         """
         with self._lock:
             if self.ended:
                 return self._end_message()
-            message = self._frame_message()
+            message = self._frame_message(images)
             self._advance()
             if not self.ended and self._view.perturbation.reshuffled[0]:
                 self._schedule()
@@ -249,33 +345,70 @@ class DemoSession:
         """The permutation the agent's inputs are under now."""
         return self._view.perturbation.permutations[0].copy()
 
-    def _frame_message(self) -> dict[str, Any]:
+    def _frame_message(self, images: bool | None) -> dict[str, Any]:
         view = self._view
         perm = view.perturbation.permutations[0]
-        sources = slot_sources(perm, len(self.names), self.settings.noise_channels)
         attention = None if view.attention is None else view.attention[0, 0]
         if attention is not None and attention.size == 0:
             attention = None
+        if images is None:
+            images = view.t - self._last_image_t >= max(1.0, self.settings.speed / IMAGE_FPS)
         image = None
-        if view.t - self._last_image_t >= max(1.0, self.settings.speed / IMAGE_FPS):
-            image = self._image()
+        if images:
+            image = _data_url(self.task.render(0, 0))
             self._last_image_t = view.t
-        return {
+        common = {
             "type": "frame",
             "t": int(view.t),
-            "obs": np.asarray(view.obs[0, 0], dtype=float).round(4).tolist(),
-            "sources": sources.tolist(),
             "permutation": perm.tolist(),
             "reshuffled": bool(view.perturbation.reshuffled[0]),
-            "attention": None
-            if attention is None
-            else np.asarray(attention, float).round(4).tolist(),
-            "output": np.asarray(view.output[0, 0], dtype=float).tolist(),
             "action": np.asarray(view.action[0, 0], dtype=float).reshape(-1).tolist(),
             "reward": self._watch.reward if view.t > 0 else None,
             "return": self.episode_return,
             "image": image,
         }
+        if self.image_task:
+            mosaic = attended = None
+            if images:
+                mosaic, attended = self._patch_images(view, attention)
+            return {**common, "mosaic": mosaic, "attended": attended}
+        sources = slot_sources(perm, len(self.names), self.settings.noise_channels)
+        return {
+            **common,
+            "obs": np.asarray(view.obs[0, 0], dtype=float).round(4).tolist(),
+            "sources": sources.tolist(),
+            "attention": None
+            if attention is None
+            else np.asarray(attention, float).round(4).tolist(),
+            "output": np.asarray(view.output[0, 0], dtype=float).tolist(),
+        }
+
+    def _patch_images(self, view: StepView, attention: np.ndarray | None) -> tuple[str, str]:
+        """The patch mosaic the agent gets, and the true frame with the most attended
+        patches outlined: the two squares :class:`~evolve.video.frames.PatchPanel` draws."""
+        panel = self._patch_panel
+        data = FrameData(
+            step=int(view.t),
+            env_frame=np.zeros((1, 1, 3), dtype=np.uint8),  # PatchPanel draws no env frame
+            obs=np.asarray(view.obs[0, 0]),
+            permutation=view.perturbation.permutations[0],
+            noise_channels=0,
+            sensor_names=(),
+            attention=np.zeros((0, 0)) if attention is None else np.asarray(attention),
+            action=np.asarray(view.action[0, 0]),
+            episode_return=self.episode_return,
+            patch_grid=panel.grid,
+        )
+        canvas = Image.new("RGB", (panel.width, panel.height), (255, 255, 255))
+        panel.draw(canvas, ImageDraw.Draw(canvas), 0, 0, data)
+        height, width, _ = panel.grid
+        side_y = round(panel.side * height / width)
+        top = panel.title_height
+        squares = []
+        for left in (10, 20 + panel.side):  # where PatchPanel.draw puts its two squares
+            box = (left, top, left + panel.side, top + side_y)
+            squares.append(_data_url(np.asarray(canvas.crop(box))))
+        return squares[0], squares[1]
 
     def _end_message(self) -> dict[str, Any]:
         return {
@@ -284,16 +417,6 @@ class DemoSession:
             "steps": self.steps,
             "reward": self._watch.reward,
         }
-
-    def _image(self) -> str:
-        frame = self.task.render(0, 0)
-        image = Image.fromarray(np.asarray(frame, dtype=np.uint8))
-        if image.width > IMAGE_WIDTH:
-            height = round(image.height * IMAGE_WIDTH / image.width)
-            image = image.resize((IMAGE_WIDTH, height), Image.BILINEAR)
-        buffer = io.BytesIO()
-        image.save(buffer, format="JPEG", quality=80)
-        return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
     # -- controls -----------------------------------------------------------------------
 
@@ -305,6 +428,15 @@ class DemoSession:
         """
         message = parse_control(text)
         kind = message["type"]
+        if self.image_task and kind in VECTOR_ONLY:
+            raise ControlError(f"{kind}: does not apply to {self.env_id}, an image task")
+        if not self.image_task and kind in IMAGE_ONLY:
+            raise ControlError(f"{kind}: applies to image tasks only; {self.env_id} is not one")
+        if kind == "background" and message["name"] is not None:
+            try:
+                background_image(message["name"])  # e.g. a sample without scikit-image
+            except ConfigError as exc:
+                raise ControlError(f"background: {exc}") from None
         with self._lock:
             if kind == "step":
                 if not self.settings.paused:
@@ -337,6 +469,12 @@ class DemoSession:
             elif kind == "realign":
                 self.settings.realign = message["on"]
                 self.reset()
+            elif kind == "occlude":
+                self.settings.occlude = float(message["fraction"])
+                self.reset()
+            elif kind == "background":
+                self.settings.background = message["name"]
+                self.reset()
             return self.hello()
 
     def hello(self) -> dict[str, Any]:
@@ -345,6 +483,7 @@ class DemoSession:
         return {
             "type": "settings",
             "env_id": self.env_id,
+            "kind": "image" if self.image_task else "vector",
             "label": self.label,
             "sensors": [
                 {"name": n, "colour": _hex(sensor_colour(i))} for i, n in enumerate(self.names)
@@ -358,6 +497,10 @@ class DemoSession:
             "steps_per_second": s.speed,
             "max_noise_channels": MAX_NOISE_CHANNELS,
             "speed_range": list(SPEED_RANGE),
+            "occlude": s.occlude,
+            "max_occlude": MAX_OCCLUDE,
+            "background": s.background,
+            "backgrounds": list(offered_backgrounds()),
         }
 
     def _close_loop(self) -> None:
@@ -368,4 +511,5 @@ class DemoSession:
     def close(self) -> None:
         with self._lock:
             self._close_loop()
-            self.task.close()
+            if self.task is not None:
+                self.task.close()

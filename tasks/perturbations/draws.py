@@ -142,3 +142,32 @@ def relative_permutation(old_perm: np.ndarray, new_perm: np.ndarray) -> np.ndarr
     new_perm = np.asarray(new_perm)
     inverse_old = np.argsort(old_perm, axis=-1)
     return np.take_along_axis(inverse_old, new_perm, axis=-1).astype(np.int64, copy=False)
+
+
+class ReshuffleSchedule:
+    """``reshuffle_at`` for the batch perturbations (``BatchPerturbation``,
+    ``PatchPerturbation``): both keep ``permutations`` (None before reset), ``shuffle``,
+    ``steps`` and ``_next_reshuffle`` (each episode's next reshuffle step; None: none)."""
+
+    permutations: np.ndarray | None
+    shuffle: bool
+    steps: int
+    _next_reshuffle: list[int | None]
+
+    def reshuffle_at(self, step: int | None) -> None:
+        """Moves every episode's next reshuffle to :meth:`step` number ``step`` (None: none).
+
+        The new permutation is drawn there from the episode's Generator, as a scheduled one
+        is; the schedule then goes on from it (``reshuffle_every``). ``step`` must be after
+        the steps taken. What ``evolve demo``'s "shuffle now" calls (``steps + 1``).
+
+        Raises:
+            ConfigError: without ``shuffle``, or for a step already taken.
+        """
+        if self.permutations is None:
+            raise gym.error.ResetNeeded("Call reset() before reshuffle_at().")
+        if not self.shuffle:
+            raise ConfigError("reshuffle_at() needs shuffle=True")
+        if step is not None:
+            step = validate_int("step", step, self.steps + 1)
+        self._next_reshuffle = [step] * len(self._next_reshuffle)

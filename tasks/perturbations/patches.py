@@ -47,6 +47,7 @@ from sensoryneuron.errors import ConfigError
 from tasks.images import check_grid, to_patches
 from tasks.perturbations.draws import (
     ReshuffleEvery,
+    ReshuffleSchedule,
     draw_permutation,
     draw_shuffle,
     validate_int,
@@ -154,7 +155,7 @@ def grid_relative(before: np.ndarray, after: np.ndarray, n: int) -> np.ndarray:
     return rel
 
 
-class PatchPerturbation:
+class PatchPerturbation(ReshuffleSchedule):
     """Stacked frames to shuffled, occluded patches, for ``[members, episodes]`` batches.
 
     Takes the task's stacked frames ``[P, B, F, H, W]`` (pixel levels 0..255: uint8, or float
@@ -272,7 +273,7 @@ class PatchPerturbation:
             if self._next_reshuffle[b] == self.steps:
                 slots, interval = redraw_slots(rng, self.permutations[b], self.reshuffle_every)
                 self.permutations[b] = slots
-                self._next_reshuffle[b] = self.steps + interval
+                self._next_reshuffle[b] = None if interval is None else self.steps + interval
                 self.reshuffled[b] = True
         return self._perturb(obs)
 

@@ -22,6 +22,7 @@ import numpy as np
 from sensoryneuron.errors import ConfigError
 from tasks.perturbations.draws import (
     ReshuffleEvery,
+    ReshuffleSchedule,
     draw_noise,
     draw_shuffle,
     relative_permutation,
@@ -50,7 +51,7 @@ def append_noise(obs: np.ndarray, noise: np.ndarray) -> np.ndarray:
     return np.concatenate([obs, noise], axis=-1)
 
 
-class BatchPerturbation:
+class BatchPerturbation(ReshuffleSchedule):
     """The batched equivalent of ``DuplicateObservation -> ShuffleObservation -> NoiseChannels``.
 
     Observations have the layout ``[members, episodes, obs_dim]``. Permutations and noise are
@@ -168,24 +169,6 @@ class BatchPerturbation:
                 self._next_reshuffle[b] = None if interval is None else self.steps + interval
                 self.reshuffled[b] = True
         return self._perturb(obs, rngs)
-
-    def reshuffle_at(self, step: int | None) -> None:
-        """Moves every episode's next reshuffle to :meth:`step` number ``step`` (None: none).
-
-        The new permutation is drawn there from the episode's Generator, as a scheduled one
-        is; the schedule then goes on from it (``reshuffle_every``). ``step`` must be after
-        the steps taken. What ``evolve demo``'s "shuffle now" calls (``steps + 1``).
-
-        Raises:
-            ConfigError: without ``shuffle``, or for a step already taken.
-        """
-        if self.permutations is None:
-            raise gym.error.ResetNeeded("Call reset() before reshuffle_at().")
-        if not self.shuffle:
-            raise ConfigError("reshuffle_at() needs shuffle=True")
-        if step is not None:
-            step = validate_int("step", step, self.steps + 1)
-        self._next_reshuffle = [step] * len(self._next_reshuffle)
 
     def realignment(self, before: np.ndarray) -> np.ndarray:
         """How to move per-slot state after a reshuffle: int64 ``[episodes, out_dim]``.

@@ -23,7 +23,7 @@ from starlette.testclient import TestClient  # noqa: E402
 from evolve.cli import main  # noqa: E402
 from evolve.demo.app import create_app  # noqa: E402
 from evolve.demo.session import ControlError, parse_control  # noqa: E402
-from sensoryneuron.checkpoints import load_policy  # noqa: E402
+from sensoryneuron.checkpoints import load_policy, load_reference_policy  # noqa: E402
 from tasks.perturbations import BatchPerturbation  # noqa: E402
 
 ENV_ID = "SensoryNeuron/CartPoleSwingUpHarder-v0"
@@ -206,8 +206,8 @@ def test_cli_errors_are_one_line_with_exit_code_2(policy, capsys, monkeypatch):
     assert (
         err.startswith("evolve: error: no-such-agent: no such run folder") and err.count("\n") == 1
     )
-    assert main(["demo", "--env-id", "CarRacing-v3"]) == 2
-    assert "vector tasks only" in capsys.readouterr().err
+    assert main(["demo", "--env-id", "CarRacing-v3"]) == 2  # a vector policy on images
+    assert "with a vision policy only" in capsys.readouterr().err
     monkeypatch.setitem(sys.modules, "uvicorn", None)  # the demo extra is missing
     assert main(["demo"]) == 2
     err = capsys.readouterr().err
@@ -235,3 +235,67 @@ def test_cli_serves_the_page_and_stops_on_ctrl_c():
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def read_episode(folder) -> dict:
+    text = (folder / "data.js").read_text(encoding="utf-8")
+    prefix = "window.EPISODE = "
+    assert text.startswith(prefix) and text.endswith(";\n")
+    return json.loads(text[len(prefix) : -2])
+
+
+def test_export_writes_a_page_that_plays_from_files(tmp_path, capsys):
+    out = tmp_path / "export"
+    args = ["demo", "--export", str(out), "--steps", "30", "--reshuffle-every", "10"]
+    assert main(args) == 0
+    assert "30 steps" in capsys.readouterr().out
+    page = (out / "index.html").read_text(encoding="utf-8")
+    assert "://" not in page  # no server, no CDN
+    for ref in re.findall(r'(?:src|href)="([^"]*)"', page):
+        assert not ref.startswith("/") and (out / ref).is_file(), ref
+    episode = read_episode(out)
+    steps = episode["steps"]
+    assert [f["t"] for f in steps] == list(range(30))
+    assert episode["images"] == {"image": ""}
+    for f in steps:
+        assert (out / "frames" / f"{f['t']:06d}.jpg").read_bytes()[:2] == b"\xff\xd8"  # JPEG
+        assert "image" not in f and len(f["obs"]) == 5
+    assert sorted(p.name for p in (out / "frames").iterdir()) == [f"{t:06d}.jpg" for t in range(30)]
+    assert [f["t"] for f in steps if f["reshuffled"]] == [10, 20]
+    changed = [t for t in range(1, 30) if steps[t]["permutation"] != steps[t - 1]["permutation"]]
+    assert changed == [10, 20]
+    assert episode["settings"]["reshuffle_every"] == 10
+
+
+def test_export_into_a_file_is_a_one_line_error(tmp_path, capsys):
+    target = tmp_path / "a-file"
+    target.write_text("x")
+    assert main(["demo", "--export", str(target)]) == 2
+    err = capsys.readouterr().err
+    assert "not a folder" in err and err.count("\n") == 1
+    assert main(["demo", "--steps", "5"]) == 2  # --steps is the export's
+    assert "add --export DIR" in capsys.readouterr().err
+
+
+def test_car_racing_streams_the_screen_the_patches_and_the_attended_patches(reference_path):
+    pytest.importorskip("Box2D")
+    policy = load_reference_policy(reference_path("carracing_pi"), name="carracing_pi")
+    app = create_app(policy, "CarRacing-v3", start_paused=True)
+    with TestClient(app) as c, c.websocket_connect("/ws") as ws:
+        hello = ws.receive_json()
+        assert hello["kind"] == "image" and "checkerboard" in hello["backgrounds"]
+        assert control(ws, {"type": "speed", "steps_per_second": 1})["type"] == "settings"
+        frames = [control(ws, {"type": "step"}) for _ in range(2)]
+        for frame in frames:
+            for key in ("image", "mosaic", "attended"):
+                assert frame[key].startswith("data:image/jpeg;base64,"), key
+            assert sorted(frame["permutation"]) == list(range(256))
+        control(ws, {"type": "shuffle"})
+        same, new = control(ws, {"type": "step"}), control(ws, {"type": "step"})
+        assert same["permutation"] == frames[0]["permutation"] and new["reshuffled"]
+        assert new["permutation"] != frames[0]["permutation"]
+        ws.send_text(json.dumps({"type": "noise", "channels": 2}))
+        assert "image task" in receive(ws, "error")["message"]
+        settings = control(ws, {"type": "occlude", "fraction": 0.5})
+        assert settings["occlude"] == 0.5
+        assert len(control(ws, {"type": "step"})["permutation"]) == 128
