@@ -3,6 +3,7 @@
 A teacher labels what a student should do; the student never sees what the teacher reads.
 :class:`CarRacingPursuit` drives Gymnasium's CarRacing from the env's own track (the
 centre-line points the env draws its tiles from) and the car's body, not from pixels.
+:class:`PongPlanner` plays Atari Pong by searching short plans on copies of the emulator.
 
 Example:
     >>> import gymnasium as gym
@@ -146,7 +147,161 @@ def _heading_error(hull: Any, target: np.ndarray) -> float:
     return (wanted - heading + math.pi) % (2 * math.pi) - math.pi
 
 
-TEACHERS: dict[str, tuple[type, str]] = {"car-racing-pursuit": (CarRacingPursuit, "CarRacing-v3")}
+# Pong's RAM (ALE/Pong-v5): the ball's x grows towards our paddle, the right (green) one; the
+# ball's y is 0 while no ball is in play. Byte 58 is 255 while the ball moves right.
+PONG_BALL_X, PONG_BALL_Y, PONG_BALL_DX, PONG_BALL_DY = 49, 54, 58, 56
+PONG_NOOP, PONG_UP, PONG_DOWN = 0, 2, 3  # action indices: NOOP, RIGHT (up), LEFT (down)
+
+
+@dataclass
+class PongPlanner:
+    """Plays Pong (``ALE/Pong-v5`` as the task prepares it) by searching open-loop plans on
+    copies of the emulator's state; it reads the emulator, so it teaches, never competes.
+
+    Tracking the ball loses: the paddle follows a hidden set-point with lag, and the opponent
+    returns every hit off the paddle's centre. So when the ball starts towards our paddle, the
+    planner tries each plan "``n`` agent steps UP (or DOWN), then NOOP" for ``n`` up to
+    ``max_moves``, on a clone of the emulator, until the point ends or the opponent returns the
+    ball (at most ``horizon`` agent steps). It takes the plan under which the opponent misses
+    soonest; if none, the one that returns the ball steepest (off the paddle's edge); if none
+    returns it, the one that loses latest; ties go to fewer moves. Then it plays the plan from
+    a cache, and searches again only when the emulator leaves the plan's predicted RAM (a
+    student drove elsewhere, or the opponent returned). With no plan it plays NOOP.
+
+    A search restores the emulator exactly, its random generator included (the sticky
+    actions' draws): the real episode goes on as if nobody had searched. The search thus
+    sees the sticky actions of its own plan, so a plan the teacher follows comes true.
+
+    Actions are the task's: an index into Pong's 6 actions (``ActionMap.discrete(6)``; a
+    label is its one-hot code). Each agent step is ``frames_per_step`` emulator frames, as
+    ``AtariPreprocessing`` skips them.
+
+    Attributes:
+        max_moves: the longest run of UP or DOWN steps a plan tries.
+        horizon: the most agent steps a plan is simulated.
+        frames_per_step: emulator frames per agent step (the task's frame skip).
+        takeover_margin: :meth:`strayed` says so when the ball is coming and the current plan
+            must start moving within this many agent steps (0: never).
+        memory: per env, the plan it plays: its actions, the RAM predicted before each, the
+            next step, and the agent steps till the ball meets the paddle.
+    """
+
+    max_moves: int = 12
+    horizon: int = 120
+    frames_per_step: int = 4
+    takeover_margin: int = 0
+    memory: dict[int, tuple[list[int], list[np.ndarray], int, int]] = field(
+        default_factory=dict, repr=False
+    )
+    searches: int = field(default=0, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        for name, least in (
+            ("max_moves", 0),
+            ("horizon", 1),
+            ("frames_per_step", 1),
+            ("takeover_margin", 0),
+        ):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < least:
+                raise ConfigError(f"{name} must be an integer >= {least}; got {value!r}")
+
+    def act(self, env: Any) -> np.int64:
+        """The action for ``env`` (an unwrapped ``AtariEnv`` of Pong) now: an index."""
+        ale = env.ale
+        ram = ale.getRAM()
+        key = id(env)
+        cached = self.memory.get(key)
+        if cached is not None:
+            actions, rams, k, _ = cached
+            if k < len(actions) and np.array_equal(rams[k], ram):
+                self.memory[key] = (actions, rams, k + 1, cached[3])
+                return np.int64(actions[k])
+            del self.memory[key]
+        if ram[PONG_BALL_Y] == 0 or ram[PONG_BALL_DX] != 255:  # no ball coming
+            return np.int64(PONG_NOOP)
+        actions, rams, meet = self.plan(env)
+        self.memory[key] = (actions, rams, 1, meet)
+        return np.int64(actions[0])
+
+    def plan(self, env: Any) -> tuple[list[int], list[np.ndarray], int]:
+        """Searches the plans from ``env``'s state now and leaves that state as it was.
+
+        Returns the best plan's actions, the RAM predicted before each, and the agent step at
+        which our paddle meets the ball (the plan's length if it never does).
+        """
+        ale = env.ale
+        start = ale.cloneState(include_rng=True)
+        self.searches += 1
+        codes = ale.getMinimalActionSet()  # what the env's action indices stand for
+        best: tuple[float, list[int], list[np.ndarray], int] | None = None
+        try:
+            for n in range(self.max_moves + 1):
+                for move in (PONG_UP, PONG_DOWN) if n else (PONG_NOOP,):
+                    ale.restoreState(start)
+                    score, actions, rams, meet = self._simulate(ale, codes, move, n)
+                    score -= 0.01 * n
+                    if best is None or score > best[0]:
+                        best = (score, actions, rams, meet)
+        finally:
+            ale.restoreState(start)
+        assert best is not None
+        return best[1], best[2], best[3]
+
+    def _simulate(
+        self, ale: Any, codes: Any, move: int, n: int
+    ) -> tuple[float, list[int], list[np.ndarray], int]:
+        """Plays ``n`` steps of ``move`` then NOOP; its score, actions, RAMs, meeting step."""
+        actions: list[int] = []
+        rams: list[np.ndarray] = []
+        ram = ale.getRAM()
+        hit = None  # agent step of our hit, and the ball's vertical speed after it
+        steep = 0
+        for t in range(self.horizon):
+            action = move if t < n else PONG_NOOP
+            actions.append(action)
+            rams.append(ram)
+            reward = 0
+            for _ in range(self.frames_per_step):
+                reward += ale.act(codes[action])
+            ram = ale.getRAM()
+            if reward > 0:  # the opponent missed
+                return 1e6 - t, actions, rams, hit if hit is not None else t
+            if reward < 0:  # we missed
+                return -1e6 + t, actions, rams, t
+            moving_right = ram[PONG_BALL_DX] == 255
+            if hit is None and not moving_right and ram[PONG_BALL_Y] != 0:
+                hit = t
+                steep = abs(int(np.int8(ram[PONG_BALL_DY])))
+            elif hit is not None and moving_right:  # the opponent returned it
+                break
+        return (
+            (1e3 * steep if hit is not None else 0.0),
+            actions,
+            rams,
+            (hit if hit is not None else len(actions)),
+        )
+
+    def strayed(self, env: Any) -> bool:
+        """Whether the ball is coming and the plan :meth:`act` last found for ``env`` must
+        move within ``takeover_margin`` agent steps (or the paddle misses): DAgger then lets
+        the teacher take the step over. Never with ``takeover_margin`` 0."""
+        cached = self.memory.get(id(env))
+        if not self.takeover_margin or cached is None:
+            return False
+        actions, _, k, meet = cached
+        moves = sum(1 for a in actions[k - 1 :] if a != PONG_NOOP)
+        return k - 1 < meet and moves > 0 and meet - (k - 1) - moves <= self.takeover_margin
+
+    def forget(self) -> None:
+        """Drops the plans of past envs (call between batches of episodes)."""
+        self.memory.clear()
+
+
+TEACHERS: dict[str, tuple[type, str]] = {
+    "car-racing-pursuit": (CarRacingPursuit, "CarRacing-v3"),
+    "pong-planner": (PongPlanner, "ALE/Pong-v5"),
+}
 """Privileged teachers by name: the class, and the task whose internals it reads."""
 
 

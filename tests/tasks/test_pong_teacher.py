@@ -1,0 +1,94 @@
+"""The privileged Pong teacher: its search leaves the real episode alone, it wins points, and
+its options are checked."""
+
+from __future__ import annotations
+
+import re
+
+import gymnasium as gym
+import numpy as np
+import pytest
+
+from sensoryneuron.errors import ConfigError
+from tasks.spec import get_task
+from tasks.teachers import PONG_BALL_DX, PONG_BALL_Y, PongPlanner, make_teacher
+
+pytest.importorskip("ale_py")
+
+PONG = "ALE/Pong-v5"
+
+
+def pong(seed: int = 0) -> tuple[gym.Env, np.ndarray]:
+    """Pong as the task prepares it (sticky actions on), reset with ``seed``."""
+    spec = get_task(PONG)
+    env = spec.prepare(gym.make(PONG, **spec.env_kwargs))
+    obs, _ = env.reset(seed=seed)
+    return env, obs
+
+
+def frames(seed: int, actions: list[int], search_at: int | None) -> list[np.ndarray]:
+    """The observations of an episode that plays ``actions``; before step ``search_at`` a
+    planner searches its plans on the env (and its result is not played)."""
+    env, obs = pong(seed)
+    out = [obs]
+    for t, action in enumerate(actions):
+        if t == search_at:
+            ram = env.unwrapped.ale.getRAM()
+            assert ram[PONG_BALL_Y] != 0 and ram[PONG_BALL_DX] == 255  # a ball is coming
+            PongPlanner(max_moves=3).plan(env.unwrapped)
+        out.append(env.step(action)[0])
+    env.close()
+    return out
+
+
+def test_a_search_leaves_the_episode_as_it_was():
+    actions = [int(a) for a in np.random.default_rng(1).integers(0, 6, size=120)]
+    # at step 50 of seed 0 the ball is coming: the search plays whole points out
+    plain = frames(0, actions, None)
+    searched = frames(0, actions, 50)
+    for want, got in zip(plain, searched, strict=True):
+        np.testing.assert_array_equal(got, want)
+
+
+def test_a_search_that_kept_the_old_random_stream_would_change_the_episode(monkeypatch):
+    """The check above can fail: restoring without the RNG (sticky actions' draws) does."""
+    import ale_py
+
+    clone = ale_py.ALEInterface.cloneState
+    monkeypatch.setattr(ale_py.ALEInterface, "cloneState", lambda ale, **_: clone(ale))
+    actions = [int(a) for a in np.random.default_rng(1).integers(0, 6, size=120)]
+    plain = frames(0, actions, None)
+    searched = frames(0, actions, 50)
+    assert any((want != got).any() for want, got in zip(plain, searched, strict=True))
+
+
+def test_the_planner_wins_the_first_points():
+    env, _ = pong(0)
+    teacher = PongPlanner()
+    ours = theirs = 0
+    for _ in range(1500):
+        action = teacher.act(env.unwrapped)
+        assert isinstance(action, np.integer) and 0 <= action < 6
+        _, reward, terminated, truncated, _ = env.step(action)
+        ours, theirs = ours + (reward > 0), theirs + (reward < 0)
+        if ours == 3 or theirs or terminated or truncated:
+            break
+    env.close()
+    assert (ours, theirs) == (3, 0)
+    assert teacher.searches < 40  # plans are played from the cache, not searched each step
+
+
+def test_make_teacher_builds_and_checks_the_pong_planner():
+    teacher = make_teacher("pong-planner", PONG, {"max_moves": 6, "takeover_margin": 2})
+    assert isinstance(teacher, PongPlanner)
+    assert (teacher.max_moves, teacher.takeover_margin) == (6, 2)
+    with pytest.raises(
+        ConfigError, match=re.escape("teacher 'pong-planner' has no option 'top_speed'")
+    ):
+        make_teacher("pong-planner", PONG, {"top_speed": 3})
+    with pytest.raises(ConfigError, match=re.escape("max_moves must be an integer >= 0; got -1")):
+        make_teacher("pong-planner", PONG, {"max_moves": -1})
+    with pytest.raises(ConfigError, match=re.escape("horizon must be an integer >= 1; got 2.5")):
+        make_teacher("pong-planner", PONG, {"horizon": 2.5})
+    with pytest.raises(ConfigError, match=re.escape("teacher 'pong-planner' drives ALE/Pong-v5")):
+        make_teacher("pong-planner", "CarRacing-v3")
