@@ -112,7 +112,8 @@ class DistillConfig:
     iterations a falling fraction of the episodes is driven by the teacher's actions. Then
     ``grad_steps`` Adam steps fit the student to the labels of all episodes so far (mean
     squared action error, backpropagated through the first ``window`` steps of ``batch``
-    episodes at a time). With ``identity_weight`` > 0 the loss adds that weight times the
+    episodes at a time; for a discrete task, the cross-entropy of the student's logits
+    against the teacher's choice). With ``identity_weight`` > 0 the loss adds that weight times the
     cross-entropy of a linear classifier that reads each sensory neuron's state and names the
     sensor its slot carries; with ``attention_weight`` > 0 it adds that weight times the
     cross-entropy of each of the first ``obs_dim`` latents' attention against the slots of
@@ -139,7 +140,9 @@ class DistillConfig:
             sees episodes with and without noise channels learns to ignore them without
             counting on them. Each Adam step fits episodes of one count (the steps take
             the counts in turn), and each held-out test averages one test per count.
-        action_weights: a weight per action output in the squared error (empty: 1 each).
+        action_weights: a weight per action output in the squared error (empty: 1 each); for
+            a discrete task, a weight per choice: each step's cross-entropy is weighed by the
+            teacher's choice.
             CarRacing's labels vary most in gas and brake; weighting steering up spends the
             fit on what keeps the car on the road.
         lr_final: Adam's learning rate at the last step, reached by a cosine decay from
@@ -150,12 +153,16 @@ class DistillConfig:
         teacher_noise: a standard deviation per action output (one number: every output) of
             Gaussian noise added to the outputs that the teacher-driven episodes execute
             (clipped to [-1, 1]; the labels stay clean; empty: none): DART, so that the data
-            shows the teacher recovering from small errors such as a student makes.
+            shows the teacher recovering from small errors such as a student makes. A
+            discrete task takes none.
         ema: decay of an exponential moving average of the student's parameters over the
             Adam steps (0: off). With it, the average is the student: it plays the episodes,
             is tested and saved, while Adam moves the raw parameters. The decay of step
             ``t`` (counted over the stage) is ``min(ema, (1 + t) / (10 + t))``, so the
             first steps do not keep the initial parameters in the average.
+        episode_steps: image tasks: the most steps a collected episode plays (None: the
+            task's ``max_steps``). Each iteration's episodes are stored padded to this
+            length, so a task with long episodes (Pong's limit is 27,000 steps) needs it.
     """
 
     iterations: int = 100
@@ -177,6 +184,7 @@ class DistillConfig:
     recent_fraction: float = 0.0
     teacher_noise: tuple[float, ...] = ()
     ema: float = 0.0
+    episode_steps: int | None = None
 
     def __post_init__(self) -> None:
         for name in ("action_weights", "teacher_noise"):
@@ -208,6 +216,13 @@ class DistillConfig:
                 f"distill.noise_channels must be a list of non-negative integers; got {counts!r}"
             )
         object.__setattr__(self, "noise_channels", tuple(counts))
+        steps = self.episode_steps
+        if steps is not None and (
+            isinstance(steps, bool) or not isinstance(steps, int) or steps < 1
+        ):
+            raise ConfigError(
+                f"distill.episode_steps must be a positive integer or null; got {steps!r}"
+            )
         for name in (
             "iterations",
             "episodes",
@@ -335,12 +350,46 @@ class TaskPreset:
                     "distill.noise_channels adds noise inputs to a vector observation; "
                     f"{self.env_id} gives {observation.describe()}"
                 )
+        self._check_outputs()
         if self.distill is not None and self.distill.attention_weight > 0:
             if getattr(self.model, "attention", None) != "softmax":
                 raise ConfigError(
                     "distill.attention_weight needs a student with softmax attention; "
                     f"this {self.model.kind} model has {getattr(self.model, 'attention', 'none')}"
                 )
+
+    def _check_outputs(self) -> None:
+        """The student's outputs suit the task's actions: logits for a discrete task that is
+        distilled (the loss is their cross-entropy), and for no Box; no DART noise on
+        discrete choices; ``distill.episode_steps`` for image tasks only."""
+        logits = getattr(self.model, "output", "tanh") == "logits"
+        cfg = self.distill
+        if cfg is None and not logits:
+            return
+        spec = get_task(self.env_id)
+        action = spec.action
+        if logits and action.kind != "discrete":
+            raise ConfigError(
+                f"output='logits' scores the choices of a discrete action; {self.env_id} takes "
+                f"{action.describe()}"
+            )
+        if cfg is None:
+            return
+        if action.kind == "discrete" and not logits:
+            raise ConfigError(
+                f"distilling {self.env_id} ({action.describe()}) fits the student's logits by "
+                "cross-entropy: it needs a model with output='logits'"
+            )
+        if action.kind == "discrete" and cfg.teacher_noise:
+            raise ConfigError(
+                "distill.teacher_noise jitters continuous actions; "
+                f"{self.env_id} takes {action.describe()}"
+            )
+        if cfg.episode_steps is not None and isinstance(spec.observation, VectorObservation):
+            raise ConfigError(
+                "distill.episode_steps caps an image task's collected episodes; a vector task "
+                "plays distill.window steps"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         d = {
@@ -663,6 +712,51 @@ register_preset(
         ),
         model=ConvModel(),
         perturbations=Perturbations(shuffle=False),
+    )
+)
+
+# Pong from pixels, patches shuffled: DAgger from a privileged planner (it searches plans on
+# copies of the emulator; its episodes run on stock Gymnasium) into the vision AttentionNeuron
+# with the pooling head and logits for Pong's 6 actions, fitted by cross-entropy. The layer is
+# the paper's Pong size (M=400 codes, msg 32): 33,818 parameters. Not trained yet: the sizes
+# are a modest first guess for a 2-core machine (collected episodes capped at 1,000 steps).
+register_preset(
+    TaskPreset(
+        name="pong",
+        description=(
+            "Vision AttentionNeuron on Atari Pong (ALE/Pong-v5), 6x6 patches shuffled: DAgger "
+            "from a planner that reads the emulator"
+        ),
+        env_id="ALE/Pong-v5",
+        model=VisionAttentionNeuronModel(
+            act_dim=6,
+            grid=20,
+            msg_dim=32,
+            head="pool",
+            hidden=32,
+            pool_queries=4,
+            output="logits",
+        ),
+        perturbations=Perturbations(shuffle=True),
+        strategy=StrategyConfig(name="pgpe", popsize=16, sigma_init=0.01),
+        training=TrainingConfig(generations=0, repeats=1, test_every=5, test_episodes=8),
+        teacher_controller="pong-planner",
+        distill=DistillConfig(
+            iterations=10,
+            episodes=8,
+            grad_steps=200,
+            batch=8,
+            window=32,
+            lr=2e-3,
+            lr_final=1e-4,
+            teacher_iterations=2,
+            test_every=2,
+            test_episodes=8,
+            clip_grad=1.0,
+            recent_fraction=0.5,
+            episode_steps=1000,
+        ),
+        engine="gym",
     )
 )
 

@@ -34,6 +34,11 @@ state, such as CarRacing's track; its episodes run on the gym engine). An image 
 episodes are recorded as one uint8 frame per step and fitted on random windows
 (:mod:`evolve.training.frame_replay`).
 
+The action loss is the squared error of the student's outputs against the teacher's for a
+Box, and for a discrete task (Pong) the cross-entropy of the student's logits against the
+teacher's choice (:func:`evolve.training.frame_replay.action_error`; the label is the
+choice's one-hot, as is the executed action the student reads back).
+
 With ``distill.ema`` > 0 the student is a moving average of the parameters that Adam
 moves (Polyak averaging): it plays the episodes, is tested and saved, so one unlucky last
 batch of an iteration does not decide the student of the next.
@@ -68,7 +73,7 @@ from evolve.presets import DistillConfig, TaskPreset
 from evolve.rollout import Observer, StepView, batched_task, check_device, episodes
 from evolve.seeds import distill_init_seed, distill_seeds, distill_stream, teacher_noise_stream
 from evolve.training.dataset import Dataset, EpisodeStore
-from evolve.training.frame_replay import draw_windows, rows_loss, weighted_error, window_rows
+from evolve.training.frame_replay import action_error, draw_windows, rows_loss, window_rows
 from evolve.training.held_out import held_out_score
 from evolve.training.run_folder import write_log_csv
 from evolve.training.stopping import StopRequest
@@ -104,7 +109,8 @@ class Losses:
     """The terms of the distillation loss, each a mean over live steps.
 
     Attributes:
-        action: squared error of the student's action against the teacher's label.
+        action: squared error of the student's action against the teacher's label (a
+            discrete task: cross-entropy of its logits against the teacher's choice).
         identity: cross-entropy of the sensor classifier (None without one).
         attention: cross-entropy of the supervised latents' attention against the slots of
             their sensors (None when not asked for).
@@ -228,7 +234,7 @@ class ControllerTeacher:
     Args:
         controller: has ``act(unwrapped_env) -> env action`` and ``forget()``.
         action_map: the task's map; a label is the controller's action as policy outputs
-            (``ActionMap.feedback``).
+            (``ActionMap.feedback``: a discrete choice's one-hot code).
     """
 
     def __init__(self, controller: Any, action_map: ActionMap) -> None:
@@ -282,7 +288,7 @@ class TeacherLabels(Observer):
         noise: standard deviations ``[A]`` (or one for all) of Gaussian noise on the outputs
             that the teacher-driven episodes execute (DART; the label stays the teacher's own
             output), drawn from ``rng``; the steps a teacher takes over execute its outputs as
-            they are.
+            they are. A discrete task takes none (ConfigError).
         rng: the noise's generator (needed when ``noise`` > 0).
 
     One instance serves one call of the loop; :meth:`dataset` then holds its episodes.
@@ -298,6 +304,10 @@ class TeacherLabels(Observer):
         rng: np.random.Generator | None = None,
     ) -> None:
         self.noise = np.asarray(noise, dtype=np.float64).reshape(-1)
+        if self.noise.any() and action_map.kind == "discrete":
+            raise ConfigError(
+                f"teacher noise jitters continuous actions; this task's are {action_map.describe()}"
+            )
         if self.noise.any() and rng is None:
             raise ConfigError("teacher noise needs a generator (rng)")
         self.teacher = PolicyTeacher(teacher) if isinstance(teacher, Policy) else teacher
@@ -488,6 +498,7 @@ def imitation_loss(
     classifier: torch.Tensor | None = None,
     attention_sensors: int = 0,
     action_weights: torch.Tensor | None = None,
+    discrete: bool = False,
 ) -> Losses:
     """The student's losses over the live steps of episodes ``index``, replayed (:func:`replay`).
 
@@ -501,7 +512,10 @@ def imitation_loss(
         attention_sensors: supervise the attention of latents ``0 .. attention_sensors - 1``
             (latent k onto the slots of sensor k); 0: no attention term. Needs
             ``data.sources`` and a softmax-attention model with that many latents.
-        action_weights: ``[A]``, each output's weight in the squared error (None: 1 each).
+        action_weights: ``[A]``, each output's weight in the squared error, or each choice's
+            in the cross-entropy (None: 1 each).
+        discrete: the labels are choices: cross-entropy of the outputs as logits
+            (:func:`evolve.training.frame_replay.action_error`).
     """
     if index is not None:
         data = data.select(index)
@@ -527,7 +541,8 @@ def imitation_loss(
     attended = labels.new_zeros(())
     steps = replay(model, params, data, with_attention=bool(attention_sensors))
     for t, (action, state, attention) in enumerate(steps):
-        total = total + (weighted_error(action[0], labels[t], action_weights) * mask[t]).sum()
+        error = action_error(action[0], labels[t], action_weights, discrete)
+        total = total + (error * mask[t]).sum()
         if classifier is not None and sources is not None:
             features = model.slot_features(state)[0]  # [E, N, F]
             logits = slot_logits(features, classifier)
@@ -598,7 +613,10 @@ def distill(
     model = preset.model
     spec = get_task(preset.env_id)
     image = isinstance(spec.observation, PatchObservation)
-    collected_steps = spec.max_steps if image else cfg.window
+    discrete = spec.action.kind == "discrete"  # the loss: cross-entropy of logits
+    collected_steps = (
+        min(cfg.episode_steps or spec.max_steps, spec.max_steps) if image else cfg.window
+    )
     sensors = spec.observation.size
     classes = identity_classes(sensors)
     attention_sensors = sensors if cfg.attention_weight > 0 else 0
@@ -689,11 +707,20 @@ def distill(
                     span = min(BURN_IN + cfg.window, collected_steps)
                     rows = window_rows(first, span, model.frames)  # type: ignore[attr-defined]
                     batch = store.gather(index, rows)
-                    losses = Losses(rows_loss(model, params, batch, rows, BURN_IN, weights))
+                    losses = Losses(
+                        rows_loss(model, params, batch, rows, BURN_IN, weights, discrete)
+                    )
                 else:
                     batch = store.gather(index)  # reads only these episodes from disk
                     losses = imitation_loss(
-                        model, params, batch, None, classifier, attention_sensors, weights
+                        model,
+                        params,
+                        batch,
+                        None,
+                        classifier,
+                        attention_sensors,
+                        weights,
+                        discrete,
                     )
                 for group in opt.param_groups:
                     group["lr"] = cfg.lr_at(it * cfg.grad_steps + step)

@@ -9,8 +9,9 @@ The vision student's codes at a step depend only on that stack and on the action
 the step before (recorded), so :func:`window_loss` computes the codes of every step of a
 batch at once and runs only the head step by step. Each episode contributes one window of
 ``burn_in + window`` steps at a random place: the head runs through the ``burn_in`` steps
-without gradient (to warm its LSTM up), and the loss is the squared action error over the
-``window`` steps after it.
+without gradient (to warm its LSTM up), and the loss is the action error over the ``window``
+steps after it (:func:`action_error`: squared error for a Box, cross-entropy of the student's
+logits against the teacher's choice for a discrete task).
 
 The recorded patches are replayed in grid order. The vision AttentionNeuron is invariant to
 their order (exactly in float64, to round-off in float32), so the order the student saw
@@ -59,8 +60,10 @@ def window_loss(
     window: int,
     burn_in: int,
     action_weights: torch.Tensor | None = None,
+    discrete: bool = False,
 ) -> torch.Tensor:
-    """Mean squared action error over one random window of every episode of ``data``.
+    """Mean action error (:func:`action_error`) over one random window of every episode of
+    ``data``.
 
     Args:
         model: a vision model (``codes`` and ``head_step``).
@@ -69,7 +72,9 @@ def window_loss(
         rng: draws each window's place.
         window: steps per episode that the loss covers.
         burn_in: steps before them that the head runs through without gradient.
-        action_weights: ``[A]``, each output's weight in the squared error (None: 1 each).
+        action_weights: ``[A]``, each output's weight in the squared error, or each choice's
+            in the cross-entropy (None: 1 each).
+        discrete: the labels are choices (one-hot): cross-entropy of the outputs as logits.
 
     The same as reading only the windows' rows (:func:`draw_windows`, :func:`window_rows`,
     ``EpisodeStore.gather(index, rows)``) and :func:`rows_loss`, which distillation does.
@@ -87,7 +92,7 @@ def window_loss(
         None,
         None if data.executed is None else data.executed[clipped, index],
     )
-    return rows_loss(model, params, read, rows, burn_in, action_weights)
+    return rows_loss(model, params, read, rows, burn_in, action_weights, discrete)
 
 
 def rows_loss(
@@ -97,6 +102,7 @@ def rows_loss(
     rows: np.ndarray,
     burn_in: int,
     action_weights: torch.Tensor | None = None,
+    discrete: bool = False,
 ) -> torch.Tensor:
     """:func:`window_loss` on windows already read: ``data`` holds, time-major, the steps
     ``rows`` ``[E, depth - 1 + span]`` of :func:`window_rows` (negative ones read as step 0)."""
@@ -136,7 +142,8 @@ def rows_loss(
                 _, state = model.head_step(weights, codes[t][None], state)  # type: ignore[attr-defined]
             continue
         action, state = model.head_step(weights, codes[t][None], state)  # type: ignore[attr-defined]
-        total = total + (weighted_error(action[0], target[t], action_weights) * live[t]).sum()
+        error = action_error(action[0], target[t], action_weights, discrete)
+        total = total + (error * live[t]).sum()
     return total / live[warm:].sum().clamp(min=1.0)
 
 
@@ -147,3 +154,22 @@ def weighted_error(
     ``weights`` ``[A]`` (None: 1 each)."""
     error = (output - label) ** 2
     return (error if weights is None else error * weights).sum(-1)
+
+
+def action_error(
+    output: torch.Tensor, label: torch.Tensor, weights: torch.Tensor | None, discrete: bool
+) -> torch.Tensor:
+    """The error ``[...]`` of the student's outputs ``[..., A]`` against the teacher's labels.
+
+    A Box (``discrete`` False): :func:`weighted_error`. A discrete task: the cross-entropy of
+    the outputs as logits against the teacher's choice, the label's argmax (a controller's
+    label is the one-hot of its choice; a policy teacher's, its scores), times ``weights``
+    of that choice (``[A]``, or one for all; None: 1).
+    """
+    if not discrete:
+        return weighted_error(output, label, weights)
+    choice = label.argmax(-1, keepdim=True)
+    error = -torch.log_softmax(output, dim=-1).gather(-1, choice).squeeze(-1)
+    if weights is None:
+        return error
+    return error * weights.expand(output.shape[-1])[choice.squeeze(-1)]

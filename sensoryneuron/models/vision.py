@@ -37,6 +37,11 @@ learned queries each take a softmax-weighted mean over the codes of ``[code_m, t
 (the code and its row of the sinusoidal table, so a query can tell codes apart); their
 concatenation feeds an LSTMCell, then ``action = tanh(W_o h + b_o)``.
 
+With ``output="logits"`` either head's last layer is linear, ``W_o h + b_o``: one logit per
+choice of a discrete task (``ActionMap.discrete``: the env gets the argmax, the policy reads
+back the executed action's one-hot as its previous action), which distillation fits by
+cross-entropy. The default ``"tanh"`` squashes the outputs into ``(-1, 1)``, for a Box.
+
 The top-k choice breaks ties by the lowest index (a stable sort). It is tie-prone: at reset
 the stacked frames are copies, every key is the same and every code too, so float32
 round-off decides it. Compare implementations on the codes, or in float64, where every sum
@@ -70,6 +75,7 @@ from sensoryneuron.patches import to_patches
 from sensoryneuron.state import PolicyState
 
 VISION_HEADS = ("top-k", "pool")
+VISION_OUTPUTS = ("tanh", "logits")
 LAYER_NORM_EPS = 1e-5  # nn.LayerNorm's default, as in the published model
 
 
@@ -80,7 +86,7 @@ class VisionAttentionNeuronModel(Model):
     The defaults are the published CarRacing model (7,212 parameters).
 
     Attributes:
-        act_dim: size of the action (tanh outputs).
+        act_dim: size of the action: a Box's size, or one score per discrete choice.
         frames: stacked frames per patch, ``F``.
         patch: the side of a patch in pixels, ``p``.
         grid: the latent grid's side; ``M = grid**2`` codes.
@@ -98,6 +104,8 @@ class VisionAttentionNeuronModel(Model):
             ``tanh(W x + b)`` layer of ``hidden`` units (False: the action depends on the
             last ``frames`` frames and the previous action only, so a student fitted on short
             windows meets no hidden state in a long episode that it never saw in training).
+        output: the last layer: ``"tanh"`` (outputs in ``(-1, 1)``, for a Box) or
+            ``"logits"`` (linear: one logit per choice of a discrete task).
     """
 
     kind: ClassVar[str] = "vision-attention-neuron"
@@ -114,6 +122,7 @@ class VisionAttentionNeuronModel(Model):
     pool_queries: int = 4
     action_query: bool = False
     head_memory: bool = True
+    output: str = "tanh"
 
     def __post_init__(self) -> None:
         check_positive(
@@ -139,6 +148,10 @@ class VisionAttentionNeuronModel(Model):
             raise ConfigError("head_memory=False needs the pool head")
         if self.head not in VISION_HEADS:
             raise ConfigError(f"head must be one of {', '.join(VISION_HEADS)}; got {self.head!r}")
+        if self.output not in VISION_OUTPUTS:
+            raise ConfigError(
+                f"output must be one of {', '.join(VISION_OUTPUTS)}; got {self.output!r}"
+            )
         if self.head == "top-k" and self.top_k > self.num_codes:
             raise ConfigError(
                 f"top_k={self.top_k} exceeds the {self.num_codes} codes of a {self.grid}x"
@@ -347,7 +360,9 @@ class VisionAttentionNeuronModel(Model):
         else:
             h = torch.tanh(linear(head_in, weights["head_fc.weight"], weights["head_fc.bias"]))
             c = carry["head_c"]
-        action = torch.tanh(linear(h, weights["out.weight"], weights["out.bias"]))
+        action = linear(h, weights["out.weight"], weights["out.bias"])
+        if self.output == "tanh":
+            action = torch.tanh(action)
         if self.head == "top-k":
             both = torch.cat([h, action], -1)
             mix = torch.tanh(linear(both, weights["mixing0.weight"], weights["mixing0.bias"]))

@@ -110,10 +110,10 @@ def test_feed_forward_rows_say_why_a_condition_does_not_apply(tmp_path):
     ("args", "message"),
     [
         (
-            ["train", "pong"],
-            "unknown task 'pong'; allowed: ant, ant-fnn, carracing, carracing-cnn, cartpole-discrete, cartpole-swingup, "
+            ["train", "breakout"],
+            "unknown task 'breakout'; allowed: ant, ant-fnn, carracing, carracing-cnn, cartpole-discrete, cartpole-swingup, "
             "cartpole-swingup-harder, cartpole-swingup-harder-es, cartpole-swingup-harder-fnn, "
-            "pendulum, pendulum-fnn\n",
+            "pendulum, pendulum-fnn, pong\n",
         ),
         (
             ["train", "--generations", "ten"],

@@ -4,6 +4,7 @@ invariance to the order of patches, batched equals looped, and the published mod
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 import pytest
@@ -172,10 +173,12 @@ OPTIONS = [
     {"head": "top-k"},
     {"head": "pool"},
     {"head": "pool", "action_query": True, "head_memory": False},
+    {"head": "pool", "output": "logits"},
 ]
+OPTION_IDS = ["top-k", "pool", "pool-action-query-memoryless", "pool-logits"]
 
 
-@pytest.mark.parametrize("options", OPTIONS, ids=["top-k", "pool", "pool-action-query-memoryless"])
+@pytest.mark.parametrize("options", OPTIONS, ids=OPTION_IDS)
 def test_shuffling_the_patches_at_reset_changes_nothing(options):
     model = VisionAttentionNeuronModel(**{**SMALL, **options})
     head = model.head
@@ -202,7 +205,7 @@ def test_an_occluded_screen_is_just_fewer_patches():
     assert actions.shape == (3, 1, 1, model.act_dim) and torch.isfinite(actions).all()
 
 
-@pytest.mark.parametrize("options", OPTIONS, ids=["top-k", "pool", "pool-action-query-memoryless"])
+@pytest.mark.parametrize("options", OPTIONS, ids=OPTION_IDS)
 def test_the_batched_model_equals_a_loop_over_single_members(options):
     model = VisionAttentionNeuronModel(**{**SMALL, **options})
     head = model.head
@@ -290,12 +293,60 @@ def test_policy_acts_on_stacked_frames_and_round_trips_through_a_checkpoint(tmp_
         policy.act(frames[0], policy.reset(1))
 
 
+@pytest.mark.parametrize("head", ["top-k", "pool"])
+def test_the_logits_output_is_the_tanh_output_before_its_tanh(head):
+    tanh = VisionAttentionNeuronModel(**SMALL, head=head, act_dim=6)
+    logits = VisionAttentionNeuronModel(**SMALL, head=head, act_dim=6, output="logits")
+    assert logits.num_params == tanh.num_params  # the same layers, the last one linear
+    params = random_params(tanh, seed=6, scale=2.0)
+    x = torch.from_numpy(to_patches(frames_sequence(2, size=48, seed=1)[1:], 6) / 255.0)[None]
+    out_tanh, _ = tanh.step(params, x, tanh.init_state(1, 1, dtype=torch.float64))
+    out_logits, _ = logits.step(params, x, logits.init_state(1, 1, dtype=torch.float64))
+    assert out_logits.abs().max() > 1.0  # not squashed
+    torch.testing.assert_close(torch.tanh(out_logits), out_tanh, rtol=0, atol=1e-12)
+
+
+def test_a_discrete_policy_acts_by_the_argmax_reads_back_the_one_hot_and_round_trips(tmp_path):
+    model = VisionAttentionNeuronModel(**SMALL, head="pool", act_dim=6, output="logits")
+    params = random_params(model, seed=7, scale=2.0)[0].to(torch.float32).numpy()
+    policy = sn.Policy(model, params, action=sn.ActionMap.discrete(6))
+    frames = frames_sequence(3, size=48, seed=2)  # [3, 4, 48, 48]: three stacks
+    state = policy.reset(1)
+    weights = model.prepare(torch.from_numpy(params)[None])
+    actions = []
+    for t in range(3):
+        logits, _ = model.step_prepared(weights, model.policy_input(frames[t : t + 1]), state)
+        action, state = policy.act(frames[t : t + 1], state)
+        assert action.dtype == np.int64 and action[0] == int(logits[0, 0].argmax())
+        np.testing.assert_array_equal(state.carry["prev_action"][0, 0], np.eye(6)[action[0]])
+        actions.append(int(action[0]))
+    sn.save_policy(tmp_path / "p.npz", policy)
+    loaded = sn.read_policy_file(tmp_path / "p.npz")
+    assert loaded.model == model and loaded.model.output == "logits"
+    state = loaded.reset(1)
+    for t in range(3):
+        action, state = loaded.act(frames[t : t + 1], state)
+        assert int(action[0]) == actions[t]
+    # a model saved before the option existed reads as tanh
+    old = VisionAttentionNeuronModel(**SMALL).to_dict()
+    del old["output"]
+    assert model_from_dict(old).output == "tanh"
+
+
 def test_bad_settings_are_refused():
     assert model_from_dict(VisionAttentionNeuronModel(**SMALL).to_dict()) == (
         VisionAttentionNeuronModel(**SMALL)
     )
     with pytest.raises(ConfigError, match="head must be one of top-k, pool; got 'conv'"):
         VisionAttentionNeuronModel(head="conv")
+    with pytest.raises(
+        ConfigError, match=re.escape("output must be one of tanh, logits; got 'softmax'")
+    ):
+        VisionAttentionNeuronModel(output="softmax")
+    with pytest.raises(
+        ConfigError, match=re.escape("output must be one of tanh, logits; got None")
+    ):
+        VisionAttentionNeuronModel(output=None)
     with pytest.raises(ConfigError, match="frames must be at least 2"):
         VisionAttentionNeuronModel(frames=1)
     with pytest.raises(ConfigError, match="top_k=20 exceeds the 16 codes of a 4x4 grid"):
