@@ -775,9 +775,11 @@ def distill(
                 store.episodes,
                 "" if math.isnan(test_score) else f" | test {test_score:8.2f}",
             )
-            save_distill_state(stage_dir, state)
+            # state.npz last: it is what makes the iteration count on resume, so a write
+            # refused before it (a full disk) leaves an iteration that is played again
             latest = state.params if average is None else state.average
             save_policy(stage_dir / "latest.npz", _student(preset, latest, {"iteration": it + 1}))
+            save_distill_state(stage_dir, state)
     except KeyboardInterrupt:
         interrupted = True
     if stop.requested:
@@ -856,8 +858,8 @@ def save_distill_state(stage_dir: Path, state: DistillState) -> None:
         "best_iteration": state.best_iteration,
         "wall_time": state.wall_time,
     }
-    save_npz(stage_dir / "state.npz", arrays, meta)
     write_log_csv(stage_dir, state.log, LOG_COLUMNS)
+    save_npz(stage_dir / "state.npz", arrays, meta)  # last: what a resume goes on from
 
 
 def load_distill_state(stage_dir: Path) -> DistillState:

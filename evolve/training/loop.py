@@ -541,9 +541,9 @@ def _checkpoint(
     meta, arrays = snapshot
     info = {"generation": state.generation}
     save_policy(run_dir / "latest.npz", _policy(preset, strategy.center, info))
-    save_state(run_dir, state, meta, arrays)
     write_log_csv(run_dir, state.log)
     plot_curve(run_dir, state.log, f"{preset.name} ({preset.perturbations.describe()})")
+    save_state(run_dir, state, meta, arrays)  # last: what a resume goes on from
 
 
 def _final_table(
