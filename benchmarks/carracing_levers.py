@@ -68,6 +68,31 @@ VARIANTS: dict[str, dict] = {
         "engine": "gym",
         "distill": {**LEVERS["distill"], "iterations": 14},
     },
+    # the teacher drives every episode (DART noise on its steering, clean labels; the fade
+    # over 10,000 iterations leaves no student-driven episode in 10). The CNN scored 771.7
+    # after its first 2 iterations (12 then 6 teacher-driven episodes) and fell once its own
+    # episodes filled the data: are DAgger's student episodes the swing? Validation 230, 282,
+    # 391, 267, 504 (steadier), held-out 491.7 +- 256.9 over 50 tracks (levers: 535.8): no.
+    "dart": {
+        **LEVERS,
+        "engine": "gym",
+        "distill": {**LEVERS["distill"], "teacher_iterations": 10_000},
+    },
+    # ... and the student is the moving average of its parameters (decay 0.99, about the last
+    # 100 Adam steps): does averaging calm the swings between iterations?
+    "dart-ema": {
+        **LEVERS,
+        "engine": "gym",
+        "distill": {**LEVERS["distill"], "teacher_iterations": 10_000, "ema": 0.99},
+    },
+    # DAgger as in levers (student episodes from iteration 2), with the average. Validation
+    # 406, 149, 369, 469, 448: it swings as before; held-out 486.5 +- 240.3 (iteration 8,
+    # picked), 515.7 +- 171.8 (iteration 10) over 50 tracks: no.
+    "levers-ema": {
+        **LEVERS,
+        "engine": "gym",
+        "distill": {**LEVERS["distill"], "ema": 0.99},
+    },
     # the non-invariant baseline on its own (unshuffled) frames, the same recipe: does the
     # recipe drive when where things are on screen is known?
     "cnn-levers": {
