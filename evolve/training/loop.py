@@ -194,13 +194,19 @@ def train(
     backend = backend or LocalBackend(1)
     # one writer per run folder, held until the run ends (see evolve.training.run_lock)
     with hold_run_folder(run_dir, create=not resume) as lock:
+        checkpointed = any(
+            (run_dir / name).exists() for name in ("state.npz", TEACHER_DIR, DISTILL_DIR)
+        )
         if not resume:
-            for name in ("state.npz", TEACHER_DIR, DISTILL_DIR):
-                if (run_dir / name).exists():
-                    raise CheckpointError(f"{run_dir} already holds a run; resume it with --resume")
+            if checkpointed:
+                raise CheckpointError(f"{run_dir} already holds a run; resume it with --resume")
             write_config(run_dir, preset, run_settings or {})
+        afresh = resume and not checkpointed  # stopped before its first checkpoint
+        resume = resume and checkpointed
         file_handler = attach_file(run_dir)
         lock.report_takeover()
+        if afresh:
+            log.info("%s: the run stopped before its first checkpoint; it starts afresh", run_dir)
         try:
             budget = None
             if time_budget is not None:

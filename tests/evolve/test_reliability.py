@@ -174,6 +174,27 @@ def test_a_lock_left_by_a_killed_run_is_taken_over_and_logged(tmp_path, caplog):
     ]
 
 
+def test_a_run_killed_before_its_first_checkpoint_resumes_afresh(tmp_path, trained_run, caplog):
+    """What SIGKILL leaves before the first checkpoint: config.json and train.log only. A
+    resume starts the run afresh and ends where an uninterrupted run ends."""
+    run = tmp_path / "run"
+    run.mkdir()
+    for name in ("config.json", "train.log"):
+        shutil.copy(trained_run / name, run / name)
+    preset = get_preset("cartpole-swingup-harder-es").replace(
+        strategy={"popsize": 8},
+        training={"generations": 1, "repeats": 1, "test_every": 1, "test_episodes": 2, "seed": 5},
+    )
+    with caplog.at_level(logging.INFO, logger="evolve"):
+        train(preset, run, resume=True, checkpoint_every=1, final_episodes=0, progress=False)
+    assert "stopped before its first checkpoint; it starts afresh" in caplog.text
+    resumed = np.load(run / "latest.npz")
+    whole = np.load(trained_run / "latest.npz")
+    assert resumed.files == whole.files
+    for name in whole.files:
+        np.testing.assert_array_equal(resumed[name], whole[name])
+
+
 def test_cli_refuses_to_train_into_a_folder_in_use(tmp_path, trained_run, capsys):
     run = tmp_path / "run"
     shutil.copytree(trained_run, run)
