@@ -2,8 +2,9 @@
 
 The teacher (:class:`tasks.teachers.PongPlanner`) searches plans on copies of the emulator,
 never the pixels. It plays whole games of ``ALE/Pong-v5`` as the task prepares it (frame skip
-4, sticky actions 0.25) on held-out seeds, in a plain Gymnasium loop: no student runs beside
-it, so the speed is the teacher's and the emulator's. Each run appends a JSON line to
+4, sticky actions 0.25) on held-out seeds, through the one episode loop exactly as in the
+first DAgger iteration (a driver over a small student that only watches), on stock
+Gymnasium; the speed counts the watcher too. Each run appends a JSON line to
 ``benchmarks/results/pong_teacher.jsonl``. Usage::
 
     python benchmarks/pong_teacher.py [--games 2] [--set max_moves=8 ...]
@@ -17,10 +18,14 @@ import logging
 import time
 from pathlib import Path
 
-import gymnasium as gym
 import numpy as np
+import torch
 
+from evolve.rollout import batched_task, episodes
 from evolve.seeds import test_seeds
+from evolve.training.distill import ControllerTeacher, TeacherLabels
+from sensoryneuron.models import VisionAttentionNeuronModel
+from tasks.perturbations import Perturbations
 from tasks.spec import get_task
 from tasks.teachers import make_teacher
 
@@ -29,19 +34,30 @@ RESULTS = Path(__file__).parent / "results" / "pong_teacher.jsonl"
 log = logging.getLogger("pong_teacher")
 
 
-def play(seed: int, options: dict[str, int]) -> tuple[float, int, int, float]:
-    """One game from ``seed``: its score (ours minus theirs), agent steps, searches, seconds."""
+def play(seeds: list[int], options: dict[str, int]) -> tuple[np.ndarray, np.ndarray, int, float]:
+    """Games from ``seeds``, side by side: their scores (ours minus theirs) and agent steps,
+    the teacher's searches, and the seconds they took."""
     spec = get_task(PONG)
-    env = spec.prepare(gym.make(PONG, **spec.env_kwargs))
-    env.reset(seed=seed)
-    teacher = make_teacher("pong-planner", PONG, options)
-    score, steps, done = 0.0, 0, False
+    planner = make_teacher("pong-planner", PONG, options)
+    teacher = ControllerTeacher(planner, spec.action)
+    labels = TeacherLabels(teacher, np.ones(len(seeds), dtype=bool), spec.action, frames=True)
+    watcher = VisionAttentionNeuronModel(  # only watches: the teacher drives
+        act_dim=6, grid=4, msg_dim=8, head="pool", hidden=8, output="logits"
+    )
+    plain = Perturbations(shuffle=False)
     start = time.perf_counter()
-    while not done:
-        _, reward, terminated, truncated, _ = env.step(teacher.act(env.unwrapped))
-        score, steps, done = score + float(reward), steps + 1, terminated or truncated
-    env.close()
-    return score, steps, teacher.searches, time.perf_counter() - start
+    result = episodes(
+        watcher,
+        torch.zeros(1, watcher.num_params),
+        batched_task(PONG, "gym", plain),
+        plain,
+        seeds,
+        action_map=spec.action,
+        observers=[labels],
+        driver=labels.drive,
+        observation=spec.observation,
+    )
+    return result.returns[0], result.steps[0], planner.searches, time.perf_counter() - start
 
 
 def main() -> None:
@@ -53,28 +69,14 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     options = {k: int(v) for k, v in (item.split("=", 1) for item in args.set)}
     seeds = test_seeds(args.games, args.seed_offset)
-    games = []
-    for seed in seeds:
-        score, steps, searches, seconds = play(seed, options)
-        games.append(
-            {
-                "seed": seed,
-                "score": score,
-                "steps": steps,
-                "searches": searches,
-                "seconds": round(seconds, 1),
-            }
-        )
-        log.info(
-            "[game] seed %d: %+.0f in %d steps, %d searches, %.0f steps/s",
-            seed,
-            score,
-            steps,
-            searches,
-            steps / seconds,
-        )
-    scores = np.array([g["score"] for g in games])
-    steps_per_s = sum(g["steps"] for g in games) / sum(g["seconds"] for g in games)
+    scores, steps, searches, seconds = play(seeds, options)
+    games = [
+        {"seed": seed, "score": float(score), "steps": int(n)}
+        for seed, score, n in zip(seeds, scores, steps, strict=True)
+    ]
+    for game in games:
+        log.info("[game] seed %d: %+.0f in %d steps", game["seed"], game["score"], game["steps"])
+    steps_per_s = float(steps.sum()) / seconds
     log.info(
         "PongPlanner(%s): %.1f +- %.1f over %d games (min %+.0f), %.0f steps/s",
         ", ".join(f"{k}={v}" for k, v in options.items()),
@@ -87,6 +89,9 @@ def main() -> None:
     record = {
         "options": options,
         "games": games,
+        "searches": searches,
+        "seconds": round(seconds, 1),
+        "loop": "evolve.rollout.episodes, games side by side",
         "mean_score": float(scores.mean()),
         "steps_per_s": round(steps_per_s, 1),
         "sticky_actions": 0.25,
