@@ -15,9 +15,9 @@ from __future__ import annotations
 import logging
 import socket
 import time
-from importlib import resources
 from typing import TYPE_CHECKING, Any
 
+from evolve.demo.pages import read_page
 from evolve.demo.session import ControlError, DemoSession
 from sensoryneuron.policy import Policy
 
@@ -32,7 +32,7 @@ IDLE_POLL_S = 0.05  # how often a paused or ended episode looks for a control
 
 def page() -> str:
     """The demo page, one HTML file."""
-    return resources.files("evolve.demo").joinpath("page.html").read_text(encoding="utf-8")
+    return read_page("page.html")
 
 
 def create_app(

@@ -19,9 +19,9 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 
+from evolve.demo.pages import read_page
 from evolve.demo.session import DemoSession, jpeg_bytes
 from sensoryneuron.errors import ConfigError
 from sensoryneuron.files import atomic_write, atomic_write_text
@@ -44,7 +44,7 @@ class ExportResult:
 
 def player() -> str:
     """The player page, one HTML file."""
-    return resources.files("evolve.demo").joinpath("export.html").read_text(encoding="utf-8")
+    return read_page("export.html")
 
 
 def check_folder(folder: str | os.PathLike) -> Path:

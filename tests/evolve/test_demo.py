@@ -60,6 +60,8 @@ def test_page_loads_with_its_controls(policy):
     for control_id in ("shuffle", "every", "noise", "realign", "reset", "pause", "speed"):
         assert f'id="{control_id}"' in response.text
     assert "http://" not in response.text and "https://" not in response.text  # no CDN
+    # the drawing shared with the exported player is inlined, not left as its marker
+    assert "function drawSlots" in response.text and "/* draw.js */" not in response.text
 
 
 def test_shuffle_changes_the_permutation_the_agent_gets(policy):
