@@ -15,14 +15,9 @@ import json
 import time
 from pathlib import Path
 
-import numpy as np
-import torch
-
-from evolve.rollout import batched_task, episodes
 from evolve.seeds import test_seeds
-from evolve.training.distill import ControllerTeacher, TeacherLabels
+from evolve.training.distill import ControllerTeacher, teacher_episodes
 from sensoryneuron.models import VisionAttentionNeuronModel
-from tasks.perturbations import Perturbations
 from tasks.spec import get_task
 from tasks.teachers import CarRacingPursuit
 
@@ -40,21 +35,9 @@ def main() -> None:
     spec = get_task(CAR)
     teacher = ControllerTeacher(CarRacingPursuit(**settings), spec.action)
     seeds = test_seeds(args.episodes, args.seed_offset)
-    labels = TeacherLabels(teacher, np.ones(len(seeds), dtype=bool), spec.action, frames=True)
     watcher = VisionAttentionNeuronModel(head="pool", hidden=8)  # only watches: the teacher drives
-    plain = Perturbations(shuffle=False)
     start = time.perf_counter()
-    result = episodes(
-        watcher,
-        torch.zeros(1, watcher.num_params),
-        batched_task(CAR, "gym", plain),
-        plain,
-        seeds,
-        action_map=spec.action,
-        observers=[labels],
-        driver=labels.drive,
-        observation=spec.observation,
-    )
+    result = teacher_episodes(teacher, CAR, seeds, watcher)
     returns = result.returns[0]
     print(
         f"CarRacingPursuit({', '.join(f'{k}={v:g}' for k, v in settings.items())}): "

@@ -19,13 +19,10 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
 
-from evolve.rollout import batched_task, episodes
 from evolve.seeds import test_seeds
-from evolve.training.distill import ControllerTeacher, TeacherLabels
+from evolve.training.distill import ControllerTeacher, teacher_episodes
 from sensoryneuron.models import VisionAttentionNeuronModel
-from tasks.perturbations import Perturbations
 from tasks.spec import get_task
 from tasks.teachers import make_teacher
 
@@ -40,23 +37,11 @@ def play(seeds: list[int], options: dict[str, int]) -> tuple[np.ndarray, np.ndar
     spec = get_task(PONG)
     planner = make_teacher("pong-planner", PONG, options)
     teacher = ControllerTeacher(planner, spec.action)
-    labels = TeacherLabels(teacher, np.ones(len(seeds), dtype=bool), spec.action, frames=True)
     watcher = VisionAttentionNeuronModel(  # only watches: the teacher drives
         act_dim=6, grid=4, msg_dim=8, head="pool", hidden=8, output="logits"
     )
-    plain = Perturbations(shuffle=False)
     start = time.perf_counter()
-    result = episodes(
-        watcher,
-        torch.zeros(1, watcher.num_params),
-        batched_task(PONG, "gym", plain),
-        plain,
-        seeds,
-        action_map=spec.action,
-        observers=[labels],
-        driver=labels.drive,
-        observation=spec.observation,
-    )
+    result = teacher_episodes(teacher, PONG, seeds, watcher)
     return result.returns[0], result.steps[0], planner.searches, time.perf_counter() - start
 
 

@@ -70,7 +70,14 @@ import torch
 from evolve.backends import Backend
 from evolve.logs import get_logger
 from evolve.presets import DistillConfig, TaskPreset
-from evolve.rollout import Observer, StepView, batched_task, check_device, episodes
+from evolve.rollout import (
+    Observer,
+    RolloutResult,
+    StepView,
+    batched_task,
+    check_device,
+    episodes,
+)
 from evolve.seeds import distill_init_seed, distill_seeds, distill_stream, teacher_noise_stream
 from evolve.training.dataset import Dataset, EpisodeStore
 from evolve.training.frame_replay import action_error, draw_windows, rows_loss, window_rows
@@ -84,6 +91,7 @@ from sensoryneuron.files import load_npz, save_npz
 from sensoryneuron.models import Model
 from sensoryneuron.policy import Policy
 from sensoryneuron.state import PolicyState
+from tasks.perturbations import Perturbations
 from tasks.spec import PatchObservation, get_task
 
 log = get_logger()
@@ -460,6 +468,33 @@ def collect(
     if own and labels.takeovers:
         log.info("the teacher took over %d of the student's %d steps", labels.takeovers, own)
     return data
+
+
+def teacher_episodes(
+    teacher: ControllerTeacher, env_id: str, seeds: list[int], watcher: Model
+) -> RolloutResult:
+    """The teacher drives one unperturbed episode per seed to its end on stock Gymnasium,
+    over ``watcher`` (zero parameters) that only reads, as in a first DAgger iteration: the
+    returns and steps ``[1, B]`` (what the teacher benchmarks measure)."""
+    spec = get_task(env_id)
+    labels = TeacherLabels(
+        teacher,
+        np.ones(len(seeds), dtype=bool),
+        spec.action,
+        frames=isinstance(spec.observation, PatchObservation),
+    )
+    plain = Perturbations(shuffle=False)
+    return episodes(
+        watcher,
+        torch.zeros(1, watcher.num_params),
+        batched_task(env_id, "gym", plain),
+        plain,
+        seeds,
+        action_map=spec.action,
+        observers=[labels],
+        driver=labels.drive,
+        observation=spec.observation,
+    )
 
 
 def replay(
