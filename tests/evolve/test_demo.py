@@ -61,7 +61,8 @@ def test_page_loads_with_its_controls(policy):
         assert f'id="{control_id}"' in response.text
     assert "http://" not in response.text and "https://" not in response.text  # no CDN
     # the drawing shared with the exported player is inlined, not left as its marker
-    assert "function drawSlots" in response.text and "/* draw.js */" not in response.text
+    assert "function drawSlots" in response.text and ".slot small" in response.text
+    assert "/* draw.js */" not in response.text and "/* draw.css */" not in response.text
 
 
 def test_shuffle_changes_the_permutation_the_agent_gets(policy):
