@@ -38,6 +38,17 @@ MODELS = {
     "pool-memoryless": VisionAttentionNeuronModel(
         head="pool", hidden=32, grid=16, pool_queries=8, head_memory=False
     ),
+    # the published layer's value is layer-normalised per frame slice, so a flat patch of
+    # road and one of grass read the same; its key is frame differences only (motion)
+    "pool-value-stats": VisionAttentionNeuronModel(
+        head="pool", hidden=32, grid=16, pool_queries=8, value_stats=True
+    ),
+    "pool-key-content": VisionAttentionNeuronModel(
+        head="pool", hidden=32, grid=16, pool_queries=8, key_content=True
+    ),
+    "pool-content": VisionAttentionNeuronModel(
+        head="pool", hidden=32, grid=16, pool_queries=8, value_stats=True, key_content=True
+    ),
     "cnn": ConvModel(),
 }
 OUTPUTS = ("steer", "gas", "brake")

@@ -5,9 +5,9 @@ The layer (Tang & Ha 2021, vision version) reads patches in any order, ``[P, B, 
 
 - the key of patch ``i`` is its ``F-1`` frame differences (newer minus older), flattened pixel
   by pixel (each pixel's differences side by side), then the previous action: ``(F-1)p^2 + A``
-  values;
+  values (with ``key_content``, the newest frame's ``p^2`` pixels before the action);
 - its value is its ``F`` frame slices of ``p^2`` pixels, each layer-normalised without affine
-  parameters;
+  parameters (with ``value_stats``, then each slice's mean and standard deviation);
 - the queries are a fixed sinusoidal table ``[M, d_pe]`` through ``W_q``;
 - ``codes = LayerNorm(ReLU(softmax_N(Q K^T / sqrt(msg)) V))`` with ``K = W_k key + b_k`` and
   ``V = W_v value + b_v``: ``[M, msg]``, one code per cell of a ``grid x grid`` latent grid.
@@ -106,6 +106,12 @@ class VisionAttentionNeuronModel(Model):
             windows meets no hidden state in a long episode that it never saw in training).
         output: the last layer: ``"tanh"`` (outputs in ``(-1, 1)``, for a Box) or
             ``"logits"`` (linear: one logit per choice of a discrete task).
+        value_stats: append each frame slice's mean and standard deviation (taken before the
+            layer norm, which removes them) to the value: ``F*p*p + 2F`` inputs, so a code
+            can tell a flat patch of road from one of grass (off in the published model).
+        key_content: append the newest frame's ``p*p`` pixels to the key, so the codes can
+            select patches by what they show, not only by how they change (off in the
+            published model).
     """
 
     kind: ClassVar[str] = "vision-attention-neuron"
@@ -123,6 +129,8 @@ class VisionAttentionNeuronModel(Model):
     action_query: bool = False
     head_memory: bool = True
     output: str = "tanh"
+    value_stats: bool = False
+    key_content: bool = False
 
     def __post_init__(self) -> None:
         check_positive(
@@ -141,7 +149,7 @@ class VisionAttentionNeuronModel(Model):
             raise ConfigError(
                 f"frames must be at least 2 (keys are frame differences); got {self.frames}"
             )
-        for name in ("action_query", "head_memory"):
+        for name in ("action_query", "head_memory", "value_stats", "key_content"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"{name} must be true or false; got {getattr(self, name)!r}")
         if not self.head_memory and self.head != "pool":
@@ -170,7 +178,16 @@ class VisionAttentionNeuronModel(Model):
 
     @property
     def key_size(self) -> int:
-        return (self.frames - 1) * self.patch * self.patch + self.act_dim
+        """Inputs of ``W_k``: the frame differences (and the newest frame with
+        ``key_content``), then the previous action."""
+        frames = self.frames if self.key_content else self.frames - 1
+        return frames * self.patch * self.patch + self.act_dim
+
+    @property
+    def value_size(self) -> int:
+        """Inputs of ``W_v``: the normalised frame slices (and their statistics with
+        ``value_stats``)."""
+        return self.patch_size + (2 * self.frames if self.value_stats else 0)
 
     @property
     def param_spec(self) -> ParamSpec:
@@ -180,7 +197,7 @@ class VisionAttentionNeuronModel(Model):
             ("query.bias", (msg,)),
             ("key.weight", (msg, self.key_size)),
             ("key.bias", (msg,)),
-            ("value.weight", (msg, self.patch_size)),
+            ("value.weight", (msg, self.value_size)),
             ("value.bias", (msg,)),
         ]
         if self.action_query:
@@ -268,8 +285,14 @@ class VisionAttentionNeuronModel(Model):
         x = obs.to(weights["queries"].dtype).reshape(P, B, N, self.frames, pp)
         diffs = (x[:, :, :, 1:] - x[:, :, :, :-1]).transpose(-1, -2)  # [P, B, N, p*p, F-1]
         act = prev_action.unsqueeze(2).expand(P, B, N, self.act_dim)
-        key_in = torch.cat([diffs.reshape(P, B, N, -1), act], dim=-1)
+        key_parts = [diffs.reshape(P, B, N, -1)]
+        if self.key_content:
+            key_parts.append(x[:, :, :, -1])
+        key_in = torch.cat([*key_parts, act], dim=-1)
         value_in = F.layer_norm(x, (pp,), eps=LAYER_NORM_EPS).reshape(P, B, N, -1)
+        if self.value_stats:  # [P, B, N, 2F]: each slice's level and contrast
+            var, mean = torch.var_mean(x, dim=-1, unbiased=False)
+            value_in = torch.cat([value_in, mean, var.sqrt()], dim=-1)
         exact = x.dtype == torch.float64
         keys = _rows(key_in, weights["key.weight"], weights["key.bias"], exact)  # [P, B, N, msg]
         values = _rows(value_in, weights["value.weight"], weights["value.bias"], exact)

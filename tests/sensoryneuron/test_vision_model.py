@@ -174,8 +174,9 @@ OPTIONS = [
     {"head": "pool"},
     {"head": "pool", "action_query": True, "head_memory": False},
     {"head": "pool", "output": "logits"},
+    {"head": "pool", "value_stats": True, "key_content": True},
 ]
-OPTION_IDS = ["top-k", "pool", "pool-action-query-memoryless", "pool-logits"]
+OPTION_IDS = ["top-k", "pool", "pool-action-query-memoryless", "pool-logits", "pool-content"]
 
 
 @pytest.mark.parametrize("options", OPTIONS, ids=OPTION_IDS)
@@ -234,6 +235,31 @@ def test_the_previous_action_moves_the_codes_only_through_the_queries():
     assert model.num_params == VisionAttentionNeuronModel(**SMALL, head="pool").num_params + 24
     with pytest.raises(ConfigError, match="action_query must be true or false; got 1"):
         VisionAttentionNeuronModel(action_query=1)
+
+
+def test_value_stats_tell_flat_patches_apart_and_key_content_selects_by_content():
+    def still(levels):  # a static screen: 4 copies of one frame, a level per patch
+        frame = np.kron(np.asarray(levels, np.float64), np.ones((6, 6)))
+        return torch.from_numpy(to_patches(np.stack([frame] * 4)[None], 6) / 255.0)[None]
+
+    dark, bright = still([[60, 60], [60, 60]]), still([[180, 180], [180, 180]])
+    half = still([[60, 180], [180, 180]])
+    zero = torch.zeros(1, 1, 3, dtype=torch.float64)
+    for value_stats in (False, True):
+        model = VisionAttentionNeuronModel(**{**SMALL, "head": "pool"}, value_stats=value_stats)
+        w = model.prepare(random_params(model, seed=3))
+        # the layer norm maps every flat patch to the same value: only the stats differ
+        moved = (model.codes(w, dark, zero)[0] - model.codes(w, bright, zero)[0]).abs().max()
+        assert (moved > 1e-3) == value_stats
+    assert model.value_size == model.patch_size + 8
+    for key_content in (False, True):
+        model = VisionAttentionNeuronModel(**{**SMALL, "head": "pool"}, key_content=key_content)
+        attention = model.codes(model.prepare(random_params(model, seed=3)), half, zero)[1]
+        # nothing moves, so the frame differences give every patch the same key
+        assert (attention.std(-1).max() > 1e-6) == key_content
+    assert model.key_size == 4 * 36 + 3
+    with pytest.raises(ConfigError, match="value_stats must be true or false; got 1"):
+        VisionAttentionNeuronModel(value_stats=1)
 
 
 def test_a_memoryless_pool_head_acts_on_the_current_stack_and_previous_action_alone():
