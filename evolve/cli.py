@@ -43,7 +43,9 @@ from evolve.evaluation.conditions import (
 )
 from evolve.evaluation.evaluate import evaluate_policy, format_table
 from evolve.evaluation.paper_table import (
+    ANT_EPISODES,
     PAPER_ENV_ID,
+    PAPER_TABLES,
     format_paper_table,
     measure_paper_table,
     plot_paper_table,
@@ -76,7 +78,8 @@ EXIT_DIVERGED = 3
 EXIT_STORAGE = 4
 EXIT_INTERRUPTED = 130
 EVAL_EPISODES = 100  # `evolve eval`'s default
-PAPER_TABLE_EPISODES = 1000  # `evolve eval --paper-table`'s default, as in the paper
+# `evolve eval --paper-table`'s default on cart-pole, as in the paper (on the Ant: ANT_EPISODES)
+PAPER_TABLE_EPISODES = PAPER_TABLES[PAPER_ENV_ID].episodes
 FNN_BASELINE = "fnn-baseline"  # the shipped feed-forward agent
 STAGE_FLAGS = {"teacher": "--teacher-generations", "distill": "--distill-iterations"}
 UNSET = object()  # an option not given (where None is a meaningful value)
@@ -254,7 +257,7 @@ def build_parser() -> argparse.ArgumentParser:
     e = sub.add_parser(
         "eval",
         help="evaluate a run, checkpoint or shipped agent; or, with --paper-table, "
-        "reproduce the paper's cart-pole tables",
+        "reproduce the paper's cart-pole, Ant or CarRacing tables",
     )
     e.add_argument(
         "source",
@@ -265,7 +268,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--episodes",
         type=positive_int,
         help=f"held-out episodes (default {EVAL_EPISODES}; "
-        f"{PAPER_TABLE_EPISODES} with --paper-table)",
+        f"{PAPER_TABLE_EPISODES} with --paper-table, {ANT_EPISODES} on Ant-v5)",
     )
     e.add_argument(
         "--condition",
@@ -278,7 +281,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument(
         "--paper-table",
         metavar="DIR",
-        help="measure the conditions of the paper's CartPoleSwingUpHarder tables in float64, "
+        help="measure the conditions of the paper's CartPoleSwingUpHarder or Ant tables in "
+        "float64 (CarRacing: its own table), "
         "print them beside the published figures, write DIR/paper_table.json and "
         "DIR/paper_table.png",
     )
@@ -286,7 +290,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--fnn",
         metavar="SOURCE",
         help="with --paper-table: the feed-forward baseline (default: SOURCE's teacher/best.npz "
-        f"for a staged run folder, else the shipped {FNN_BASELINE!r})",
+        f"for a staged run folder, else the shipped {FNN_BASELINE!r} on cart-pole and none "
+        "on the Ant)",
     )
     e.add_argument(
         "--published",
@@ -607,19 +612,24 @@ def _eval_engine(engine: str | None, env_id: str) -> str:
     return spec.check_engine(engine)
 
 
-def _paper_table_fnn(args: argparse.Namespace) -> tuple[Policy, str]:
+def _paper_table_fnn(
+    args: argparse.Namespace, shipped: str | None = FNN_BASELINE
+) -> tuple[Policy | None, str]:
     """The feed-forward baseline of `--paper-table`, and where it came from.
 
     ``--fnn SOURCE`` if given; else the teacher of a staged run folder
-    (``SOURCE/teacher/best.npz``); else the shipped ``fnn-baseline``.
+    (``SOURCE/teacher/best.npz``); else the shipped agent ``shipped`` (None, and ``""``,
+    where none ships for the task).
     """
     teacher = Path(args.source) / "teacher" / "best.npz"
     if args.fnn:
         source = str(args.fnn)
     elif teacher.is_file():
         source = str(teacher)
+    elif shipped is None:
+        return None, ""
     else:
-        source = FNN_BASELINE
+        source = shipped
     policy = load_policy(source)
     if not isinstance(policy.model, FeedForwardModel):
         raise UsageError(
@@ -642,14 +652,16 @@ def cmd_paper_table(args: argparse.Namespace, policy: Policy) -> int:
     for option, value in (("--published", args.published), ("--cnn", args.cnn)):
         if value:
             raise UsageError(f"{option} is for the {CARRACING_ID} table, not {env_id}'s")
-    if env_id != PAPER_ENV_ID:
+    if env_id not in PAPER_TABLES:
+        tables = ", ".join([*PAPER_TABLES, CARRACING_ID])
         raise UsageError(
-            f"--paper-table reproduces the paper's {PAPER_ENV_ID} and {CARRACING_ID} tables, "
-            f"not {env_id}'s; use --env-id {PAPER_ENV_ID}"
+            f"--paper-table reproduces the paper's tables of {tables}, not {env_id}'s; "
+            f"use --env-id {PAPER_ENV_ID}"
         )
-    fnn, fnn_source = _paper_table_fnn(args)
+    table = PAPER_TABLES[env_id]
+    fnn, fnn_source = _paper_table_fnn(args, table.shipped_fnn)
     out = Path(args.paper_table)
-    episodes = args.episodes or PAPER_TABLE_EPISODES
+    episodes = args.episodes or table.episodes
     with make_backend("local", args.workers) as backend:
         result = measure_paper_table(
             policy,

@@ -54,13 +54,28 @@ class VectorObservation:
 
     Attributes:
         names: what each element measures, in the environment's order.
+        groups: named runs of consecutive sensors of one kind, ``(name, how many)`` in
+            order, covering every sensor once (videos colour a slot by its group); empty:
+            no grouping, each sensor stands alone.
     """
 
     names: tuple[str, ...]
+    groups: tuple[tuple[str, int], ...] = ()
+
+    def __post_init__(self) -> None:
+        counts = [count for _, count in self.groups]
+        if self.groups and (sum(counts) != self.size or min(counts) < 1):
+            raise ConfigError(
+                f"sensor groups {self.groups} do not cover the {self.size} sensors once each"
+            )
 
     @property
     def size(self) -> int:
         return len(self.names)
+
+    def group_of(self) -> tuple[int, ...]:
+        """The index in :attr:`groups` of each sensor's group (empty without groups)."""
+        return tuple(g for g, (_, count) in enumerate(self.groups) for _ in range(count))
 
     def describe(self) -> str:
         return f"{self.size} sensors"
@@ -247,10 +262,18 @@ ANT_OBSERVATION = (
     + ("vx", "vy", "vz", "wx", "wy", "wz")
     + tuple(f"{joint} speed" for joint in _ANT_JOINTS)
 )
+ANT_SENSOR_GROUPS = (
+    ("torso height", 1),
+    ("orientation", 4),
+    ("joint angles", 8),
+    ("torso velocity", 3),
+    ("angular velocity", 3),
+    ("joint velocities", 8),
+)
 register_task(
     TaskSpec(
         env_id="Ant-v5",
-        observation=VectorObservation(ANT_OBSERVATION),
+        observation=VectorObservation(ANT_OBSERVATION, ANT_SENSOR_GROUPS),
         action=ActionMap.unit_box(8),
         max_steps=1000,
         engines=("gym", "envpool"),
@@ -314,6 +337,12 @@ def register_envs() -> None:
 def make_batched_task(env_id: str, engine: str | None = None) -> BatchedTask:
     """A fresh batched task for ``env_id`` on ``engine`` (default: the task's own)."""
     return get_task(env_id).make_batched(engine)
+
+
+def observation_groups(env_id: str) -> tuple[tuple[str, int], ...]:
+    """The named runs of sensors of one kind, ``(name, how many)`` (empty: no grouping)."""
+    observation = get_task(env_id).observation
+    return observation.groups if isinstance(observation, VectorObservation) else ()
 
 
 def observation_names(env_id: str) -> tuple[str, ...]:

@@ -1,11 +1,14 @@
-"""The paper's cart-pole tables beside this project's figures, measured on the same seeds.
+"""The paper's cart-pole and Ant tables beside this project's figures, on the same seeds.
 
 Tang & Ha (NeurIPS 2021) report two tables for CartPoleSwingUpHarder, each over 1000 test
 episodes: FNN vs AttentionNeuron under four input conditions, and AttentionNeuron with its
-inputs reshuffled every t steps. :func:`measure_paper_table` evaluates an AttentionNeuron
-agent and a feed-forward baseline under the same conditions, on one set of held-out seeds,
-in double precision; :func:`format_paper_table` prints both figures side by side and
-:func:`plot_paper_table` draws them.
+inputs reshuffled every t steps. For the Ant (PyBullet's AntBulletEnv; here MuJoCo Ant-v5)
+they report the same two tables in short: the FNN in the true and a shuffled order, the
+AttentionNeuron shuffled, and reshuffled every 25 steps. A :class:`PaperTable` holds one
+task's columns and published figures (:data:`PAPER_TABLES`). :func:`measure_paper_table`
+evaluates an AttentionNeuron agent and a feed-forward baseline under the task's conditions,
+on one set of held-out seeds, in double precision; :func:`format_paper_table` prints both
+figures side by side and :func:`plot_paper_table` draws them.
 
 Besides the paper's rows, every reshuffle interval t is also measured as ``realigned=t``:
 each neuron's state moves with its input at every reshuffle. The agent is then exactly
@@ -37,10 +40,11 @@ FORMAT = "sensoryneuron.paper-table"
 
 @dataclass(frozen=True)
 class PaperFigure:
-    """One published cell: mean ± std of the episode return, and a note where it needs one."""
+    """One published cell: mean ± std of the episode return (std None where the paper gives
+    none), and a note where it needs one."""
 
     mean: float
-    std: float
+    std: float | None
     note: str = ""
 
     def to_dict(self) -> dict[str, Any]:
@@ -80,7 +84,6 @@ PAPER_CARTPOLE: dict[str, dict[str, PaperFigure]] = {
 
 # AttentionNeuron on CartPoleSwingUpHarder, inputs reshuffled every t steps ("never":
 # shuffled once at reset).
-RESHUFFLE_INTERVALS: tuple[int, ...] = (25, 50, 100, 200, 500)
 NEVER = "never"
 PAPER_RESHUFFLE: dict[int | str, PaperFigure] = {
     25: PaperFigure(107, 146),
@@ -90,6 +93,98 @@ PAPER_RESHUFFLE: dict[int | str, PaperFigure] = {
     500: PaperFigure(407, 380),
     NEVER: PaperFigure(472, 426),
 }
+
+
+ANT_ENV_ID = "Ant-v5"
+ANT_EPISODES = 100  # held-out episodes of `evolve eval --paper-table` on the Ant
+ANT_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("27 obs", "unshuffled"),
+    ("27 obs shuffled", "shuffled"),
+)
+ANT_SHUFFLED = PaperFigure(2576, 75, note="std over training runs, not episodes")
+# The paper's Ant figures, on PyBullet's AntBulletEnv (not MuJoCo Ant-v5: rewards differ):
+# the FNN's without a std, the AttentionNeuron's only shuffled (None: not reported).
+PAPER_ANT: dict[str, dict[str, PaperFigure | None]] = {
+    FNN_ROW: {"27 obs": PaperFigure(2700, None), "27 obs shuffled": PaperFigure(232, None)},
+    PI_ROW: {"27 obs": None, "27 obs shuffled": ANT_SHUFFLED},
+}
+PAPER_ANT_RESHUFFLE: dict[int | str, PaperFigure | None] = {
+    25: PaperFigure(2053, None),
+    50: None,
+    100: None,
+    200: None,
+    500: None,
+    NEVER: ANT_SHUFFLED,
+}
+
+
+@dataclass(frozen=True)
+class PaperTable:
+    """One task's paper tables: which conditions they hold, and the published figures.
+
+    Attributes:
+        env_id: the task measured.
+        name: the key of the task's conditions table in the result.
+        title: the task's name in the plot's title.
+        columns: the conditions table's columns, each with the condition measuring it.
+        figures: policy row -> column -> the paper's figure (None: not reported).
+        reshuffle: reshuffle interval t (or ``NEVER``) -> the paper's AttentionNeuron figure.
+        paper_episodes: the paper's test episodes per figure (None: not stated here).
+        episodes: the default held-out episodes of ``evolve eval --paper-table``.
+        shipped_fnn: the shipped feed-forward baseline (None: none ships for the task).
+        paper_note: where the paper's figures differ from ours in kind ("": nowhere).
+    """
+
+    env_id: str
+    name: str
+    title: str
+    columns: tuple[tuple[str, str], ...]
+    figures: dict[str, dict[str, PaperFigure | None]]
+    reshuffle: dict[int | str, PaperFigure | None]
+    paper_episodes: int | None
+    episodes: int
+    shipped_fnn: str | None
+    paper_note: str = ""
+
+    @property
+    def intervals(self) -> tuple[int, ...]:
+        """The reshuffle intervals t, each also measured with the state realigned."""
+        return tuple(t for t in self.reshuffle if t != NEVER)
+
+
+CARTPOLE_TABLE = PaperTable(
+    env_id=PAPER_ENV_ID,
+    name="cartpole",
+    title="CartPoleSwingUpHarder",
+    columns=COLUMNS,
+    figures=PAPER_CARTPOLE,
+    reshuffle=PAPER_RESHUFFLE,
+    paper_episodes=PAPER_EPISODES,
+    episodes=PAPER_EPISODES,
+    shipped_fnn="fnn-baseline",
+)
+ANT_TABLE = PaperTable(
+    env_id=ANT_ENV_ID,
+    name="ant",
+    title="Ant",
+    columns=ANT_COLUMNS,
+    figures=PAPER_ANT,
+    reshuffle=PAPER_ANT_RESHUFFLE,
+    paper_episodes=None,
+    episodes=ANT_EPISODES,
+    shipped_fnn=None,
+    paper_note="on PyBullet's AntBulletEnv; ours on MuJoCo Ant-v5, whose returns differ in scale",
+)
+PAPER_TABLES: dict[str, PaperTable] = {t.env_id: t for t in (CARTPOLE_TABLE, ANT_TABLE)}
+
+
+def paper_table(env_id: str) -> PaperTable:
+    """The paper's table of ``env_id``; a ConfigError names the tasks that have one."""
+    if env_id not in PAPER_TABLES:
+        raise ConfigError(
+            f"the paper's tables are for {' and '.join(PAPER_TABLES)}, not {env_id!r}"
+        )
+    return PAPER_TABLES[env_id]
 
 
 def reshuffle_condition(t: int | str) -> str:
@@ -102,17 +197,17 @@ def realigned_condition(t: int) -> str:
     return f"realigned={t}"
 
 
-def pi_conditions() -> list[str]:
+def pi_conditions(table: PaperTable = CARTPOLE_TABLE) -> list[str]:
     """Every distinct condition the AttentionNeuron agent is measured under, each once."""
-    names = [condition for _, condition in COLUMNS]
-    names += [reshuffle_condition(t) for t in PAPER_RESHUFFLE]
-    names += [realigned_condition(t) for t in RESHUFFLE_INTERVALS]
+    names = [condition for _, condition in table.columns]
+    names += [reshuffle_condition(t) for t in table.reshuffle]
+    names += [realigned_condition(t) for t in table.intervals]
     return list(dict.fromkeys(names))
 
 
-def fnn_conditions() -> list[str]:
-    """The cart-pole table's conditions for the feed-forward baseline."""
-    return [condition for _, condition in COLUMNS]
+def fnn_conditions(table: PaperTable = CARTPOLE_TABLE) -> list[str]:
+    """The conditions table's conditions for the feed-forward baseline."""
+    return [condition for _, condition in table.columns]
 
 
 def _measure(
@@ -145,18 +240,25 @@ def _ours(row: dict[str, Any]) -> dict[str, Any]:
     return {"mean": row["mean"], "std": row["std"]}
 
 
-def _cartpole_table(measured: dict[str, dict[str, dict[str, Any]]]) -> dict[str, Any]:
-    table: dict[str, Any] = {}
+def _paper(figure: PaperFigure | None) -> dict[str, Any] | None:
+    return None if figure is None else figure.to_dict()
+
+
+def _conditions_table(
+    table: PaperTable, measured: dict[str, dict[str, dict[str, Any]]]
+) -> dict[str, Any]:
+    """Policy row -> column -> its condition, the paper's figure (None: not reported), ours."""
+    cells: dict[str, Any] = {}
     for policy_row in (PI_ROW, FNN_ROW):
-        table[policy_row] = {
+        cells[policy_row] = {
             column: {
                 "condition": condition,
-                "paper": PAPER_CARTPOLE[policy_row][column].to_dict(),
+                "paper": _paper(table.figures[policy_row][column]),
                 "ours": _ours(measured[policy_row][condition]),
             }
-            for column, condition in COLUMNS
+            for column, condition in table.columns
         }
-    return table
+    return cells
 
 
 def compare_returns(realigned: list[float], never: list[float]) -> dict[str, Any]:
@@ -176,15 +278,17 @@ def compare_returns(realigned: list[float], never: list[float]) -> dict[str, Any
     }
 
 
-def _reshuffle_table(pi_rows: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+def _reshuffle_table(
+    figures: dict[int | str, PaperFigure | None], pi_rows: dict[str, dict[str, Any]]
+) -> list[dict[str, Any]]:
     never = pi_rows[reshuffle_condition(NEVER)]
     table = []
-    for t, paper in PAPER_RESHUFFLE.items():
+    for t, paper in figures.items():
         condition = reshuffle_condition(t)
         entry: dict[str, Any] = {
             "t": t,
             "condition": condition,
-            "paper": paper.to_dict(),
+            "paper": _paper(paper),
             "ours": _ours(pi_rows[condition]),
             "realigned": None,
         }
@@ -200,8 +304,8 @@ def _reshuffle_table(pi_rows: dict[str, dict[str, Any]]) -> list[dict[str, Any]]
     return table
 
 
-def _no_fnn_rows(reason: str) -> dict[str, dict[str, Any]]:
-    return {c: {"condition": c, "skipped": reason} for c in fnn_conditions()}
+def _no_fnn_rows(table: PaperTable, reason: str) -> dict[str, dict[str, Any]]:
+    return {c: {"condition": c, "skipped": reason} for c in fnn_conditions(table)}
 
 
 def measure_paper_table(
@@ -215,48 +319,56 @@ def measure_paper_table(
     fnn_source: str = "",
     max_steps: int | None = None,
 ) -> dict[str, Any]:
-    """Measure both cart-pole tables of the paper for ``pi`` and ``fnn``, in float64.
+    """Measure the paper's two tables of ``env_id`` for ``pi`` and ``fnn``, in float64.
 
-    Every condition runs on the same held-out seeds (``episodes`` of them from
-    ``seed_offset``), once: ``shuffled`` serves both the "5 obs shuffled" column and the
-    reshuffle table's "never". Conditions the feed-forward baseline cannot take (more
+    ``env_id`` is one of :data:`PAPER_TABLES` (else a ConfigError). Every condition runs on
+    the same held-out seeds (``episodes`` of them from ``seed_offset``), once: ``shuffled``
+    serves both the shuffled column (cart-pole's "5 obs shuffled") and the reshuffle
+    table's "never". Conditions the feed-forward baseline cannot take (more
     inputs than it has) carry the reason instead of figures; with ``fnn=None`` its whole
     row does. ``pi_source`` and ``fnn_source`` name the agents in the result;
     ``max_steps`` cuts episodes short (for tests; None: the task's full 1000 steps).
 
     Returns a JSON-ready dict: the sources, ``env_id``, ``episodes``, ``seed_offset``,
-    ``precision``, ``max_steps``, ``cartpole`` (policy -> column -> paper and ours),
+    ``precision``, ``max_steps``, the conditions table under the task's
+    :attr:`PaperTable.name` (``cartpole`` or ``ant``: policy -> column -> paper and ours),
     ``reshuffle`` (one entry per t: paper, ours, and realigned ours with
     :func:`compare_returns`' fields), ``all_realigned_equal``, and ``measured`` (policy ->
     condition -> the evaluation row, per-episode returns included).
     """
-    if env_id != PAPER_ENV_ID:
-        raise ConfigError(f"the paper's cart-pole tables are for {PAPER_ENV_ID}, not {env_id!r}")
+    table = paper_table(env_id)
     run = (env_id, episodes, backend, seed_offset, max_steps)
-    measured = {PI_ROW: _measure(pi, pi_conditions(), *run)}
+    measured = {PI_ROW: _measure(pi, pi_conditions(table), *run)}
     if fnn is None:
-        measured[FNN_ROW] = _no_fnn_rows("no feed-forward baseline was given")
+        measured[FNN_ROW] = _no_fnn_rows(table, "no feed-forward baseline was given")
     else:
-        measured[FNN_ROW] = _measure(fnn, fnn_conditions(), *run)
-    reshuffle = _reshuffle_table(measured[PI_ROW])
+        measured[FNN_ROW] = _measure(fnn, fnn_conditions(table), *run)
+    reshuffle = _reshuffle_table(table.reshuffle, measured[PI_ROW])
+    paper: dict[str, Any] = {"citation": PAPER_CITATION, "episodes": table.paper_episodes}
+    if table.paper_note:
+        paper["note"] = table.paper_note
     return {
         "format": FORMAT,
-        "paper": {"citation": PAPER_CITATION, "episodes": PAPER_EPISODES},
+        "paper": paper,
         "sources": {PI_ROW: pi_source, FNN_ROW: fnn_source if fnn is not None else None},
         "env_id": env_id,
         "episodes": episodes,
         "seed_offset": seed_offset,
         "precision": "float64",
         "max_steps": max_steps,
-        "cartpole": _cartpole_table(measured),
+        table.name: _conditions_table(table, measured),
         "reshuffle": reshuffle,
         "all_realigned_equal": all(e["realigned"]["equal"] for e in reshuffle if e["realigned"]),
         "measured": measured,
     }
 
 
-def _paper_text(cell: dict[str, Any]) -> str:
-    return f"{cell['mean']:.0f} ± {cell['std']:.0f}" + ("*" if cell.get("note") else "")
+def _paper_text(cell: dict[str, Any] | None) -> str:
+    """The paper's figure: ``mean ± std``, the mean alone without a std, ``-`` if not reported."""
+    if cell is None:
+        return "-"
+    std = "" if cell["std"] is None else f" ± {cell['std']:.0f}"
+    return f"{cell['mean']:.0f}{std}" + ("*" if cell.get("note") else "")
 
 
 def _ours_text(cell: dict[str, Any]) -> str:
@@ -274,17 +386,23 @@ def _markdown(header: list[str], rows: list[list[str]]) -> list[str]:
     return [line(header), rule, *(line(r) for r in rows)]
 
 
-def _cartpole_lines(result: dict[str, Any]) -> list[str]:
+def _result_table(result: dict[str, Any]) -> PaperTable:
+    """The :class:`PaperTable` a measured result belongs to."""
+    return paper_table(result["env_id"])
+
+
+def _conditions_lines(result: dict[str, Any]) -> list[str]:
+    table = _result_table(result)
     header = ["policy"]
-    for column, _ in COLUMNS:
+    for column, _ in table.columns:
         header += [f"{column}: paper", "ours"]
     rows, notes = [], {}
     for policy_row in (FNN_ROW, PI_ROW):
         cells = [policy_row]
-        for column, _ in COLUMNS:
-            cell = result["cartpole"][policy_row][column]
+        for column, _ in table.columns:
+            cell = result[table.name][policy_row][column]
             cells += [_paper_text(cell["paper"]), _ours_text(cell["ours"])]
-            if cell["paper"].get("note"):
+            if cell["paper"] and cell["paper"].get("note"):
                 notes["* paper: " + cell["paper"]["note"]] = None
             if "skipped" in cell["ours"]:
                 notes[f"n/a ({policy_row}): {cell['ours']['skipped']}"] = None
@@ -326,17 +444,24 @@ def _equality_line(result: dict[str, Any]) -> str:
     )
 
 
+def _paper_label(paper: dict[str, Any]) -> str:
+    """``paper (N test episodes)``, or ``paper`` where the count is not stated."""
+    return f"paper ({paper['episodes']} test episodes)" if paper["episodes"] else "paper"
+
+
 def format_paper_table(result: dict[str, Any]) -> str:
     """Both tables as aligned markdown, the paper's figure beside ours for every cell."""
     sources = result["sources"]
     cut = f", episodes cut at {result['max_steps']} steps" if result.get("max_steps") else ""
+    paper = result["paper"]
     lines = [
-        f"{result['env_id']}: paper ({result['paper']['episodes']} test episodes) vs ours "
+        f"{result['env_id']}: {_paper_label(paper)} vs ours "
         f"({result['episodes']} held-out episodes from seed offset {result['seed_offset']}, "
         f"{result['precision']}{cut}); mean ± std of the episode return",
         f"AttentionNeuron: {sources[PI_ROW] or 'unnamed'}; FNN: {sources[FNN_ROW] or 'none'}",
+        *([f"paper: {paper['note']}"] if paper.get("note") else []),
         "",
-        *_cartpole_lines(result),
+        *_conditions_lines(result),
         "",
         "AttentionNeuron, inputs reshuffled every t steps (never: shuffled once at reset)",
         "",
@@ -367,7 +492,7 @@ def _mean(cell: dict[str, Any] | None) -> float | None:
 
 
 def plot_paper_table(result: dict[str, Any], path: str | os.PathLike) -> None:
-    """Write a PNG: (a) the cart-pole table, (b) the reshuffle row; paper vs ours as bars."""
+    """Write a PNG: (a) the conditions table, (b) the reshuffle row; paper vs ours as bars."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -375,12 +500,13 @@ def plot_paper_table(result: dict[str, Any], path: str | os.PathLike) -> None:
 
     from sensoryneuron.files import atomic_write
 
+    table = _result_table(result)
     fig, (left, right) = plt.subplots(1, 2, figsize=(13, 4.8), dpi=100)
-    cartpole = result["cartpole"]
-    columns = [column for column, _ in COLUMNS]
+    cells = result[table.name]
+    columns = [column for column, _ in table.columns]
 
     def row(policy_row: str, side: str) -> list[float | None]:
-        return [_mean(cartpole[policy_row][c][side]) for c in columns]
+        return [_mean(cells[policy_row][c][side]) for c in columns]
 
     _bars(
         left,
@@ -413,7 +539,7 @@ def plot_paper_table(result: dict[str, Any], path: str | os.PathLike) -> None:
 
     cut = f", cut at {result['max_steps']} steps" if result.get("max_steps") else ""
     fig.suptitle(
-        f"CartPoleSwingUpHarder: paper ({result['paper']['episodes']} episodes) vs ours "
+        f"{table.title}: {_paper_label(result['paper']).replace(' test', '')} vs ours "
         f"({result['episodes']} held-out episodes, {result['precision']}{cut})"
     )
     fig.tight_layout()

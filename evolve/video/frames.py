@@ -77,6 +77,8 @@ class FrameData:
         patch_grid: an image task's ``(height, width, patch)``: ``obs`` is then the visible
             patches ``[N', F*p*p]`` in slot order (values in ``[0, 1]``), ``permutation`` the
             grid patch each slot shows, and ``attention`` ``[M, N']``. None: a vector task.
+        sensor_groups: named runs of consecutive raw sensors that share a colour, ``(name,
+            how many)`` (the task's ``VectorObservation.groups``); empty: a colour per sensor.
     """
 
     step: int
@@ -92,11 +94,18 @@ class FrameData:
     done: bool = False
     label: str = ""
     patch_grid: tuple[int, int, int] | None = None
+    sensor_groups: tuple[tuple[str, int], ...] = ()
 
     @property
     def sources(self) -> np.ndarray:
         """The raw sensor each slot carries, ``-1`` for noise (:func:`slot_sources`)."""
         return slot_sources(self.permutation, len(self.sensor_names), self.noise_channels)
+
+    def colour(self, source: int) -> tuple[int, int, int]:
+        """The colour of raw sensor ``source``: its group's, else its own; grey for noise."""
+        if source < 0:
+            return NOISE_COLOUR
+        return sensor_colours(len(self.sensor_names), self.sensor_groups)[source]
 
 
 @functools.cache
@@ -115,6 +124,23 @@ def font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
 def sensor_colour(source: int) -> tuple[int, int, int]:
     """The colour of raw sensor ``source`` (grey for noise, ``-1``)."""
     return NOISE_COLOUR if source < 0 else SENSOR_COLOURS[source % len(SENSOR_COLOURS)]
+
+
+@functools.cache
+def sensor_colours(
+    num_sensors: int, groups: tuple[tuple[str, int], ...] = ()
+) -> tuple[tuple[int, int, int], ...]:
+    """The colour of each raw sensor: its group's (the group's index in ``groups``), else,
+    without groups, its own (:func:`sensor_colour`).
+
+    Example:
+        >>> colours = sensor_colours(3, (("a", 1), ("b", 2)))
+        >>> colours == (SENSOR_COLOURS[0], SENSOR_COLOURS[1], SENSOR_COLOURS[1])
+        True
+    """
+    if not groups:
+        return tuple(sensor_colour(i) for i in range(num_sensors))
+    return tuple(sensor_colour(g) for g, (_, count) in enumerate(groups) for _ in range(count))
 
 
 def _tint(colour: tuple[int, int, int], amount: float) -> tuple[int, int, int]:
@@ -287,7 +313,7 @@ class ObservationPanel(Panel):
         mid = top + 40
         sources = data.sources
         for (x0, x1), source, value in zip(self.slots, sources, data.obs, strict=True):
-            colour = sensor_colour(source)
+            colour = data.colour(int(source))
             name = "noise" if source < 0 else data.sensor_names[source]
             left, right = x + x0, x + x1 - 1
             draw.rectangle(
@@ -355,7 +381,7 @@ class AttentionPanel(Panel):
         for (x0, x1), source in zip(self.slots, data.sources, strict=True):
             draw.rectangle(
                 [x + x0, strip_y, x + x1 - 1, strip_y + self.strip_height - 2],
-                fill=sensor_colour(source),
+                fill=data.colour(int(source)),
             )
         attention = np.asarray(data.attention)
         latents = attention.shape[0]
@@ -370,25 +396,52 @@ class AttentionPanel(Panel):
 
 
 class LegendPanel(Panel):
-    """Which colour is which sensor."""
+    """Which colour is which sensor, or which sensor group where the task groups them.
 
-    height = 30
+    Entries run on over a second line where one does not hold them (grouped sensors), and
+    end in "..." where two do not.
+    """
 
-    def __init__(self, width: int, names: Sequence[str], noise: bool) -> None:
+    line_height = 30
+
+    def __init__(
+        self,
+        width: int,
+        names: Sequence[str],
+        noise: bool,
+        groups: Sequence[tuple[str, int]] = (),
+    ) -> None:
         self.width = width
-        self.entries = [(name, sensor_colour(i)) for i, name in enumerate(names)]
+        if groups:
+            self.label = "colour = sensor group:"
+            self.entries = [(name, sensor_colour(g)) for g, (name, _) in enumerate(groups)]
+        else:
+            self.label = "colour = sensor:"
+            self.entries = [(name, sensor_colour(i)) for i, name in enumerate(names)]
         if noise:
             self.entries.append(("noise", NOISE_COLOUR))
+        self.lines = 2 if groups and self._line_width() > width - 20 else 1
+        self.height = self.line_height * self.lines
+
+    def _line_width(self) -> float:
+        """The width of the label and every entry on one line."""
+        return (
+            font(14).getlength(self.label)
+            + 12
+            + sum(33 + font(14).getlength(name) for name, _ in self.entries)
+        )
 
     def draw_static(self, draw: ImageDraw.ImageDraw, x: int, y: int) -> None:
         cx = x + 10
-        label = "colour = sensor:"
-        _text(draw, (cx, y + 15), label, 14, MUTED, "lm")
-        cx += draw.textlength(label, font=font(14)) + 12
+        _text(draw, (cx, y + 15), self.label, 14, MUTED, "lm")
+        cx += draw.textlength(self.label, font=font(14)) + 12
+        line = 0
         for name, colour in self.entries:
             if cx + 19 + draw.textlength(name, font=font(14)) > x + self.width - 10:
-                _text(draw, (cx, y + 15), "...", 14, MUTED, "lm")
-                break
+                if line + 1 == self.lines:
+                    _text(draw, (cx, y + 15), "...", 14, MUTED, "lm")
+                    break
+                line, cx, y = line + 1, x + 10, y + self.line_height
             draw.rectangle([cx, y + 8, cx + 14, y + 22], fill=colour)
             _text(draw, (cx + 19, y + 15), name, 14, INK, "lm")
             cx += 19 + draw.textlength(name, font=font(14)) + 14
@@ -494,7 +547,7 @@ def vector_panels(data: FrameData, width: int, attention_rows: int) -> list[Pane
         EnvPanel(width, data.env_frame.shape),
         ObservationPanel(width, n),
         AttentionPanel(width, n, np.asarray(data.attention).shape[0], attention_rows),
-        LegendPanel(width, data.sensor_names, data.noise_channels > 0),
+        LegendPanel(width, data.sensor_names, data.noise_channels > 0, data.sensor_groups),
     ]
 
 

@@ -11,9 +11,10 @@ noise. Each frame holds one column of panels per agent, top to bottom:
 - header: the agent's name, the step, the return so far and the action;
 - env: the environment's ``rgb_array`` frame, with a RESHUFFLE banner after each reshuffle;
 - observation: one cell per input slot in the current order, coloured by the sensor it
-  carries (noise channels grey), with the value as a bar and a number;
+  carries (noise channels grey; where the task groups its sensors, as the Ant's torso,
+  joint angles and velocities, by the sensor's group), with the value as a bar and a number;
 - attention: the ``M x N`` attention weights, columns aligned with the observation cells;
-- legend: which colour is which sensor.
+- legend: which colour is which sensor (or sensor group).
 
 Drawing is separate from playing: :class:`FrameData` holds what one column shows at one
 step, and :func:`compose_frame` turns a list of them into an RGB array. Each panel is a
@@ -55,7 +56,7 @@ from sensoryneuron.policy import Policy
 from tasks.batched import BatchedTask
 from tasks.perturbations import Perturbations, apply_permutation, duplicate_observation
 from tasks.pools import GymPool
-from tasks.spec import VectorObservation, get_task, observation_names
+from tasks.spec import VectorObservation, get_task, observation_groups, observation_names
 
 BANNER_FRAMES = 15  # frames that show the RESHUFFLE banner, from the reshuffle on
 
@@ -66,6 +67,13 @@ def sensor_names(env_id: str, obs_dim: int) -> tuple[str, ...]:
     if len(names) != obs_dim:
         return tuple(f"obs {i}" for i in range(obs_dim))
     return tuple(names)
+
+
+def sensor_groups(env_id: str, obs_dim: int) -> tuple[tuple[str, int], ...]:
+    """The task's named groups of sensors, ``(name, how many)``, that a video colours alike
+    (empty where the task has none, or where they do not cover ``obs_dim`` sensors)."""
+    groups = observation_groups(env_id)
+    return groups if sum(count for _, count in groups) == obs_dim else ()
 
 
 def banner_steps(
@@ -179,6 +187,7 @@ class _Episode:
         self.noise_channels = perturbations.noise_channels
         self.copies = perturbations.duplicate
         self.names = () if self.grid else sensor_names(env_id, spec.observation.size)
+        self.groups = () if self.grid else sensor_groups(env_id, spec.observation.size)
         self.task = renderable_task(env_id, perturbations)
         self._watch = _Watch()
         self._loop = iterate(
@@ -223,6 +232,7 @@ class _Episode:
             banner=self.steps in banner_steps(self.reshuffles, self.steps + 1, self.banner_frames),
             label=self.label,
             patch_grid=self.grid,
+            sensor_groups=self.groups,
         )
         return self.last
 
