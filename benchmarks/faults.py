@@ -29,8 +29,8 @@ Per trial it records:
 
 Families: ``es`` (cartpole-swingup-harder-es, PGPE only), ``staged`` (the default
 cartpole-swingup-harder recipe: teacher, DAgger, PGPE, with a shrunk distillation),
-``dagger-image`` (DAgger of a vision AttentionNeuron on the moving-dot task of
-tests/evolve/test_vision_distill.py: CarRacing is far too slow for a benchmark of seconds)
+``dagger-image`` (DAgger of a vision AttentionNeuron on the moving-dot toy task,
+``tasks/moving_dot.py``: CarRacing is far too slow for a benchmark of seconds)
 and ``ray`` (the es family on ``--backend ray``, one trial).
 
 Usage::
@@ -96,25 +96,22 @@ if spec.get("setup") == "staged":
                  "test_episodes": 4, "teacher_iterations": 2},
     ))
 elif spec.get("setup") == "dot":
-    import gymnasium as gym
-    sys.path.insert(0, os.path.join(spec["root"], "tests", "evolve"))
-    import test_vision_distill as dot
-    from tasks import teachers
-    from tasks.spec import PatchObservation, TaskSpec, register_task
-    from tasks.frame_preparation import FramePreparation
-    from sensoryneuron.actions import ActionMap
+    from evolve.presets import DistillConfig, TaskPreset, TrainingConfig
+    from sensoryneuron.models import VisionAttentionNeuronModel
+    from tasks import moving_dot
+    from tasks.perturbations import Perturbations
 
-    if dot.DOT_ID not in gym.registry:
-        gym.register(id=dot.DOT_ID, entry_point=dot.DotEnv, max_episode_steps=dot.STEPS)
-    register_task(TaskSpec(
-        env_id=dot.DOT_ID,
-        observation=PatchObservation(frames=4, height=dot.SIZE, width=dot.SIZE, patch=6),
-        action=ActionMap.unit_box(1), max_steps=dot.STEPS, engines=("gym",),
-        prepare=FramePreparation(frames=4),
+    moving_dot.register()
+    register_preset(TaskPreset(
+        name="faults-dot", description="DAgger of a tiny vision AttentionNeuron",
+        env_id=moving_dot.DOT_ID, teacher_controller="dot-teacher",
+        model=VisionAttentionNeuronModel(act_dim=1, grid=4, msg_dim=8, pos_dim=8, head="pool",
+                                         hidden=8, pool_queries=2),
+        perturbations=Perturbations(shuffle=True), training=TrainingConfig(generations=0),
+        distill=DistillConfig(iterations=6, episodes=8, grad_steps=10, batch=8, window=12,
+                              lr=1e-2, teacher_iterations=2, test_every=2, test_episodes=4,
+                              clip_grad=1.0),
     ))
-    teachers.TEACHERS["dot-teacher"] = (dot.DotTeacher, dot.DOT_ID)
-    register_preset(dot.dot_preset(iterations=6, grad_steps=10, test_every=2,
-                                   test_episodes=4).replace(name="faults-dot"))
 
 writes, fail_at = [0], spec.get("fail_at")
 

@@ -8,21 +8,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from evolve.presets import get_preset
-from evolve.training.loop import train
 from sensoryneuron.files import load_npz, save_npz
 
 SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "faults.py"
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory) -> Path:
-    preset = get_preset("cartpole-swingup-harder-es").replace(
-        strategy={"popsize": 8},
-        training={"generations": 2, "repeats": 1, "test_every": 1, "test_episodes": 2, "seed": 1},
-    )
+def run(tmp_path_factory, tiny_es_preset, train_tiny_es) -> Path:
     folder = tmp_path_factory.mktemp("faults") / "run"
-    train(preset, folder, checkpoint_every=1, final_episodes=0, progress=False)
+    train_tiny_es(tiny_es_preset(generations=2, seed=1), folder)
     return folder
 
 

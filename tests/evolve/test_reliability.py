@@ -25,8 +25,6 @@ import numpy as np
 import pytest
 
 from evolve.cli import EXIT_STORAGE, EXIT_USAGE, main
-from evolve.presets import get_preset
-from evolve.training.loop import train
 from evolve.training.run_lock import LOCK_FILE, Holder, hold_run_folder
 from sensoryneuron.errors import CheckpointError, RunInUseError, StorageError
 from sensoryneuron.files import atomic_write_text, save_npz
@@ -52,14 +50,15 @@ def wait_until_gone(pids: list[int], timeout: float) -> list[int]:
 
 
 @pytest.fixture(scope="module")
-def trained_run(tmp_path_factory) -> Path:
+def tiny_preset(tiny_es_preset):
+    return tiny_es_preset(generations=1, seed=5)
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory, tiny_preset, train_tiny_es) -> Path:
     """A finished one-generation run folder (copy it before changing it)."""
-    preset = get_preset("cartpole-swingup-harder-es").replace(
-        strategy={"popsize": 8},
-        training={"generations": 1, "repeats": 1, "test_every": 1, "test_episodes": 2, "seed": 5},
-    )
     run = tmp_path_factory.mktemp("reliability") / "run"
-    train(preset, run, checkpoint_every=1, final_episodes=0, progress=False)
+    train_tiny_es(tiny_preset, run)
     return run
 
 
@@ -174,19 +173,17 @@ def test_a_lock_left_by_a_killed_run_is_taken_over_and_logged(tmp_path, caplog):
     ]
 
 
-def test_a_run_killed_before_its_first_checkpoint_resumes_afresh(tmp_path, trained_run, caplog):
+def test_a_run_killed_before_its_first_checkpoint_resumes_afresh(
+    tmp_path, trained_run, tiny_preset, train_tiny_es, caplog
+):
     """What SIGKILL leaves before the first checkpoint: config.json and train.log only. A
     resume starts the run afresh and ends where an uninterrupted run ends."""
     run = tmp_path / "run"
     run.mkdir()
     for name in ("config.json", "train.log"):
         shutil.copy(trained_run / name, run / name)
-    preset = get_preset("cartpole-swingup-harder-es").replace(
-        strategy={"popsize": 8},
-        training={"generations": 1, "repeats": 1, "test_every": 1, "test_episodes": 2, "seed": 5},
-    )
     with caplog.at_level(logging.INFO, logger="evolve"):
-        train(preset, run, resume=True, checkpoint_every=1, final_episodes=0, progress=False)
+        train_tiny_es(tiny_preset, run, resume=True)
     assert "stopped before its first checkpoint; it starts afresh" in caplog.text
     resumed = np.load(run / "latest.npz")
     whole = np.load(trained_run / "latest.npz")

@@ -6,7 +6,6 @@ from __future__ import annotations
 import dataclasses
 import re
 
-import gymnasium as gym
 import numpy as np
 import pytest
 import torch
@@ -25,142 +24,25 @@ from sensoryneuron.actions import ActionMap
 from sensoryneuron.checkpoints import load_policy
 from sensoryneuron.errors import ConfigError
 from sensoryneuron.models import VisionAttentionNeuronModel
-from tasks import teachers
-from tasks.frame_preparation import FramePreparation
+from tasks import moving_dot, teachers
+from tasks.moving_dot import DOT3_ID, DOT_ID, SIZE, STEPS, DiscreteDotTeacher, DotTeacher
 from tasks.perturbations import Perturbations
-from tasks.spec import PatchObservation, TaskSpec, register_task
 from tasks.teachers import make_teacher
 
-DOT_ID = "SensoryNeuronTest/Dot-v0"
-SIZE, STEPS = 24, 40
 MODEL = VisionAttentionNeuronModel(
     act_dim=1, grid=4, msg_dim=8, pos_dim=8, head="pool", hidden=8, pool_queries=2
 )
-
-
-class DotEnv(gym.Env):
-    """A bright square drifts left or right over a dark ground; the right action is its
-    direction (+-0.8). The direction shows only in how the pixels change."""
-
-    metadata = {"render_modes": ["rgb_array"]}
-
-    def __init__(self, render_mode=None):
-        self.observation_space = gym.spaces.Box(0, 255, (SIZE, SIZE, 3), dtype=np.uint8)
-        self.action_space = gym.spaces.Box(-1.0, 1.0, (1,))
-        self.render_mode = render_mode
-
-    def _frame(self):
-        frame = np.full((SIZE, SIZE, 3), 30, dtype=np.uint8)
-        x = int(self.x) % SIZE
-        cols = [(x + k) % SIZE for k in range(4)]
-        frame[self.y : self.y + 4, cols] = 220
-        return frame
-
-    def reset(self, *, seed=None, options=None):
-        super().reset(seed=seed)
-        self.x = float(self.np_random.integers(0, SIZE))
-        self.y = int(self.np_random.integers(0, SIZE - 4))
-        self.vx = float(self.np_random.choice([-2.0, 2.0]))
-        self.t = 0
-        return self._frame(), {}
-
-    def step(self, action):
-        want = 0.8 * np.sign(self.vx)
-        reward = 1.0 - float((np.asarray(action).reshape(-1)[0] - want) ** 2)
-        self.t += 1
-        if self.np_random.random() < 0.1:
-            self.vx = -self.vx
-        self.x += self.vx
-        return self._frame(), reward, False, self.t >= STEPS, {}
-
-    def render(self):
-        return self._frame()
-
-
-class DotTeacher:
-    """Reads the square's velocity."""
-
-    def act(self, env):
-        return np.array([0.8 * np.sign(env.vx)])
-
-    def forget(self):
-        pass
-
-
-DOT3_ID = "SensoryNeuronTest/Dot3-v0"
 MODEL3 = VisionAttentionNeuronModel(
     act_dim=3, grid=4, msg_dim=8, pos_dim=8, head="pool", hidden=8, pool_queries=2, output="logits"
 )
-LEFT, STAY, RIGHT = 0, 1, 2
-
-
-class DiscreteDotEnv(DotEnv):
-    """The square drifts left, stays or drifts right; the right action names which (0, 1, 2),
-    and scores 1."""
-
-    def __init__(self, render_mode=None):
-        super().__init__(render_mode)
-        self.action_space = gym.spaces.Discrete(3)
-
-    def reset(self, *, seed=None, options=None):
-        out = super().reset(seed=seed, options=options)
-        self.vx = float(self.np_random.choice([-2.0, 0.0, 2.0]))
-        return out
-
-    def step(self, action):
-        reward = float(int(action) == DiscreteDotTeacher.choice(self.vx))
-        self.t += 1
-        if self.np_random.random() < 0.1:
-            self.vx = float(self.np_random.choice([-2.0, 0.0, 2.0]))
-        self.x += self.vx
-        return self._frame(), reward, False, self.t >= STEPS, {}
-
-
-class DiscreteDotTeacher:
-    """Names the square's direction: an action index, as Pong's teacher does."""
-
-    @staticmethod
-    def choice(vx):
-        return LEFT if vx < 0 else RIGHT if vx > 0 else STAY
-
-    def act(self, env):
-        return np.int64(self.choice(env.vx))
-
-    def forget(self):
-        pass
 
 
 @pytest.fixture(scope="module", autouse=True)
 def dot_task():
-    if DOT_ID not in gym.registry:
-        gym.register(id=DOT_ID, entry_point=DotEnv, max_episode_steps=STEPS)
-    register_task(
-        TaskSpec(
-            env_id=DOT_ID,
-            observation=PatchObservation(frames=4, height=SIZE, width=SIZE, patch=6),
-            action=ActionMap.unit_box(1),
-            max_steps=STEPS,
-            engines=("gym",),
-            prepare=FramePreparation(frames=4),
-        )
-    )
-    teachers.TEACHERS["dot-teacher"] = (DotTeacher, DOT_ID)
-    if DOT3_ID not in gym.registry:
-        gym.register(id=DOT3_ID, entry_point=DiscreteDotEnv, max_episode_steps=STEPS)
-    register_task(
-        TaskSpec(
-            env_id=DOT3_ID,
-            observation=PatchObservation(frames=4, height=SIZE, width=SIZE, patch=6),
-            action=ActionMap.discrete(3),
-            max_steps=STEPS,
-            engines=("gym",),
-            prepare=FramePreparation(frames=4),
-        )
-    )
-    teachers.TEACHERS["dot3-teacher"] = (DiscreteDotTeacher, DOT3_ID)
+    moving_dot.register()
     yield
-    teachers.TEACHERS.pop("dot-teacher")
-    teachers.TEACHERS.pop("dot3-teacher")
+    for name in moving_dot.VARIANTS:
+        teachers.TEACHERS.pop(name)
 
 
 def dot_preset(
