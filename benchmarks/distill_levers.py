@@ -32,7 +32,7 @@ from tasks.perturbations import Perturbations
 def main(
     task: str,
     variants: dict[str, dict],
-    results: Path,
+    results_file: Path,
     description: str,
     episodes: int,
     runs_prefix: str,
@@ -116,7 +116,7 @@ def main(
         }
         print(f"{args.variant} {name}: {row[name]}", flush=True)
     row["wall_minutes"] = round(trained_min, 1)
-    results.parent.mkdir(parents=True, exist_ok=True)
-    with results.open("a") as f:
+    results_file.parent.mkdir(parents=True, exist_ok=True)
+    with results_file.open("a") as f:
         f.write(json.dumps(row, default=repr) + "\n")
     print(json.dumps(row, default=repr))
