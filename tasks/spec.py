@@ -339,12 +339,6 @@ def make_batched_task(env_id: str, engine: str | None = None) -> BatchedTask:
     return get_task(env_id).make_batched(engine)
 
 
-def observation_groups(env_id: str) -> tuple[tuple[str, int], ...]:
-    """The named runs of sensors of one kind, ``(name, how many)`` (empty: no grouping)."""
-    observation = get_task(env_id).observation
-    return observation.groups if isinstance(observation, VectorObservation) else ()
-
-
 def observation_names(env_id: str) -> tuple[str, ...]:
     """What each raw observation element measures (``obs i`` where unknown)."""
     observation = get_task(env_id).observation

@@ -56,7 +56,7 @@ from sensoryneuron.policy import Policy
 from tasks.batched import BatchedTask
 from tasks.perturbations import Perturbations, apply_permutation, duplicate_observation
 from tasks.pools import GymPool
-from tasks.spec import VectorObservation, get_task, observation_groups, observation_names
+from tasks.spec import VectorObservation, get_task, observation_names
 
 BANNER_FRAMES = 15  # frames that show the RESHUFFLE banner, from the reshuffle on
 
@@ -67,13 +67,6 @@ def sensor_names(env_id: str, obs_dim: int) -> tuple[str, ...]:
     if len(names) != obs_dim:
         return tuple(f"obs {i}" for i in range(obs_dim))
     return tuple(names)
-
-
-def sensor_groups(env_id: str, obs_dim: int) -> tuple[tuple[str, int], ...]:
-    """The task's named groups of sensors, ``(name, how many)``, that a video colours alike
-    (empty where the task has none, or where they do not cover ``obs_dim`` sensors)."""
-    groups = observation_groups(env_id)
-    return groups if sum(count for _, count in groups) == obs_dim else ()
 
 
 def banner_steps(
@@ -187,7 +180,8 @@ class _Episode:
         self.noise_channels = perturbations.noise_channels
         self.copies = perturbations.duplicate
         self.names = () if self.grid else sensor_names(env_id, spec.observation.size)
-        self.groups = () if self.grid else sensor_groups(env_id, spec.observation.size)
+        # a vector task's groups of sensors, which its spec checks cover every sensor once
+        self.groups = () if self.grid else observation.groups
         self.task = renderable_task(env_id, perturbations)
         self._watch = _Watch()
         self._loop = iterate(
