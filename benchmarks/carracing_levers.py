@@ -15,6 +15,7 @@ from pathlib import Path
 
 from distill_levers import main  # benchmarks/ is on the path when run
 
+from evolve.presets import CARRACING_TRAINING_BACKGROUNDS
 from sensoryneuron.models import ConvModel, VisionAttentionNeuronModel
 from tasks.perturbations import Perturbations
 
@@ -105,6 +106,31 @@ VARIANTS: dict[str, dict] = {
         ),
         "engine": "gym",
         "distill": {**LEVERS["distill"], "teacher_iterations": 10_000},
+    },
+    # ... and twice the Adam steps an iteration (400): is the student short of fitting? (offline
+    # its steering error is 3x the CNN's)
+    "dart-content-fit": {
+        **LEVERS,
+        "model": VisionAttentionNeuronModel(
+            head="pool", hidden=32, grid=16, pool_queries=8, key_content=True
+        ),
+        "engine": "gym",
+        "distill": {**LEVERS["distill"], "teacher_iterations": 10_000, "grad_steps": 400},
+    },
+    # ... and the episodes played on random backgrounds (a third on the stock grass, the rest on
+    # 18 images that are none of the four test ones): the content key read the grass, and the
+    # student fell below 0 on every new background (20 tracks: -138 to -28)
+    "dart-content-bg": {
+        **LEVERS,
+        "model": VisionAttentionNeuronModel(
+            head="pool", hidden=32, grid=16, pool_queries=8, key_content=True
+        ),
+        "engine": "gym",
+        "distill": {
+            **LEVERS["distill"],
+            "teacher_iterations": 10_000,
+            "backgrounds": CARRACING_TRAINING_BACKGROUNDS,
+        },
     },
     # the non-invariant baseline on its own (unshuffled) frames, the same recipe: does the
     # recipe drive when where things are on screen is known?

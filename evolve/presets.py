@@ -23,10 +23,12 @@ from sensoryneuron.models import (
     model_from_dict,
 )
 from tasks.perturbations import Perturbations
+from tasks.perturbations.patches import OWN_BACKGROUND, TRAINING_SAMPLES, BackgroundPool
 from tasks.spec import (
     CARTPOLE_SWINGUP_HARDER_ID,
     CARTPOLE_SWINGUP_ID,
     ENGINES,
+    PatchObservation,
     VectorObservation,
     get_task,
 )
@@ -163,6 +165,11 @@ class DistillConfig:
         episode_steps: image tasks: the most steps a collected episode plays (None: the
             task's ``max_steps``). Each iteration's episodes are stored padded to this
             length, so a task with long episodes (Pong's limit is 27,000 steps) needs it.
+        backgrounds: image tasks: a background pool that the collected episodes play on,
+            one image drawn per episode (:class:`~tasks.perturbations.patches.BackgroundPool`,
+            ``"none|camera|noise:*"``; gym engine), in place of the preset's background; the
+            held-out tests keep the preset's. None: the preset's perturbations as they are.
+            A student that sees the track on many backgrounds learns to read the track.
     """
 
     iterations: int = 100
@@ -185,8 +192,14 @@ class DistillConfig:
     teacher_noise: tuple[float, ...] = ()
     ema: float = 0.0
     episode_steps: int | None = None
+    backgrounds: str | None = None
 
     def __post_init__(self) -> None:
+        if self.backgrounds is not None:
+            try:
+                BackgroundPool.parse(self.backgrounds)  # the images are read when training
+            except ConfigError as exc:
+                raise ConfigError(f"distill.backgrounds: {exc}") from None
         for name in ("action_weights", "teacher_noise"):
             values = getattr(self, name)
             if not isinstance(values, (tuple, list)) or any(
@@ -342,6 +355,18 @@ class TaskPreset:
                 raise ConfigError(
                     f"distill.identity_weight needs a student with sensory neurons; "
                     f"a {self.model.kind} model has none"
+                )
+        if self.distill is not None and self.distill.backgrounds is not None:
+            observation = get_task(self.env_id).observation
+            if not isinstance(observation, PatchObservation):
+                raise ConfigError(
+                    "distill.backgrounds swaps the background of image frames; "
+                    f"{self.env_id} gives {observation.describe()}"
+                )
+            if self.engine != "gym":
+                raise ConfigError(
+                    "distill.backgrounds draws an image per episode, which only the gym "
+                    f"engine's envs do; this preset's engine is {self.engine!r}"
                 )
         if self.distill is not None and self.distill.noise_channels:
             observation = get_task(self.env_id).observation
@@ -665,6 +690,13 @@ register_preset(
 # keys (key_content) to 696 (levers-content), and with the teacher driving every episode (no
 # student episodes: DART) to 742.2 +- 150.2 (dart-content), in 26 min of training. The student
 # is picked by validation tests on stock Gymnasium.
+# Backgrounds for training on CarRacing (distill.backgrounds): the stock grass in about a third
+# of the episodes, else one of 18 images that are none of the four test backgrounds.
+CARRACING_TRAINING_BACKGROUNDS = "|".join(
+    (OWN_BACKGROUND,) * 8
+    + TRAINING_SAMPLES
+    + ("brick", "gravel", "checkerboard:*", "stripes:*", "noise:*")
+)
 CARRACING = register_preset(
     TaskPreset(
         name="carracing",

@@ -31,7 +31,7 @@ import numpy as np
 from sensoryneuron.errors import ConfigError
 from tasks.images import GrayFrameStack, StackedGrayFrames
 from tasks.perturbations.patch_wrappers import SwapBackground
-from tasks.perturbations.patches import BackgroundSwap
+from tasks.perturbations.patches import BackgroundSwap, is_background_pool
 
 
 @dataclass(frozen=True)
@@ -42,7 +42,8 @@ class FramePreparation:
         frames: stack depth (at reset, copies of the first frame).
         crop_bottom: rows zeroed at the bottom of every frame (CarRacing's dashboard: 12).
         background: an image behind the background colours, swapped in on the RGB frames
-            before grayscale (a name of ``offered_backgrounds()`` or a file); None: none.
+            before grayscale (a name of ``offered_backgrounds()`` or a file), or a pool of
+            them drawn per episode (``"none|camera|noise:*"``, gym envs only); None: none.
     """
 
     frames: int = 4
@@ -69,6 +70,11 @@ class FramePreparation:
 
     def batched(self) -> BatchedFrames:
         """A fresh batched implementation (it holds the stacks of one batch)."""
+        if self.background is not None and is_background_pool(self.background):
+            raise ConfigError(
+                f"background {self.background!r} draws one image per episode, which only the "
+                "gym engine's envs do (SwapBackground); use engine 'gym'"
+            )
         swap = None if self.background is None else BackgroundSwap(image=self.background)
         return BatchedFrames(GrayFrameStack(self.frames, self.crop_bottom), swap)
 

@@ -92,6 +92,7 @@ from sensoryneuron.models import Model
 from sensoryneuron.policy import Policy
 from sensoryneuron.state import PolicyState
 from tasks.perturbations import Perturbations
+from tasks.perturbations.patches import BackgroundPool
 from tasks.spec import PatchObservation, get_task
 
 log = get_logger()
@@ -655,6 +656,8 @@ def distill(
     sensors = spec.observation.size
     classes = identity_classes(sensors)
     attention_sensors = sensors if cfg.attention_weight > 0 else 0
+    if cfg.backgrounds is not None:
+        BackgroundPool(cfg.backgrounds)  # every image readable, before any episode is played
     if resume and (stage_dir / "state.npz").exists():
         state = load_distill_state(stage_dir)
         if state.version != STATE_VERSION:
@@ -830,8 +833,14 @@ def _numpy(params: torch.Tensor) -> np.ndarray:
 
 def iteration_preset(preset: TaskPreset, iteration: int) -> TaskPreset:
     """The recipe whose perturbations iteration ``iteration`` plays its episodes under: the
-    preset's own, with ``distill.noise_channels[iteration % len]`` noise channels if set."""
-    counts = preset.distill.noise_channels if preset.distill is not None else ()
+    preset's own, with ``distill.noise_channels[iteration % len]`` noise channels and the
+    background pool ``distill.backgrounds`` where set."""
+    cfg = preset.distill
+    if cfg is None:
+        return preset
+    if cfg.backgrounds is not None:
+        preset = preset.replace(perturbations={"background": cfg.backgrounds})
+    counts = cfg.noise_channels
     if not counts:
         return preset
     return preset.replace(perturbations={"noise_channels": counts[iteration % len(counts)]})

@@ -27,6 +27,7 @@ from tasks.perturbations.draws import (
 from tasks.perturbations.patch_wrappers import ShufflePatches, SwapBackground
 from tasks.perturbations.patches import (
     GRASS_COLOURS,
+    BackgroundPool,
     BackgroundSwap,
     PatchPerturbation,
     background_image,
@@ -42,6 +43,7 @@ from tasks.perturbations.wrappers import DuplicateObservation, NoiseChannels, Sh
 
 __all__ = [
     "GRASS_COLOURS",
+    "BackgroundPool",
     "BackgroundSwap",
     "BatchPerturbation",
     "DuplicateObservation",

@@ -7,7 +7,10 @@
   seed it gives bit-identical patches.
 - :class:`SwapBackground` over an RGB env: the twin of
   :class:`~tasks.perturbations.patches.BackgroundSwap` (which draws nothing). It goes below
-  the frame preparation: ``StackedGrayFrames(SwapBackground(env))``.
+  the frame preparation: ``StackedGrayFrames(SwapBackground(env))``. Given a pool
+  (:class:`~tasks.perturbations.patches.BackgroundPool`), it draws one image per episode
+  from a generator of its own, seeded by ``reset(seed=...)``, so the env's draws and the
+  patch draws stay as they are without it.
 """
 
 from __future__ import annotations
@@ -27,13 +30,18 @@ from tasks.perturbations.draws import (
 from tasks.perturbations.patches import (
     GRASS_COLOURS,
     GRASS_TOLERANCE,
+    BackgroundPool,
     BackgroundSwap,
     draw_slots,
+    is_background_pool,
     occluded_count,
     redraw_slots,
     select_patches,
     validate_occlude,
 )
+
+BACKGROUND_STREAM = 0xB6
+"""Mixed with the reset seed into the generator a background pool draws from."""
 
 
 class ShufflePatches(
@@ -165,7 +173,9 @@ class SwapBackground(
     """Puts an image behind an RGB env's foreground: :class:`BackgroundSwap` on each frame.
 
     Pixels within ``tolerance`` of one of ``colours`` (default: CarRacing-v3's grass) show the
-    image instead. The observation space does not change. Draws nothing.
+    image instead. The observation space does not change. A single image draws nothing; a
+    pool (``"none|camera|noise:*"``) draws one per episode at reset, from a generator seeded
+    by ``(BACKGROUND_STREAM, seed)`` (continued where ``reset`` gets no seed).
 
     Example:
         >>> import gymnasium as gym
@@ -209,9 +219,29 @@ class SwapBackground(
             raise ConfigError(
                 f"SwapBackground needs a uint8 [..., H, W, 3] RGB observation space, got {box}"
             )
-        self.swap = BackgroundSwap(colours=colours, image=image, tolerance=tolerance, fit=fit)
+        options = {"colours": colours, "tolerance": tolerance, "fit": fit}
+        self.pool = (
+            BackgroundPool(image, **options)
+            if isinstance(image, str) and is_background_pool(image)
+            else None
+        )
+        # the episode's swap (None: the env's own background); a pool draws it at reset
+        self.swap: BackgroundSwap | None = (
+            None if self.pool is not None else BackgroundSwap(image=image, **options)
+        )
+        self._rng = np.random.default_rng(BACKGROUND_STREAM)
         self.observation_space = box
+
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[np.ndarray, dict[str, Any]]:
+        """Resets the inner env; a pool draws the episode's background first."""
+        if self.pool is not None:
+            if seed is not None:
+                self._rng = np.random.default_rng((BACKGROUND_STREAM, seed))
+            self.swap = self.pool.draw(self._rng)
+        return super().reset(seed=seed, options=options)
 
     def observation(self, observation: np.ndarray) -> np.ndarray:
         """The frame with its background replaced."""
-        return self.swap(observation)
+        return observation if self.swap is None else self.swap(observation)

@@ -337,14 +337,41 @@ PROCEDURAL: dict[str, Callable[[np.random.Generator, int, int], np.ndarray]] = {
 uniform per-pixel RGB noise. They are made at the frame's size, so they need no resizing."""
 
 SAMPLES = ("astronaut", "coffee", "chelsea", "hubble_deep_field", "brick", "gravel")
-"""scikit-image's bundled sample images on offer (``pip install scikit-image``; optional)."""
+"""scikit-image's bundled sample images on offer (``pip install scikit-image``; optional). The
+first four are the paper's unseen test backgrounds."""
+
+TRAINING_SAMPLES = (
+    "camera",
+    "coins",
+    "moon",
+    "horse",
+    "rocket",
+    "page",
+    "text",
+    "retina",
+    "immunohistochemistry",
+    "grass",
+    "colorwheel",
+    "cell",
+    "clock",
+)
+"""More of scikit-image's bundled images, for backgrounds drawn in training: none of them is
+one of the test backgrounds (:data:`SAMPLES`' first four)."""
+
+OWN_BACKGROUND = "none"
+"""In a background pool, the env's own background (no swap)."""
 
 _PROCEDURAL_NAME = re.compile(r"^(checkerboard|stripes|noise)(?::(\d+))?$")
 
 
 def offered_backgrounds() -> tuple[str, ...]:
     """The names :func:`background_image` knows (besides files)."""
-    return tuple(PROCEDURAL) + SAMPLES
+    return tuple(PROCEDURAL) + SAMPLES + TRAINING_SAMPLES
+
+
+def is_background_pool(name: str) -> bool:
+    """Whether ``name`` is a pool drawn per episode (``a|b|c``, or ``kind:*``)."""
+    return "|" in name or name.endswith(":*")
 
 
 def _as_rgb(image: Any, what: str) -> np.ndarray:
@@ -393,7 +420,12 @@ def background_image(name: str, shape: tuple[int, int] = (96, 96)) -> np.ndarray
         kind, seed = match.group(1), int(match.group(2) or 0)
         height, width = shape
         return PROCEDURAL[kind](np.random.default_rng(seed), height, width)
-    if name in SAMPLES:
+    if is_background_pool(name):
+        raise ConfigError(
+            f"background {name!r} is a pool, one image drawn per episode (BackgroundPool); "
+            "name one image here"
+        )
+    if name in SAMPLES or name in TRAINING_SAMPLES:
         return _as_rgb(_sample(name), f"background {name!r}")
     path = Path(name).expanduser()
     if not path.is_file():
@@ -530,3 +562,64 @@ class BackgroundSwap:
         hit = self.mask(frames)
         image = self.fitted(frames.shape[-3], frames.shape[-2]).astype(frames.dtype)
         return np.where(hit[..., None], image, frames)
+
+
+class BackgroundPool:
+    """A background drawn per episode among alternatives: ``"none|camera|noise:*"``.
+
+    Each alternative, separated by ``|``, is an image name or file for :func:`background_image`,
+    a procedural kind with a seed drawn per episode (``checkerboard:*``, ``stripes:*``,
+    ``noise:*``), or ``none`` (the env's own background). A name listed twice is drawn twice as
+    often. Every image is read (and checked) when the pool is made.
+
+    Attributes:
+        names: the alternatives, in the order given.
+
+    Example:
+        >>> import numpy as np
+        >>> pool = BackgroundPool("none|checkerboard:*")
+        >>> rng = np.random.default_rng(0)
+        >>> draws = [pool.draw(rng) for _ in range(6)]
+        >>> sorted({"none" if d is None else d.name.split(":")[0] for d in draws})
+        ['checkerboard', 'none']
+    """
+
+    def __init__(
+        self,
+        pool: str,
+        colours: Sequence[Sequence[int]] = GRASS_COLOURS,
+        tolerance: int = GRASS_TOLERANCE,
+        fit: str = "resize",
+    ) -> None:
+        self.names = self.parse(pool)
+        self._options = {"colours": colours, "tolerance": tolerance, "fit": fit}
+        self._swaps: dict[str, BackgroundSwap] = {}
+        for name in self.names:
+            if name != OWN_BACKGROUND and not name.endswith(":*") and name not in self._swaps:
+                self._swaps[name] = BackgroundSwap(image=name, **self._options)
+
+    @staticmethod
+    def parse(pool: object) -> tuple[str, ...]:
+        """The alternatives of ``pool``, checked without reading any image (ConfigError)."""
+        if not isinstance(pool, str) or not pool:
+            raise ConfigError(f"a background pool must be a non-empty string, got {pool!r}")
+        names = tuple(name.strip() for name in pool.split("|"))
+        for name in names:
+            if not name:
+                raise ConfigError(f"background pool {pool!r} has an empty alternative")
+            if name.endswith(":*") and name[:-2] not in PROCEDURAL:
+                raise ConfigError(
+                    f"background pool {pool!r}: {name!r} draws a seed per episode for a "
+                    f"procedural image ({', '.join(PROCEDURAL)}), not for {name[:-2]!r}"
+                )
+        return names
+
+    def draw(self, rng: np.random.Generator) -> BackgroundSwap | None:
+        """One episode's swap, drawn from ``rng``; None for the env's own background."""
+        name = self.names[int(rng.integers(len(self.names)))]
+        if name == OWN_BACKGROUND:
+            return None
+        if name.endswith(":*"):
+            seed = int(rng.integers(2**31))
+            return BackgroundSwap(image=f"{name[:-2]}:{seed}", **self._options)
+        return self._swaps[name]

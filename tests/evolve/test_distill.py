@@ -427,6 +427,15 @@ def test_iterations_cycle_through_the_noise_channel_counts_and_each_step_fits_on
         DistillConfig(noise_channels=(0, -1))
     with pytest.raises(ConfigError, match="distill.noise_channels adds noise inputs to a vector"):
         get_preset("carracing").replace(distill={"noise_channels": [0, 2]})
+    with pytest.raises(
+        ConfigError, match=re.escape("distill.backgrounds: background pool 'none|x:*'")
+    ):
+        DistillConfig(backgrounds="none|x:*")
+    with pytest.raises(ConfigError, match="distill.backgrounds swaps the background of image"):
+        get_preset("cartpole-swingup-harder").replace(distill={"backgrounds": "none|noise:*"})
+    msg = "distill.backgrounds draws an image per episode, which only the gym engine's envs do"
+    with pytest.raises(ConfigError, match=re.escape(msg)):
+        get_preset("carracing").replace(distill={"backgrounds": "noise:*"}, engine="envpool")
 
 
 def _backend():

@@ -461,3 +461,32 @@ def test_episode_steps_caps_an_image_tasks_collected_episodes(tmp_path):
         match=re.escape("distill.episode_steps caps an image task's collected episodes; a vector"),
     ):
         get_preset("pendulum").replace(distill={"episode_steps": 10})
+
+
+def test_the_recipes_background_pool_reaches_the_collected_frames_only():
+    pytest.importorskip("Box2D")  # the box2d extra
+    from evolve.training.distill import collect, initial_params, iteration_preset
+    from sensoryneuron.policy import Policy
+    from tasks.perturbations.patch_wrappers import BACKGROUND_STREAM
+    from tasks.perturbations.patches import BackgroundPool
+    from tasks.spec import get_task
+
+    pool = "none|noise:*"
+    preset = get_preset("carracing").replace(distill={"backgrounds": pool})
+    assert preset.perturbations.background is None  # the held-out tests keep the stock frames
+    assert iteration_preset(preset, 3).perturbations.background == pool
+    student = Policy(preset.model, initial_params(preset.model, 0, 0.1))
+    controller = make_teacher("car-racing-pursuit", "CarRacing-v3")
+    teacher = ControllerTeacher(controller, get_task("CarRacing-v3").action)
+    seeds = list(range(6))
+    driven = np.ones(len(seeds), dtype=bool)
+    swapped = collect(student, teacher, iteration_preset(preset, 0), seeds, 3, driven)
+    stock = collect(student, teacher, preset, seeds, 3, driven)
+    drawn = [
+        BackgroundPool(pool).draw(np.random.default_rng((BACKGROUND_STREAM, s))) for s in seeds
+    ]
+    assert {d is None for d in drawn} == {True, False}  # both kinds among the six
+    for e, swap in enumerate(drawn):
+        same = np.array_equal(swapped.obs[:, e], stock.obs[:, e])
+        assert same == (swap is None), (e, swap)
+    np.testing.assert_array_equal(swapped.labels, stock.labels)  # the teacher reads the track

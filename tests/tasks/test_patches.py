@@ -26,6 +26,7 @@ import tasks.perturbations.patches
 from sensoryneuron.actions import ActionMap
 from sensoryneuron.errors import ConfigError
 from tasks.batched import episode_rngs
+from tasks.frame_preparation import FramePreparation
 from tasks.images import (
     GrayFrames,
     GrayFrameStack,
@@ -39,6 +40,7 @@ from tasks.perturbations import BatchPerturbation, Perturbations
 from tasks.perturbations.patch_wrappers import ShufflePatches, SwapBackground
 from tasks.perturbations.patches import (
     GRASS_COLOURS,
+    BackgroundPool,
     BackgroundSwap,
     PatchPerturbation,
     background_image,
@@ -515,6 +517,72 @@ def test_a_file_can_be_the_background(tmp_path: Any) -> None:
     env = SwapBackground(gym.make(TINY_ID), image=str(tmp_path / "bg.png"), fit="tile")
     obs, _ = env.reset(seed=0)
     assert obs in env.observation_space
+
+
+def pool_episode(env: gym.Env, seed: int) -> tuple[str, np.ndarray]:
+    obs, _ = env.reset(seed=seed)
+    name = "none" if env.swap is None else env.swap.name
+    return name, np.stack([obs] + [env.step(a)[0] for a in actions(3)])
+
+
+def test_a_background_pool_draws_one_image_per_episode_from_the_reset_seed() -> None:
+    pool = SwapBackground(gym.make(TINY_ID), image="none|noise:*|checkerboard:3")
+    plain = gym.make(TINY_ID)
+    drawn = [pool_episode(pool, seed) for seed in range(16)]
+    names = [name for name, _ in drawn]
+    assert {n.split(":")[0] for n in names} == {"none", "noise", "checkerboard"}
+    assert len({n for n in names if n.startswith("noise:")}) > 1  # a seed per episode
+    for seed, (name, frames) in enumerate(drawn):
+        again = pool_episode(pool, seed)  # the same seed, after other episodes
+        assert again[0] == name and np.array_equal(again[1], frames)
+        own = np.stack([plain.reset(seed=seed)[0]] + [plain.step(a)[0] for a in actions(3)])
+        grass = BackgroundSwap().mask(own)
+        if name == "none":  # the env's own frames
+            np.testing.assert_array_equal(frames, own)
+        else:  # the image where the grass was, the env's pixels elsewhere
+            image = BackgroundSwap(image=name).fitted(H, W)
+            np.testing.assert_array_equal(frames[grass], np.broadcast_to(image, own.shape)[grass])
+            np.testing.assert_array_equal(frames[~grass], own[~grass])
+
+
+def test_a_background_pool_leaves_the_patch_draws_alone() -> None:
+    # the pool draws from a generator of its own: the same permutations as without it
+    pooled = ShufflePatches(
+        StackedGrayFrames(SwapBackground(gym.make(TINY_ID), image="none|stripes:*")),
+        patch=P,
+        reshuffle_every=2,
+    )
+    plain = ShufflePatches(frames_env(), patch=P, reshuffle_every=2)
+    for seed in (0, 1, 2):
+        got = [pooled.reset(seed=seed)[1]["permutation"]]
+        want = [plain.reset(seed=seed)[1]["permutation"]]
+        for a in actions(5):
+            got.append(pooled.step(a)[4]["permutation"])
+            want.append(plain.step(a)[4]["permutation"])
+        assert all(np.array_equal(x, y) for x, y in zip(got, want, strict=True))
+
+
+def test_background_pool_errors() -> None:
+    with pytest.raises(ConfigError, match=re.escape("'nope:*' draws a seed per episode for a ")):
+        BackgroundPool("none|nope:*")
+    with pytest.raises(ConfigError, match="background pool 'none||noise:1' has an empty"):
+        BackgroundPool("none||noise:1")
+    with pytest.raises(ConfigError, match="background 'nope' is neither an offered image"):
+        BackgroundPool("none|nope")  # every image is read when the pool is made
+    with pytest.raises(ConfigError, match=re.escape("background 'none|noise:*' is a pool")):
+        BackgroundSwap(image="none|noise:*")
+    msg = "background 'none|noise:*' draws one image per episode, which only the gym engine"
+    with pytest.raises(ConfigError, match=re.escape(msg)):
+        FramePreparation(background="none|noise:*").batched()
+
+
+@pytest.mark.skipif(importlib.util.find_spec("skimage") is None, reason="needs scikit-image")
+def test_training_samples_are_not_the_test_backgrounds() -> None:
+    patches = tasks.perturbations.patches
+    assert not set(patches.TRAINING_SAMPLES) & set(patches.SAMPLES)
+    for name in patches.TRAINING_SAMPLES:
+        image = background_image(name)
+        assert image.ndim == 3 and image.shape[2] == 3 and image.dtype == np.uint8
 
 
 @pytest.mark.skipif(importlib.util.find_spec("skimage") is None, reason="needs scikit-image")
