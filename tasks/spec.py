@@ -48,6 +48,16 @@ GYM_ENVS: dict[str, dict] = {
 }
 
 
+def group_indices(groups: tuple[tuple[str, int], ...]) -> tuple[int, ...]:
+    """Runs of sensors ``(name, how many)`` to each sensor's group index, in order.
+
+    Example:
+        >>> group_indices((("torso", 1), ("hips", 2)))
+        (0, 1, 1)
+    """
+    return tuple(g for g, (_, count) in enumerate(groups) for _ in range(count))
+
+
 @dataclass(frozen=True)
 class VectorObservation:
     """A state vector of named scalar sensors; each sensory neuron reads one.
@@ -75,7 +85,7 @@ class VectorObservation:
 
     def group_of(self) -> tuple[int, ...]:
         """The index in :attr:`groups` of each sensor's group (empty without groups)."""
-        return tuple(g for g, (_, count) in enumerate(self.groups) for _ in range(count))
+        return group_indices(self.groups)
 
     def describe(self) -> str:
         return f"{self.size} sensors"

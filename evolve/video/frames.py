@@ -17,6 +17,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from sensoryneuron.errors import ConfigError
+from tasks.spec import group_indices
 
 COLUMN_WIDTH = 640
 MACRO_BLOCK = 16  # frame sides are padded to a multiple of this (no ffmpeg resize)
@@ -140,7 +141,7 @@ def sensor_colours(
     """
     if not groups:
         return tuple(sensor_colour(i) for i in range(num_sensors))
-    return tuple(sensor_colour(g) for g, (_, count) in enumerate(groups) for _ in range(count))
+    return tuple(sensor_colour(g) for g in group_indices(groups))
 
 
 def _tint(colour: tuple[int, int, int], amount: float) -> tuple[int, int, int]:
