@@ -108,7 +108,8 @@ VARIANTS: dict[str, dict] = {
         "distill": {**LEVERS["distill"], "teacher_iterations": 10_000},
     },
     # ... and twice the Adam steps an iteration (400): is the student short of fitting? (offline
-    # its steering error is 3x the CNN's)
+    # its steering error is 3x the CNN's). Stopped after 5 iterations (21 min): validation
+    # 370 and 255 after iterations 2 and 4 (dart-content: 456 and 734); not pursued
     "dart-content-fit": {
         **LEVERS,
         "model": VisionAttentionNeuronModel(
@@ -116,6 +117,33 @@ VARIANTS: dict[str, dict] = {
         ),
         "engine": "gym",
         "distill": {**LEVERS["distill"], "teacher_iterations": 10_000, "grad_steps": 400},
+    },
+    # ... and a faster teacher (lateral_accel 120, top_speed 75): the student's episodes end at
+    # the 1,000-step limit before its lap does (6 tracks: mean speed 45, 217-257 of 259-316
+    # tiles), as the slow teacher's own do on 2 of 6 (benchmarks/carracing_teacher.py).
+    # Stopped after 6 iterations (16 min): validation 37 +- 83, 387 +- 338, 417 +- 357 after
+    # iterations 2, 4, 6 (dart-content: 456, 734, 685): the faster student crashes more
+    "dart-content-mid": {
+        **LEVERS,
+        "model": VisionAttentionNeuronModel(
+            head="pool", hidden=32, grid=16, pool_queries=8, key_content=True
+        ),
+        "engine": "gym",
+        "teacher_options": {"lateral_accel": 120.0, "top_speed": 75.0},
+        "distill": {**LEVERS["distill"], "teacher_iterations": 10_000},
+    },
+    # ... and a teacher that slows down to recover (to speed 20 while off the road or heading
+    # more than 1 rad from its pursuit point). With N(0, 0.2) steering noise the slow teacher
+    # spun off one track of 8 (733.3 +- 286.0, min -17.8); with the recovery, 828.1 +- 52.1
+    # (min 742.5) on the same 8 (benchmarks/results/carracing_teacher_speed.jsonl)
+    "dart-content-recover": {
+        **LEVERS,
+        "model": VisionAttentionNeuronModel(
+            head="pool", hidden=32, grid=16, pool_queries=8, key_content=True
+        ),
+        "engine": "gym",
+        "teacher_options": {**SLOW_TEACHER, "recovery_heading": 1.0, "recovery_speed": 20.0},
+        "distill": {**LEVERS["distill"], "teacher_iterations": 10_000},
     },
     # ... and the episodes played on random backgrounds (a third on the stock grass, the rest on
     # 18 images that are none of the four test ones): the content key read the grass, and the

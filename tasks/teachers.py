@@ -27,6 +27,8 @@ import numpy as np
 
 from sensoryneuron.errors import ConfigError
 
+ROAD_HALF_WIDTH = 40 / 6  # CarRacing's TRACK_WIDTH, in track units
+
 
 @dataclass
 class CarRacingPursuit:
@@ -54,6 +56,11 @@ class CarRacingPursuit:
             (track units; the road's half-width is 6.67) or farther.
         takeover_heading: ... or its heading is this far (radians) from the way to its
             pursuit point.
+        recovery_heading: where the car heads this far (radians) from the way to its pursuit
+            point, or is off the road (farther than ``road_half_width`` from the centre line),
+            the target speed drops to ``recovery_speed``: the car turns back slowly instead of
+            spinning on the grass (inf: never).
+        recovery_speed: the target speed while recovering.
         memory: per env, its track and the centre-line index it was last nearest to.
     """
 
@@ -68,6 +75,8 @@ class CarRacingPursuit:
     gas_gain: float = 0.1
     takeover_distance: float = 6.0
     takeover_heading: float = math.pi / 3
+    recovery_heading: float = math.inf
+    recovery_speed: float = 20.0
     memory: dict[int, tuple[Any, np.ndarray, np.ndarray, int]] = field(
         default_factory=dict, repr=False
     )
@@ -111,6 +120,8 @@ class CarRacingPursuit:
         corner = np.sqrt(self.lateral_accel / np.maximum(curvature[(nearest + span) % n], 1e-4))
         reachable = np.sqrt(corner**2 + 2 * self.brake_decel * span * step)
         target_speed = min(float(reachable.min()), self.top_speed)
+        if abs(error) >= self.recovery_heading or distance.min() > ROAD_HALF_WIDTH**2:
+            target_speed = min(target_speed, self.recovery_speed)
         if self.gas_gain > 0:
             gas = float(np.clip(self.gas_gain * (target_speed - speed), 0.0, 1.0))
         else:

@@ -472,17 +472,25 @@ def collect(
 
 
 def teacher_episodes(
-    teacher: ControllerTeacher, env_id: str, seeds: list[int], watcher: Model
+    teacher: ControllerTeacher,
+    env_id: str,
+    seeds: list[int],
+    watcher: Model,
+    noise: tuple[float, ...] = (),
+    rng: np.random.Generator | None = None,
 ) -> RolloutResult:
     """The teacher drives one unperturbed episode per seed to its end on stock Gymnasium,
     over ``watcher`` (zero parameters) that only reads, as in a first DAgger iteration: the
-    returns and steps ``[1, B]`` (what the teacher benchmarks measure)."""
+    returns and steps ``[1, B]`` (what the teacher benchmarks measure). ``noise`` (drawn
+    from ``rng``) jitters the outputs it executes, as in the DART episodes of training."""
     spec = get_task(env_id)
     labels = TeacherLabels(
         teacher,
         np.ones(len(seeds), dtype=bool),
         spec.action,
         frames=isinstance(spec.observation, PatchObservation),
+        noise=noise,
+        rng=rng,
     )
     plain = Perturbations(shuffle=False)
     return episodes(

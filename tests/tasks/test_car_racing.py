@@ -132,3 +132,28 @@ def test_the_pursuit_teacher_says_when_the_car_has_strayed_from_the_road():
     teacher.act(env.unwrapped)
     assert teacher.strayed(env.unwrapped)
     env.close()
+
+
+def test_the_pursuit_teacher_slows_down_to_recover_when_it_has_strayed():
+    pytest.importorskip("Box2D")
+    from tasks.teachers import CarRacingPursuit
+
+    env = gym.make("CarRacing-v3")
+    env.reset(seed=4)
+    plain = CarRacingPursuit(lateral_accel=100.0, top_speed=60.0)
+    careful = CarRacingPursuit(
+        lateral_accel=100.0, top_speed=60.0, recovery_heading=1.0, recovery_speed=10.0
+    )
+    for _ in range(50):  # on the road both act alike
+        action = plain.act(env.unwrapped)
+        np.testing.assert_array_equal(careful.act(env.unwrapped), action)
+        env.step(action)
+    for _ in range(60):  # full right lock: off the road, heading away from the track
+        env.step(np.array([1.0, 0.5, 0.0]))
+    speed = float(np.hypot(*env.unwrapped.car.hull.linearVelocity))
+    assert speed > careful.recovery_speed  # the plain teacher would still press on
+    hurry, calm = plain.act(env.unwrapped), careful.act(env.unwrapped)
+    assert hurry[0] == calm[0]  # the same steering back to the track
+    assert calm[1] == 0.0 and calm[2] > 0.0  # no gas, the brake on, until slow
+    assert hurry[1] > 0.0 or hurry[2] < calm[2]
+    env.close()
