@@ -1,0 +1,143 @@
+"""Where a CarRacing agent's score goes: laps, tiles, speed and time on the grass.
+
+CarRacing-v3 pays ``1000 / N`` per road tile first visited and takes 0.1 a step, and ends an
+episode at 1,000 steps whether or not the lap is done. This plays held-out tracks of stock
+Gymnasium through the one episode loop (patches shuffled at reset) and reads each car
+(``view.task.env``, the gym engine) at every step: the tiles it visited of the track's, the
+steps it took, its mean speed and its steps with no wheel on the road. With ``--teacher``
+the privileged pursuit teacher drives instead (``--set`` its settings, ``--noise`` DART
+steering noise). Usage::
+
+    python benchmarks/carracing_laps.py runs/levers-dart-content-s0/distill/best.npz \\
+        [--episodes 6] [--seed-offset 7000] [--json PATH]
+    python benchmarks/carracing_laps.py --teacher [--set lateral_accel=100 ...] [--noise 0.2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+import numpy as np
+import torch
+
+import sensoryneuron as sn
+from evolve.logs import console
+from evolve.rollout import Observer, StepView, batched_task, episodes
+from evolve.seeds import test_seeds
+from evolve.training.distill import ControllerTeacher, TeacherLabels
+from sensoryneuron.models import VisionAttentionNeuronModel
+from tasks.perturbations import Perturbations
+from tasks.spec import get_task
+from tasks.teachers import CarRacingPursuit
+
+CAR = "CarRacing-v3"
+
+
+class LapWatch(Observer):
+    """Per episode: steps, summed speed and steps with every wheel off the road."""
+
+    def on_reset(self, view: StepView) -> None:
+        batch = view.raw.shape[1]
+        self.task = view.task
+        self.steps = np.zeros(batch, dtype=int)
+        self.speed = np.zeros(batch)
+        self.grass = np.zeros(batch, dtype=int)
+
+    def on_step(self, view: StepView) -> None:
+        for b in np.flatnonzero(view.alive[0]):
+            car = view.task.env(0, b).car
+            self.steps[b] += 1
+            self.speed[b] += float(np.hypot(*car.hull.linearVelocity))
+            self.grass[b] += all(len(wheel.tiles) == 0 for wheel in car.wheels)
+
+    def rows(self, returns: np.ndarray, seeds: list[int]) -> list[dict]:
+        out = []
+        for b, seed in enumerate(seeds):
+            env = self.task.env(0, b)
+            out.append(
+                {
+                    "seed": seed,
+                    "return": round(float(returns[b]), 1),
+                    "steps": int(self.steps[b]),
+                    "tiles": int(env.tile_visited_count),
+                    "track_tiles": len(env.track),
+                    "mean_speed": round(float(self.speed[b] / max(self.steps[b], 1)), 1),
+                    "steps_off_road": int(self.grass[b]),
+                }
+            )
+        return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("source", nargs="?", help="a policy file or run folder")
+    parser.add_argument("--teacher", action="store_true", help="the pursuit teacher drives")
+    parser.add_argument("--set", nargs="*", default=[], metavar="NAME=VALUE")
+    parser.add_argument("--noise", type=float, default=0.0, help="teacher steering noise")
+    parser.add_argument("--episodes", type=int, default=6)
+    parser.add_argument("--seed-offset", type=int, default=7000)
+    parser.add_argument("--json", metavar="PATH", help="append one JSON line")
+    args = parser.parse_args()
+    if args.teacher == (args.source is not None):
+        parser.error("give a policy SOURCE or --teacher, not both")
+    torch.set_num_threads(1)
+    spec = get_task(CAR)
+    seeds = test_seeds(args.episodes, args.seed_offset)
+    watch = LapWatch()
+    observers: list[Observer] = [watch]
+    driver = None
+    if args.teacher:
+        settings = {k: float(v) for k, v in (item.split("=", 1) for item in args.set)}
+        teacher = ControllerTeacher(CarRacingPursuit(**settings), spec.action)
+        labels = TeacherLabels(
+            teacher,
+            np.ones(len(seeds), dtype=bool),
+            spec.action,
+            frames=True,
+            noise=(args.noise, 0.0, 0.0) if args.noise else (),
+            rng=np.random.default_rng(args.seed_offset),
+        )
+        observers.insert(0, labels)
+        driver = labels.drive
+        model = VisionAttentionNeuronModel(head="pool", hidden=8)  # only watches
+        params = torch.zeros(1, model.num_params)
+        name = f"teacher {settings}, noise {args.noise:g}"
+    else:
+        policy = sn.load_policy(args.source)
+        model, params = policy.model, torch.tensor(policy.params)[None]
+        name = args.source
+    plain = Perturbations(shuffle=True)
+    start = time.perf_counter()
+    with console():
+        result = episodes(
+            model,
+            params,
+            batched_task(CAR, "gym", plain),
+            plain,
+            seeds,
+            action_map=spec.action,
+            observers=observers,
+            driver=driver,
+            observation=spec.observation,
+        )
+    rows = watch.rows(result.returns[0], seeds)
+    for row in rows:
+        print(
+            f"track {row['seed']}: {row['return']:7.1f} | {row['tiles']:3d} of "
+            f"{row['track_tiles']} tiles in {row['steps']} steps | mean speed "
+            f"{row['mean_speed']:.1f} | {row['steps_off_road']} steps off the road"
+        )
+    laps = sum(row["tiles"] == row["track_tiles"] for row in rows)
+    print(
+        f"{name}: {result.returns[0].mean():.1f} over {len(seeds)} tracks, {laps} laps "
+        f"finished, {time.perf_counter() - start:.0f} s"
+    )
+    if args.json:
+        with open(args.json, "a") as f:
+            f.write(json.dumps({"agent": name, "noise": args.noise, "tracks": rows}) + "\n")
+
+
+if __name__ == "__main__":
+    main()
