@@ -137,7 +137,10 @@ VARIANTS: dict[str, dict] = {
     # the bends as before, lateral_accel 100). With N(0, 0.2) steering noise the slow teacher
     # spun off one track of 8 (733.3 +- 286.0, min -17.8), with the recovery it did not (828.1
     # +- 52.1, min 742.5); without noise it finishes 2 laps of 8 in the 1,000 steps (874.4),
-    # at top speed 80 7 of 8 (897.5) (carracing_teacher.py, carracing_laps.py)
+    # at top speed 80 7 of 8 (897.5) (carracing_teacher.py, carracing_laps.py). Validation
+    # 665/585/611/564/704, held-out 710.1 +- 283.2 over 50 tracks (iteration 10; the preset's
+    # student: 742.2 +- 150.2): the faster student runs off the road more (2 of 8 tracks in
+    # carracing_laps.py for 750-800 steps)
     "dart-content-fast": {
         **LEVERS,
         "model": VisionAttentionNeuronModel(
