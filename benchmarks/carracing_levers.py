@@ -155,6 +155,17 @@ VARIANTS: dict[str, dict] = {
         },
         "distill": {**LEVERS["distill"], "teacher_iterations": 10_000},
     },
+    # ... and only the recovery (the slow teacher, slowing to speed 20 while off the road or
+    # heading more than 1 rad off): does the data of its recoveries keep the student on the road?
+    "dart-content-recover": {
+        **LEVERS,
+        "model": VisionAttentionNeuronModel(
+            head="pool", hidden=32, grid=16, pool_queries=8, key_content=True
+        ),
+        "engine": "gym",
+        "teacher_options": {**SLOW_TEACHER, "recovery_heading": 1.0, "recovery_speed": 20.0},
+        "distill": {**LEVERS["distill"], "teacher_iterations": 10_000},
+    },
     # ... and the episodes played on random backgrounds (a third on the stock grass, the rest on
     # 18 images that are none of the four test ones): the content key read the grass, and the
     # student fell below 0 on every new background (20 tracks: -138 to -28)
