@@ -490,3 +490,21 @@ def test_the_recipes_background_pool_reaches_the_collected_frames_only():
         same = np.array_equal(swapped.obs[:, e], stock.obs[:, e])
         assert same == (swap is None), (e, swap)
     np.testing.assert_array_equal(swapped.labels, stock.labels)  # the teacher reads the track
+
+
+def test_the_teacher_benchmark_episodes_take_the_training_noise():
+    from evolve.training.distill import teacher_episodes
+
+    teacher = ControllerTeacher(DotTeacher(), ActionMap.unit_box(1))
+    seeds = [0, 1, 2]
+
+    def run(noise=(), seed=0):
+        rng = np.random.default_rng(seed)
+        return teacher_episodes(teacher, DOT_ID, seeds, MODEL, noise=noise, rng=rng).returns[0]
+
+    clean = run()
+    assert np.allclose(clean, STEPS)  # the teacher follows the dot: reward 1 a step
+    noisy = run((0.5,))
+    assert (noisy < clean).all()  # 1 - (a - target)^2 a step, the executed action jittered
+    np.testing.assert_array_equal(run((0.5,)), noisy)  # the same draws from the same seed
+    assert not np.array_equal(run((0.5,), seed=1), noisy)
