@@ -22,6 +22,8 @@ from tasks.perturbations import Perturbations
 RESULTS = Path(__file__).parent / "results" / "carracing_levers.jsonl"
 
 SLOW_TEACHER = {"lateral_accel": 100.0, "top_speed": 60.0}
+# ... which slows to speed 20 while off the road or heading more than 1 rad off
+RECOVERING_TEACHER = {**SLOW_TEACHER, "recovery_heading": 1.0, "recovery_speed": 20.0}
 # the recipe of the levers experiment, whole: the variants stay what they were measured as
 # when the preset moves on (it is now dart-content)
 LEVERS = {
@@ -38,6 +40,16 @@ LEVERS = {
         "lr_final": 1e-4,
         "recent_fraction": 0.5,
     },
+}
+# the newest frame's pixels in the keys (key_content), and the teacher driving every episode
+CONTENT_MODEL = VisionAttentionNeuronModel(
+    head="pool", hidden=32, grid=16, pool_queries=8, key_content=True
+)
+DART_CONTENT = {
+    **LEVERS,
+    "model": CONTENT_MODEL,
+    "engine": "gym",
+    "distill": {**LEVERS["distill"], "teacher_iterations": 10_000},
 }
 VARIANTS: dict[str, dict] = {
     # the preset as it is (the levers below until dart-content became the preset)
@@ -89,48 +101,23 @@ VARIANTS: dict[str, dict] = {
     # the newest frame's pixels in the key, so that the codes pick patches by what they show
     # (the published key is frame differences only: what moves). Offline it cut the held-out
     # steering error from 0.181 to 0.109 (carracing_offline_fit.py, pool-key-content)
-    "levers-content": {
-        **LEVERS,
-        "model": VisionAttentionNeuronModel(
-            head="pool", hidden=32, grid=16, pool_queries=8, key_content=True
-        ),
-        "engine": "gym",
-    },
+    "levers-content": {**LEVERS, "model": CONTENT_MODEL, "engine": "gym"},
     # ... and the teacher drives every episode, as in dart: with the content key the student
     # was best after the 2 iterations of teacher-driven episodes (validation 667), and fell
     # once its own episodes came in (184, 183, 424 after iterations 4-8), as the CNN did
-    "dart-content": {
-        **LEVERS,
-        "model": VisionAttentionNeuronModel(
-            head="pool", hidden=32, grid=16, pool_queries=8, key_content=True
-        ),
-        "engine": "gym",
-        "distill": {**LEVERS["distill"], "teacher_iterations": 10_000},
-    },
+    "dart-content": DART_CONTENT,
     # ... and twice the Adam steps an iteration (400): is the student short of fitting? (offline
     # its steering error is 3x the CNN's). Stopped after 5 iterations (21 min): validation
     # 370 and 255 after iterations 2 and 4 (dart-content: 456 and 734); not pursued
-    "dart-content-fit": {
-        **LEVERS,
-        "model": VisionAttentionNeuronModel(
-            head="pool", hidden=32, grid=16, pool_queries=8, key_content=True
-        ),
-        "engine": "gym",
-        "distill": {**LEVERS["distill"], "teacher_iterations": 10_000, "grad_steps": 400},
-    },
+    "dart-content-fit": {**DART_CONTENT, "distill": {**DART_CONTENT["distill"], "grad_steps": 400}},
     # ... and a faster teacher (lateral_accel 120, top_speed 75): the student's episodes end at
     # the 1,000-step limit before its lap does (6 tracks: mean speed 45, 217-257 of 259-316
     # tiles), as the slow teacher's own do on 2 of 6 (benchmarks/carracing_teacher.py).
     # Stopped after 6 iterations (16 min): validation 37 +- 83, 387 +- 338, 417 +- 357 after
     # iterations 2, 4, 6 (dart-content: 456, 734, 685): the faster student crashes more
     "dart-content-mid": {
-        **LEVERS,
-        "model": VisionAttentionNeuronModel(
-            head="pool", hidden=32, grid=16, pool_queries=8, key_content=True
-        ),
-        "engine": "gym",
+        **DART_CONTENT,
         "teacher_options": {"lateral_accel": 120.0, "top_speed": 75.0},
-        "distill": {**LEVERS["distill"], "teacher_iterations": 10_000},
     },
     # ... and a teacher that slows down to recover (to speed 20 while off the road or heading
     # more than 1 rad from its pursuit point) and drives the straights faster (top_speed 80;
@@ -142,46 +129,20 @@ VARIANTS: dict[str, dict] = {
     # student: 742.2 +- 150.2): the faster student runs off the road more (2 of 8 tracks in
     # carracing_laps.py for 750-800 steps)
     "dart-content-fast": {
-        **LEVERS,
-        "model": VisionAttentionNeuronModel(
-            head="pool", hidden=32, grid=16, pool_queries=8, key_content=True
-        ),
-        "engine": "gym",
-        "teacher_options": {
-            "lateral_accel": 100.0,
-            "top_speed": 80.0,
-            "recovery_heading": 1.0,
-            "recovery_speed": 20.0,
-        },
-        "distill": {**LEVERS["distill"], "teacher_iterations": 10_000},
+        **DART_CONTENT,
+        "teacher_options": {**RECOVERING_TEACHER, "top_speed": 80.0},
     },
     # ... and only the recovery (the slow teacher, slowing to speed 20 while off the road or
     # heading more than 1 rad off): does the data of its recoveries keep the student on the road?
     # With --minutes 20: cut at iteration 8, validation 263/656/595/756, held-out 702.5 +- 223.8
     # over 50 tracks (the preset's student: 742.2 +- 150.2): no better
-    "dart-content-recover": {
-        **LEVERS,
-        "model": VisionAttentionNeuronModel(
-            head="pool", hidden=32, grid=16, pool_queries=8, key_content=True
-        ),
-        "engine": "gym",
-        "teacher_options": {**SLOW_TEACHER, "recovery_heading": 1.0, "recovery_speed": 20.0},
-        "distill": {**LEVERS["distill"], "teacher_iterations": 10_000},
-    },
+    "dart-content-recover": {**DART_CONTENT, "teacher_options": RECOVERING_TEACHER},
     # ... and the episodes played on random backgrounds (a third on the stock grass, the rest on
     # 18 images that are none of the four test ones): the content key read the grass, and the
     # student fell below 0 on every new background (20 tracks: -138 to -28)
     "dart-content-bg": {
-        **LEVERS,
-        "model": VisionAttentionNeuronModel(
-            head="pool", hidden=32, grid=16, pool_queries=8, key_content=True
-        ),
-        "engine": "gym",
-        "distill": {
-            **LEVERS["distill"],
-            "teacher_iterations": 10_000,
-            "backgrounds": CARRACING_TRAINING_BACKGROUNDS,
-        },
+        **DART_CONTENT,
+        "distill": {**DART_CONTENT["distill"], "backgrounds": CARRACING_TRAINING_BACKGROUNDS},
     },
     # the non-invariant baseline on its own (unshuffled) frames, the same recipe: does the
     # recipe drive when where things are on screen is known?
