@@ -26,7 +26,7 @@ import sensoryneuron as sn
 from evolve.logs import console
 from evolve.rollout import Observer, StepView, batched_task, episodes
 from evolve.seeds import test_seeds
-from evolve.training.distill import ControllerTeacher, TeacherLabels
+from evolve.training.distill import ControllerTeacher, teacher_episodes
 from sensoryneuron.models import VisionAttentionNeuronModel
 from tasks.perturbations import Perturbations
 from tasks.spec import get_task
@@ -86,42 +86,34 @@ def main() -> None:
     spec = get_task(CAR)
     seeds = test_seeds(args.episodes, args.seed_offset)
     watch = LapWatch()
-    observers: list[Observer] = [watch]
-    driver = None
-    if args.teacher:
-        settings = {k: float(v) for k, v in (item.split("=", 1) for item in args.set)}
-        teacher = ControllerTeacher(CarRacingPursuit(**settings), spec.action)
-        labels = TeacherLabels(
-            teacher,
-            np.ones(len(seeds), dtype=bool),
-            spec.action,
-            frames=True,
-            noise=(args.noise, 0.0, 0.0) if args.noise else (),
-            rng=np.random.default_rng(args.seed_offset),
-        )
-        observers.insert(0, labels)
-        driver = labels.drive
-        model = VisionAttentionNeuronModel(head="pool", hidden=8)  # only watches
-        params = torch.zeros(1, model.num_params)
-        name = f"teacher {settings}, noise {args.noise:g}"
-    else:
-        policy = sn.load_policy(args.source)
-        model, params = policy.model, torch.tensor(policy.params)[None]
-        name = args.source
-    plain = Perturbations(shuffle=True)
     start = time.perf_counter()
     with console():
-        result = episodes(
-            model,
-            params,
-            batched_task(CAR, "gym", plain),
-            plain,
-            seeds,
-            action_map=spec.action,
-            observers=observers,
-            driver=driver,
-            observation=spec.observation,
-        )
+        if args.teacher:
+            settings = {k: float(v) for k, v in (item.split("=", 1) for item in args.set)}
+            name = f"teacher {settings}, noise {args.noise:g}"
+            result = teacher_episodes(
+                ControllerTeacher(CarRacingPursuit(**settings), spec.action),
+                CAR,
+                seeds,
+                VisionAttentionNeuronModel(head="pool", hidden=8),  # only watches
+                noise=(args.noise, 0.0, 0.0) if args.noise else (),
+                rng=np.random.default_rng(args.seed_offset),
+                observers=[watch],
+            )
+        else:
+            name = args.source
+            policy = sn.load_policy(args.source)
+            plain = Perturbations(shuffle=True)
+            result = episodes(
+                policy.model,
+                torch.tensor(policy.params)[None],
+                batched_task(CAR, "gym", plain),
+                plain,
+                seeds,
+                action_map=spec.action,
+                observers=[watch],
+                observation=spec.observation,
+            )
     rows = watch.rows(result.returns[0], seeds)
     for row in rows:
         print(

@@ -59,7 +59,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -478,11 +478,13 @@ def teacher_episodes(
     watcher: Model,
     noise: tuple[float, ...] = (),
     rng: np.random.Generator | None = None,
+    observers: Sequence[Observer] = (),
 ) -> RolloutResult:
     """The teacher drives one unperturbed episode per seed to its end on stock Gymnasium,
     over ``watcher`` (zero parameters) that only reads, as in a first DAgger iteration: the
     returns and steps ``[1, B]`` (what the teacher benchmarks measure). ``noise`` (drawn
-    from ``rng``) jitters the outputs it executes, as in the DART episodes of training."""
+    from ``rng``) jitters the outputs it executes, as in the DART episodes of training;
+    ``observers`` watch the episodes after the teacher's labels."""
     spec = get_task(env_id)
     labels = TeacherLabels(
         teacher,
@@ -500,7 +502,7 @@ def teacher_episodes(
         plain,
         seeds,
         action_map=spec.action,
-        observers=[labels],
+        observers=[labels, *observers],
         driver=labels.drive,
         observation=spec.observation,
     )
