@@ -11,6 +11,7 @@ steering noise). Usage::
     python benchmarks/carracing_laps.py runs/levers-dart-content-s0/distill/best.npz \\
         [--episodes 6] [--seed-offset 7000] [--json PATH]
     python benchmarks/carracing_laps.py --teacher [--set lateral_accel=100 ...] [--noise 0.2]
+        [--noise 0.2 0.5 0.5 --correlation 0.95]
 """
 
 from __future__ import annotations
@@ -75,13 +76,26 @@ def main() -> None:
     parser.add_argument("source", nargs="?", help="a policy file or run folder")
     parser.add_argument("--teacher", action="store_true", help="the pursuit teacher drives")
     parser.add_argument("--set", nargs="*", default=[], metavar="NAME=VALUE")
-    parser.add_argument("--noise", type=float, default=0.0, help="teacher steering noise")
+    parser.add_argument(
+        "--noise",
+        type=float,
+        nargs="+",
+        default=[0.0],
+        metavar="STD",
+        help="the teacher's DART noise: steering, or steering gas brake (policy outputs)",
+    )
+    parser.add_argument(
+        "--correlation", type=float, default=0.0, help="the noise's step-to-step correlation"
+    )
     parser.add_argument("--episodes", type=int, default=6)
     parser.add_argument("--seed-offset", type=int, default=7000)
     parser.add_argument("--json", metavar="PATH", help="append one JSON line")
     args = parser.parse_args()
     if args.teacher == (args.source is not None):
         parser.error("give a policy SOURCE or --teacher, not both")
+    if len(args.noise) not in (1, 3):
+        parser.error("--noise takes one std (steering) or three (steering, gas, brake)")
+    noise = tuple(args.noise) if len(args.noise) == 3 else (args.noise[0], 0.0, 0.0)
     torch.set_num_threads(1)
     spec = get_task(CAR)
     seeds = test_seeds(args.episodes, args.seed_offset)
@@ -90,15 +104,18 @@ def main() -> None:
     with console():
         if args.teacher:
             settings = {k: float(v) for k, v in (item.split("=", 1) for item in args.set)}
-            name = f"teacher {settings}, noise {args.noise:g}"
+            name = f"teacher {settings}, noise {args.noise}" + (
+                f", correlation {args.correlation:g}" if args.correlation else ""
+            )
             result = teacher_episodes(
                 ControllerTeacher(CarRacingPursuit(**settings), spec.action),
                 CAR,
                 seeds,
                 VisionAttentionNeuronModel(head="pool", hidden=8),  # only watches
-                noise=(args.noise, 0.0, 0.0) if args.noise else (),
+                noise=noise if any(noise) else (),
                 rng=np.random.default_rng(args.seed_offset),
                 observers=[watch],
+                correlation=args.correlation,
             )
         else:
             name = args.source
@@ -128,7 +145,8 @@ def main() -> None:
     )
     if args.json:
         with open(args.json, "a") as f:
-            f.write(json.dumps({"agent": name, "noise": args.noise, "tracks": rows}) + "\n")
+            row = {"agent": name, "noise": args.noise, "correlation": args.correlation}
+            f.write(json.dumps({**row, "tracks": rows}) + "\n")
 
 
 if __name__ == "__main__":

@@ -144,6 +144,23 @@ VARIANTS: dict[str, dict] = {
         **DART_CONTENT,
         "distill": {**DART_CONTENT["distill"], "backgrounds": CARRACING_TRAINING_BACKGROUNDS},
     },
+    # ... and the teacher's noise correlated from step to step (an Ornstein-Uhlenbeck process,
+    # correlation 0.95: about 20 steps) and on the gas as well (std 0.5 of the output), with
+    # the recovery. The student imitates the steering (correlation 0.8-0.9 with the teacher's
+    # labels on its own drives) but hardly the gas and brake (0.3 and 0.1): it cruises on a
+    # near-constant throttle. Independent noise averages out on the throttle and leaves the car
+    # at the teacher's own speeds, so the data never shows a car too fast for a bend; a
+    # correlated one does, and the clean labels brake it. The teacher with this noise: 804.2
+    # over 8 tracks, with 8-73 steps off the road on 4 (carracing_laps.py --teacher)
+    "dart-content-ou": {
+        **DART_CONTENT,
+        "teacher_options": RECOVERING_TEACHER,
+        "distill": {
+            **DART_CONTENT["distill"],
+            "teacher_noise": (0.2, 0.5, 0.0),
+            "teacher_noise_correlation": 0.95,
+        },
+    },
     # the non-invariant baseline on its own (unshuffled) frames, the same recipe: does the
     # recipe drive when where things are on screen is known?
     "cnn-levers": {

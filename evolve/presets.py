@@ -157,6 +157,14 @@ class DistillConfig:
             (clipped to [-1, 1]; the labels stay clean; empty: none): DART, so that the data
             shows the teacher recovering from small errors such as a student makes. A
             discrete task takes none.
+        teacher_noise_correlation: the noise's correlation from one step to the next, in
+            ``[0, 1)`` (0: independent draws, as DART has it). Above 0 the noise is an
+            Ornstein-Uhlenbeck process with the same standard deviation, starting at 0 each
+            episode: ``x[t] = c * x[t-1] + sqrt(1 - c^2) * std * N(0, 1)``, which holds an
+            error for about ``1 / (1 - c)`` steps. Independent noise on a throttle averages
+            out within a few steps and leaves the car's speed as the teacher drives it; a
+            correlated one takes the car to speeds, and lateral offsets, that the teacher
+            never drives at, and the labels show it correcting them.
         ema: decay of an exponential moving average of the student's parameters over the
             Adam steps (0: off). With it, the average is the student: it plays the episodes,
             is tested and saved, while Adam moves the raw parameters. The decay of step
@@ -190,6 +198,7 @@ class DistillConfig:
     lr_final: float | None = None
     recent_fraction: float = 0.0
     teacher_noise: tuple[float, ...] = ()
+    teacher_noise_correlation: float = 0.0
     ema: float = 0.0
     episode_steps: int | None = None
     backgrounds: str | None = None
@@ -210,6 +219,12 @@ class DistillConfig:
                     f"distill.{name} must be a list of non-negative numbers; got {values!r}"
                 )
             object.__setattr__(self, name, tuple(float(v) for v in values))
+        c = self.teacher_noise_correlation
+        if isinstance(c, bool) or not isinstance(c, (int, float)) or not 0 <= c < 1:
+            raise ConfigError(
+                f"distill.teacher_noise_correlation must be a number in [0, 1); got {c!r}"
+            )
+        object.__setattr__(self, "teacher_noise_correlation", float(c))
         final = self.lr_final
         if final is not None and (
             isinstance(final, bool) or not isinstance(final, (int, float)) or not final > 0

@@ -299,6 +299,8 @@ class TeacherLabels(Observer):
             output), drawn from ``rng``; the steps a teacher takes over execute its outputs as
             they are. A discrete task takes none (ConfigError).
         rng: the noise's generator (needed when ``noise`` > 0).
+        correlation: the noise's correlation from step to step (0: independent draws; see
+            ``DistillConfig.teacher_noise_correlation``).
 
     One instance serves one call of the loop; :meth:`dataset` then holds its episodes.
     """
@@ -311,8 +313,11 @@ class TeacherLabels(Observer):
         frames: bool = False,
         noise: tuple[float, ...] = (),
         rng: np.random.Generator | None = None,
+        correlation: float = 0.0,
     ) -> None:
         self.noise = np.asarray(noise, dtype=np.float64).reshape(-1)
+        self.correlation = float(correlation)
+        self.jitter: np.ndarray | None = None  # the correlated noise's last draw
         if self.noise.any() and action_map.kind == "discrete":
             raise ConfigError(
                 f"teacher noise jitters continuous actions; this task's are {action_map.describe()}"
@@ -337,6 +342,7 @@ class TeacherLabels(Observer):
                 f"{len(self.driven)} flags"
             )
         self.teacher.reset(len(self.driven))
+        self.jitter = None
 
     def drive(self, view: StepView) -> np.ndarray:
         """The teacher labels the step; the executed outputs ``[1, B, A]``."""
@@ -347,6 +353,10 @@ class TeacherLabels(Observer):
         if self.noise.any() and driven.any():
             assert self.rng is not None
             jitter = self.noise * self.rng.standard_normal(self.label.shape)
+            if self.correlation and self.jitter is not None:
+                c = self.correlation
+                jitter = c * self.jitter + math.sqrt(1.0 - c * c) * jitter
+            self.jitter = jitter
             noisy = np.clip(self.label + jitter * driven[None, :, None], -1.0, 1.0)
             executed = noisy.astype(self.label.dtype)
         takeover = getattr(self.teacher, "takeover", None)
@@ -437,11 +447,12 @@ def collect(
     noise: tuple[float, ...] = (),
     rng: np.random.Generator | None = None,
     progress: Observer | None = None,
+    correlation: float = 0.0,
 ) -> Dataset:
     """Play one episode per seed for at most ``steps`` steps; label every step by the teacher.
 
-    ``teacher_driven[e]`` makes episode e execute the teacher's actions (plus ``noise``, see
-    :class:`TeacherLabels`) instead of the student's; the student still reads its inputs,
+    ``teacher_driven[e]`` makes episode e execute the teacher's actions (plus ``noise`` with
+    its step-to-step ``correlation``, see :class:`TeacherLabels`) instead of the student's; the student still reads its inputs,
     keeps its state, and reads the executed action as its previous action. A
     :class:`ControllerTeacher` plays on the gym engine (it reads the envs); an image task's
     episodes are recorded as frames.
@@ -449,7 +460,13 @@ def collect(
     spec = get_task(preset.env_id)
     frames = isinstance(spec.observation, PatchObservation)
     labels = TeacherLabels(
-        teacher, teacher_driven, spec.action, frames=frames, noise=noise, rng=rng
+        teacher,
+        teacher_driven,
+        spec.action,
+        frames=frames,
+        noise=noise,
+        rng=rng,
+        correlation=correlation,
     )
     engine = "gym" if isinstance(teacher, ControllerTeacher) else None
     episodes(
@@ -479,11 +496,13 @@ def teacher_episodes(
     noise: tuple[float, ...] = (),
     rng: np.random.Generator | None = None,
     observers: Sequence[Observer] = (),
+    correlation: float = 0.0,
 ) -> RolloutResult:
     """The teacher drives one unperturbed episode per seed to its end on stock Gymnasium,
     over ``watcher`` (zero parameters) that only reads, as in a first DAgger iteration: the
     returns and steps ``[1, B]`` (what the teacher benchmarks measure). ``noise`` (drawn
-    from ``rng``) jitters the outputs it executes, as in the DART episodes of training;
+    from ``rng``, with its step-to-step ``correlation``) jitters the outputs it executes, as
+    in the DART episodes of training;
     ``observers`` watch the episodes after the teacher's labels."""
     spec = get_task(env_id)
     labels = TeacherLabels(
@@ -493,6 +512,7 @@ def teacher_episodes(
         frames=isinstance(spec.observation, PatchObservation),
         noise=noise,
         rng=rng,
+        correlation=correlation,
     )
     plain = Perturbations(shuffle=False)
     return episodes(
@@ -731,6 +751,7 @@ def distill(
                 noise=cfg.teacher_noise,
                 rng=teacher_noise_stream(seed, it),
                 progress=CollectProgress(it + 1, collected_steps) if image else None,
+                correlation=cfg.teacher_noise_correlation,
             )
             store.append(new)  # chunk ``it``; the state below is what makes it count
             pools = store.pools()  # one per number of noise channels collected so far

@@ -224,6 +224,33 @@ def test_teacher_noise_moves_what_teacher_driven_episodes_execute_not_their_labe
         collect(student, teacher, preset, [0], STEPS, driven[:1], (0.3,), None)
 
 
+def test_correlated_teacher_noise_holds_its_errors_from_step_to_step():
+    from evolve.training.distill import collect, initial_params
+    from sensoryneuron.policy import Policy
+
+    preset = dot_preset()
+    student = Policy(MODEL, initial_params(MODEL, 0, 0.5))
+    teacher = ControllerTeacher(DotTeacher(), ActionMap.unit_box(1))
+    seeds = list(range(8))
+
+    def jitter(**correlation):
+        rng = np.random.default_rng(3)
+        driven = np.ones(len(seeds), dtype=bool)
+        data = collect(student, teacher, preset, seeds, STEPS, driven, (0.05,), rng, **correlation)
+        return (data.executed - data.labels)[..., 0]  # [steps, episodes]; 0.05: never clipped
+
+    def lag1(x):
+        return float(np.corrcoef(x[1:].ravel(), x[:-1].ravel())[0, 1])
+
+    independent, correlated = jitter(), jitter(correlation=0.9)
+    np.testing.assert_array_equal(jitter(correlation=0.0), independent)  # DART as it was
+    np.testing.assert_allclose(correlated[0], independent[0], atol=1e-6)  # the same first draws
+    assert abs(lag1(independent)) < 0.2 and lag1(correlated) > 0.75
+    # x[t] = 0.9 x[t-1] + sqrt(1 - 0.81) e[t]: the same stationary spread as the independent
+    assert 0.03 < correlated.std() < 0.07 and 0.04 < independent.std() < 0.06
+    np.testing.assert_array_equal(jitter(correlation=0.9), correlated)  # the generator decides
+
+
 def test_action_weights_weigh_each_outputs_squared_error():
     from evolve.training.frame_replay import weighted_error
 
@@ -266,6 +293,10 @@ def test_the_learning_rate_decays_by_a_cosine_to_lr_final():
         ({"lr_final": 0}, "distill.lr_final must be a positive number or null; got 0"),
         ({"recent_fraction": 1.0}, "distill.recent_fraction must be in [0, 1); got 1.0"),
         ({"ema": 1.0}, "distill.ema must be in [0, 1); got 1.0"),
+        (
+            {"teacher_noise_correlation": 1.0},
+            "distill.teacher_noise_correlation must be a number in [0, 1); got 1.0",
+        ),
     ],
 )
 def test_bad_lever_settings_are_config_errors(change, message):
