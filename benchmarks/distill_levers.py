@@ -6,8 +6,10 @@ arguments). :func:`main` trains one with ``evolve train``'s own code
 (:func:`evolve.training.loop.train`) under a time budget, then scores the student the
 distillation kept (``best.npz``, picked on its held-out validation tests) and the last one
 (``latest.npz``) on held-out episodes of stock Gymnasium (seeds from ``--seed-offset``, never
-seen in training or validation). One JSON line per run is appended to the script's results
-file.
+seen in training or validation); a variant with an evolution stage, that stage's instead.
+One JSON line per run is appended to the script's results file. ``--from RUN`` starts a
+variant from another run's finished distillation, so that one that changes only the
+evolution stage trains that stage alone.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import argparse
 import csv
 import json
 import math
+import shutil
 import time
 from pathlib import Path
 
@@ -23,10 +26,26 @@ from evolve.backends import LocalBackend
 from evolve.evaluation.conditions import Condition
 from evolve.evaluation.evaluate import evaluate_policy
 from evolve.logs import console
-from evolve.presets import get_preset
+from evolve.presets import TaskPreset, get_preset
 from evolve.training.loop import train
+from evolve.training.run_folder import write_config
 from sensoryneuron.checkpoints import load_policy
 from tasks.perturbations import Perturbations
+
+
+def link_distillation(source: Path, run: Path, preset: TaskPreset) -> None:
+    """A new run folder ``run`` whose distillation is ``source``'s, finished: its state and
+    students copied, its recorded episodes linked. Resuming it runs the later stages."""
+    if run.exists():
+        raise SystemExit(f"{run} exists: --from makes a new run folder")
+    stage = source / "distill"
+    if not (stage / "state.npz").exists():
+        raise SystemExit(f"{source} holds no distillation")
+    (run / "distill").mkdir(parents=True)
+    for name in ("state.npz", "best.npz", "latest.npz", "log.csv"):
+        shutil.copy2(stage / name, run / "distill" / name)
+    (run / "distill" / "data").symlink_to((stage / "data").resolve())
+    write_config(run, preset, {"distillation_from": str(source)})
 
 
 def main(
@@ -51,6 +70,13 @@ def main(
     parser.add_argument("--out", help=f"run folder (default runs/{runs_prefix}-VARIANT-sSEED)")
     parser.add_argument("--resume", metavar="RUN", help="continue this run folder")
     parser.add_argument("--score-only", action="store_true", help="only score the run's students")
+    parser.add_argument(
+        "--from",
+        dest="start_from",
+        metavar="RUN",
+        help="start from RUN's finished distillation (its episodes linked, not copied): a "
+        "variant that changes only the evolution stage runs that stage alone",
+    )
     args = parser.parse_args()
 
     preset = get_preset(task).replace(**variants[args.variant])
@@ -58,12 +84,16 @@ def main(
     run = Path(args.resume or args.out or f"runs/{runs_prefix}-{args.variant}-s{args.seed}")
     backend = LocalBackend(args.workers)
     started = time.perf_counter()
+    resume = args.resume is not None
+    if args.start_from and not args.score_only and not resume:
+        link_distillation(Path(args.start_from), run, preset)
+        resume = True
     if not args.score_only:
         with console():
             result = train(
                 preset,
                 run,
-                resume=args.resume is not None,
+                resume=resume,
                 backend=backend,
                 final_episodes=0,
                 progress=False,
@@ -91,10 +121,22 @@ def main(
         ],
         "held_out_seed_offset": args.seed_offset,
     }
-    for name in ("best", "latest"):
-        policy = load_policy(run / "distill" / f"{name}.npz")
+    students = [("best", run / "distill" / "best.npz"), ("latest", run / "distill" / "latest.npz")]
+    if preset.training.generations > 0:  # and the evolution stage's, picked by its own tests
+        students = [("evolved-best", run / "best.npz"), ("evolved-latest", run / "latest.npz")]
+        row["evolution_tests"] = [
+            [int(r["generation"]) + 1, round(float(r["test_score"]), 1)]  # 0-based in the log
+            for r in csv.DictReader((run / "log.csv").open())
+            if r["test_score"] and math.isfinite(float(r["test_score"]))
+        ]
+    for name, path in students:
+        policy = load_policy(path)
         if name == "latest" and policy.info.get("iteration") == row["best"]["iteration"]:
             break  # the same student
+        if name == "evolved-latest" and policy.info.get("generation") == row["evolved-best"].get(
+            "generation"
+        ):
+            break
         t0 = time.perf_counter()
         results = evaluate_policy(
             policy,
@@ -107,6 +149,7 @@ def main(
         )
         row[name] = {
             "iteration": policy.info.get("iteration"),
+            "generation": policy.info.get("generation"),
             **{
                 r["condition"]: {"mean": round(r["mean"], 1), "std": round(r["std"], 1)}
                 for r in results

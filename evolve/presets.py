@@ -43,12 +43,26 @@ class StrategyConfig:
         popsize: members per generation.
         sigma_init: initial search standard deviation.
         options: further strategy-specific hyperparameters.
+        params: the model's tensors that evolution changes, by name (``out.weight``, see
+            the model's ``param_spec``); the others keep the values the stage starts from
+            (a staged recipe's distilled student). Empty: all. Evolving a few hundred
+            parameters of a large student, such as its output layer, costs a strategy far
+            fewer episodes than all of them.
     """
 
     name: str = "pgpe"
     popsize: int = 256
     sigma_init: float = 0.1
     options: dict[str, Any] = field(default_factory=dict)
+    params: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        names = self.params
+        if not isinstance(names, (tuple, list)) or not all(isinstance(n, str) for n in names):
+            raise ConfigError(f"strategy.params must be a list of parameter names; got {names!r}")
+        if len(set(names)) != len(names):
+            raise ConfigError(f"strategy.params names a parameter twice: {list(names)}")
+        object.__setattr__(self, "params", tuple(names))
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> StrategyConfig:
@@ -344,6 +358,12 @@ class TaskPreset:
             make_teacher(self.teacher_controller, self.env_id, self.teacher_options)
         elif self.teacher_options:
             raise ConfigError("teacher_options set the options of a teacher_controller; none named")
+        unknown = [n for n in self.strategy.params if n not in self.model.param_spec.names]
+        if unknown:
+            raise ConfigError(
+                f"strategy.params: {self.model.kind} has no parameter(s) {unknown}; allowed: "
+                f"{', '.join(self.model.param_spec.names)}"
+            )
         for name in ("action_weights", "teacher_noise"):
             values = getattr(self.distill, name) if self.distill is not None else ()
             if len(values) > 1 and len(values) != self.model.act_dim:
@@ -438,7 +458,7 @@ class TaskPreset:
             "env_id": self.env_id,
             "model": self.model.to_dict(),
             "perturbations": self.perturbations.to_dict(),
-            "strategy": dataclasses.asdict(self.strategy),
+            "strategy": {**dataclasses.asdict(self.strategy), "params": list(self.strategy.params)},
             "training": dataclasses.asdict(self.training),
             "engine": self.engine,
         }

@@ -6,6 +6,7 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from sensoryneuron.errors import ConfigError
@@ -32,6 +33,20 @@ class ParamSpec:
     @property
     def names(self) -> tuple[str, ...]:
         return tuple(name for name, _ in self.entries)
+
+    def indices(self, names: Iterable[str]) -> np.ndarray:
+        """The flat vector's positions of the tensors ``names``, in layout order (int64)."""
+        wanted = set(names)
+        unknown = sorted(wanted - set(self.names))
+        if unknown:
+            raise ConfigError(f"no parameter(s) {unknown}; allowed: {', '.join(self.names)}")
+        parts, offset = [], 0
+        for name, shape in self.entries:
+            size = math.prod(shape)
+            if name in wanted:
+                parts.append(np.arange(offset, offset + size))
+            offset += size
+        return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
 
     def unflatten(self, flat: torch.Tensor) -> dict[str, torch.Tensor]:
         """Split ``flat[P, D]`` into views ``{name: tensor[P, *shape]}``."""

@@ -33,6 +33,7 @@ from evolve.presets import TaskPreset
 from evolve.rollout import EpisodeJob
 from evolve.seeds import strategy_seed, training_seeds
 from evolve.strategies import DivergedError, Strategy, make_strategy, warn_if_costly
+from evolve.strategies.subspace import Subspace
 from evolve.training.budget import (
     DISTILLATION,
     EVOLUTION,
@@ -84,19 +85,22 @@ class TrainResult:
     cut: StageCut | None = None  # where the time budget stopped the (last) stage
 
 
-def build_strategy(preset: TaskPreset, x0: np.ndarray | None = None) -> Strategy:
-    """The recipe's strategy, centred on ``x0`` (default: zeros)."""
+def build_strategy(preset: TaskPreset, x0: np.ndarray | None = None) -> tuple[Strategy, Subspace]:
+    """The recipe's strategy, centred on ``x0`` (default: zeros), and the part of the
+    parameters it searches (``strategy.params``; the rest stay as in ``x0``)."""
     s = preset.strategy
-    start = {} if x0 is None else {"x0": np.asarray(x0, dtype=np.float64)}
-    return make_strategy(
+    space = Subspace.of(preset.model.param_spec, s.params, x0)
+    start = {} if x0 is None else {"x0": space.reduce(space.base)}
+    strategy = make_strategy(
         s.name,
-        num_params=preset.model.num_params,
+        num_params=space.size,
         popsize=s.popsize,
         seed=strategy_seed(preset.training.seed),
         sigma_init=s.sigma_init,
         **start,
         **s.options,
     )
+    return strategy, space
 
 
 def _job(preset: TaskPreset, seeds: list[int]) -> EpisodeJob:
@@ -216,7 +220,8 @@ def train(
             x0 = None
             if preset.distill is not None:
                 # said now, not when the last stage builds its strategy after the other two
-                warn_if_costly(preset.strategy.name, preset.model.num_params)
+                space = Subspace.of(preset.model.param_spec, preset.strategy.params, None)
+                warn_if_costly(preset.strategy.name, space.size)
                 stopped, x0 = _earlier_stages(
                     preset,
                     run_dir,
@@ -410,7 +415,7 @@ def _evolve(
     the deadline ``stop`` carries applies (a staged recipe's teacher: set by the recipe).
     """
     cfg = preset.training
-    strategy = build_strategy(preset, x0)
+    strategy, space = build_strategy(preset, x0)
     if resume:
         state, strategy_meta, strategy_arrays = load_state(run_dir)
         strategy.load_state_dict(strategy_meta, strategy_arrays)
@@ -420,11 +425,12 @@ def _evolve(
         _start_stage(budget, stop, EVOLUTION, state.wall_time)
     log.info("config %s", json.dumps(preset.to_dict(), sort_keys=True))
     log.info(
-        "%s run %s: %s, %d params, %s x%d, %d workers (%s)",
+        "%s run %s: %s, %d params%s, %s x%d, %d workers (%s)",
         "resuming" if resume else "starting",
         run_dir,
         preset.name,
         preset.model.num_params,
+        f" ({space.size} evolved: {', '.join(preset.strategy.params)})" if space.partial else "",
         preset.strategy.name,
         preset.strategy.popsize,
         backend.workers,
@@ -444,9 +450,10 @@ def _evolve(
             while state.generation < cfg.generations and not stop.should_stop(state.generation):
                 started = time.perf_counter()
                 gen = state.generation
-                population = strategy.ask()
-                # PGPE's population travels as centre, stdev and noise seeds; others as float32.
-                compact = strategy.compact_population()
+                population = space.expand(strategy.ask())
+                # PGPE's population travels as centre, stdev and noise seeds (of all the
+                # parameters); others, and a part of the parameters, as float32.
+                compact = None if space.partial else strategy.compact_population()
                 result = backend.evaluate(
                     _job(preset, training_seeds(cfg.seed, gen, cfg.repeats)),
                     population.astype(np.float32) if compact is None else compact,
@@ -469,7 +476,8 @@ def _evolve(
                 )
                 test_score = math.nan
                 if (gen + 1) % cfg.test_every == 0 or gen + 1 == cfg.generations:
-                    test_score = _test(preset, strategy.center, backend, gen, state, run_dir)
+                    center = space.expand(strategy.center)
+                    test_score = _test(preset, center, backend, gen, state, run_dir)
                 state.wall_time += time.perf_counter() - started
                 state.generation = gen + 1
                 row = [fitness.max(), fitness.mean(), fitness.min(), fitness.std()]
@@ -478,13 +486,13 @@ def _evolve(
                 bar.update(1)
                 bar.set_postfix(best=f"{fitness.max():.1f}", mean=f"{fitness.mean():.1f}")
                 if state.generation % checkpoint_every == 0 or not math.isnan(test_score):
-                    _checkpoint(run_dir, preset, strategy, snapshot, state)
+                    _checkpoint(run_dir, preset, space.expand(strategy.center), snapshot, state)
     except KeyboardInterrupt:
         interrupted = True
         stop.signal = stop.signal or signal.SIGINT
     except DivergedError:
         bar.close()
-        _checkpoint(run_dir, preset, strategy, snapshot, state)
+        _checkpoint(run_dir, preset, space.expand(strategy.center), snapshot, state)
         log.error("saved generation %d, the last with a finite fitness", state.generation)
         raise
     finally:
@@ -498,8 +506,9 @@ def _evolve(
         log.info("time budget: %s", cut.describe())
         if math.isnan(state.log[-1][5]):  # test the stage's last generation, as at its end
             gen = state.generation - 1
-            state.log[-1][5] = _test(preset, strategy.center, backend, gen, state, run_dir)
-    _checkpoint(run_dir, preset, strategy, snapshot, state)
+            center = space.expand(strategy.center)
+            state.log[-1][5] = _test(preset, center, backend, gen, state, run_dir)
+    _checkpoint(run_dir, preset, space.expand(strategy.center), snapshot, state)
     table = None
     if not interrupted and final_episodes > 0:
         table = _final_table(preset, run_dir, backend, final_episodes)
@@ -540,13 +549,14 @@ def _test(
 def _checkpoint(
     run_dir: Path,
     preset: TaskPreset,
-    strategy: Strategy,
+    center: np.ndarray,
     snapshot: tuple[dict[str, Any], dict[str, np.ndarray]],
     state: RunState,
 ) -> None:
+    """``center``: the distribution centre as the model's whole parameter vector."""
     meta, arrays = snapshot
     info = {"generation": state.generation}
-    save_policy(run_dir / "latest.npz", _policy(preset, strategy.center, info))
+    save_policy(run_dir / "latest.npz", _policy(preset, center, info))
     write_log_csv(run_dir, state.log)
     plot_curve(run_dir, state.log, f"{preset.name} ({preset.perturbations.describe()})")
     save_state(run_dir, state, meta, arrays)  # last: what a resume goes on from

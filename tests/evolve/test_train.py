@@ -24,6 +24,7 @@ from evolve.strategies import DivergedError
 from evolve.training.loop import train
 from evolve.training.run_folder import LOG_COLUMNS, load_state
 from evolve.training.stopping import StopRequest
+from sensoryneuron.errors import ConfigError
 
 
 def tiny(name="cartpole-swingup-harder-es", **training):
@@ -123,6 +124,56 @@ def test_run_folder_holds_config_checkpoints_log_and_curve(tmp_path):
     ]
     assert json.loads((run / "eval.json").read_text())[0]["episodes"] == 3
     assert not list(run.glob(".*.tmp"))
+
+
+class TargetBackend(LocalBackend):
+    """Training fitness without rollouts: minus each member's squared distance from 0.5 in
+    every parameter; it keeps the populations it was given. Held-out tests run episodes."""
+
+    def __init__(self) -> None:
+        super().__init__(1)
+        self.populations: list[np.ndarray] = []
+
+    def evaluate(self, job, population):
+        params = np.asarray(population_shard(population, 0, population_size(population)))
+        self.populations.append(params.copy())
+        distance = -np.sum((params.astype(np.float64) - 0.5) ** 2, axis=1, keepdims=True)
+        returns = np.repeat(distance, len(job.seeds), axis=1)
+        return RolloutResult(returns=returns, steps=np.ones(returns.shape, dtype=np.int64))
+
+
+def test_strategy_params_evolve_the_named_tensors_and_keep_the_others(tmp_path, caplog):
+    preset = tiny(generations=30, test_every=30).replace(
+        strategy={"params": ["out.weight", "out.bias"], "sigma_init": 0.1}
+    )
+    spec = preset.model.param_spec
+    searched = spec.indices(["out.weight", "out.bias"])
+    assert searched.tolist() == list(range(spec.num_params - 17, spec.num_params))
+    kept = np.setdiff1d(np.arange(spec.num_params), searched)
+    backend = TargetBackend()
+    caplog.set_level(logging.INFO, logger="evolve")
+    train(preset, tmp_path / "run", final_episodes=0, progress=False, backend=backend)
+    assert f"({searched.size} evolved: out.weight, out.bias)" in caplog.text
+    first, last = backend.populations[0], backend.populations[-1]
+    assert not first[:, kept].any() and np.ptp(first[:, searched], axis=0).min() > 0
+    assert not last[:, kept].any()  # the run starts from zeros: the rest stay there
+    params = sn.load_policy(tmp_path / "run" / "latest.npz").params
+    assert not params[kept].any()
+    # the searched part learns: from 0 towards 0.5 in every entry
+    assert np.abs(params[searched] - 0.5).mean() < 0.25, params[searched]
+    # and a resumed run ends where an uninterrupted one does
+    split = tmp_path / "split"
+    short = preset.replace(training={"generations": 12})
+    train(short, split, final_episodes=0, progress=False, backend=TargetBackend())
+    train(preset, split, resume=True, final_episodes=0, progress=False, backend=TargetBackend())
+    np.testing.assert_array_equal(sn.load_policy(split / "latest.npz").params, params)
+
+
+def test_strategy_params_must_name_the_models_tensors():
+    with pytest.raises(ConfigError, match=re.escape("has no parameter(s) ['out.w']; allowed: neu")):
+        tiny().replace(strategy={"params": ["out.w"]})
+    with pytest.raises(ConfigError, match=re.escape("strategy.params names a parameter twice")):
+        tiny().replace(strategy={"params": ["out.bias", "out.bias"]})
 
 
 def test_resume_in_process_matches_an_uninterrupted_run(tmp_path):
