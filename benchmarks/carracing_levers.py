@@ -26,7 +26,7 @@ SLOW_TEACHER = {"lateral_accel": 100.0, "top_speed": 60.0}
 # ... which slows to speed 20 while off the road or heading more than 1 rad off
 RECOVERING_TEACHER = {**SLOW_TEACHER, "recovery_heading": 1.0, "recovery_speed": 20.0}
 # the recipe of the levers experiment, whole: the variants stay what they were measured as
-# when the preset moves on (it is now dart-content)
+# when the preset moves on (it is now dart-content-ou)
 LEVERS = {
     "model": VisionAttentionNeuronModel(head="pool", hidden=32, grid=16, pool_queries=8),
     "engine": "envpool",
@@ -36,6 +36,7 @@ LEVERS = {
         "iterations": 10,
         "grad_steps": 200,
         "teacher_noise": (0.2, 0.0, 0.0),
+        "teacher_noise_correlation": 0.0,
         "action_weights": (5.0, 1.0, 1.0),
         "lr": 2e-3,
         "lr_final": 1e-4,
