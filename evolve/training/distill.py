@@ -452,10 +452,10 @@ def collect(
     """Play one episode per seed for at most ``steps`` steps; label every step by the teacher.
 
     ``teacher_driven[e]`` makes episode e execute the teacher's actions (plus ``noise`` with
-    its step-to-step ``correlation``, see :class:`TeacherLabels`) instead of the student's; the student still reads its inputs,
-    keeps its state, and reads the executed action as its previous action. A
-    :class:`ControllerTeacher` plays on the gym engine (it reads the envs); an image task's
-    episodes are recorded as frames.
+    its step-to-step ``correlation``, see :class:`TeacherLabels`) instead of the student's;
+    the student still reads its inputs, keeps its state, and reads the executed action as
+    its previous action. A :class:`ControllerTeacher` plays on the gym engine (it reads the
+    envs); an image task's episodes are recorded as frames.
     """
     spec = get_task(preset.env_id)
     frames = isinstance(spec.observation, PatchObservation)
