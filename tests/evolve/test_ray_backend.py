@@ -128,7 +128,7 @@ def test_explicit_parameter_shards_match_the_local_backend(ray_address):
     from evolve.backends.ray import RayBackend
 
     preset = tiny().replace(strategy={"name": "sep-cma"})
-    strategy = build_strategy(preset)
+    strategy, _ = build_strategy(preset)
     assert strategy.compact_population() is None
     params = strategy.ask().astype(np.float32)
     job = _job(preset, [3, 4])
