@@ -24,16 +24,15 @@ import time
 
 import numpy as np
 import torch
+from carracing_laps import CAR, off_road, student_episodes, teacher_settings  # benchmarks/
 
 import sensoryneuron as sn
 from evolve.logs import console
-from evolve.rollout import Observer, StepView, batched_task, episodes
+from evolve.rollout import Observer, StepView
 from evolve.seeds import test_seeds
-from tasks.perturbations import Perturbations
 from tasks.spec import get_task
 from tasks.teachers import CarRacingPursuit
 
-CAR = "CarRacing-v3"
 OUTPUTS = ("steer", "gas", "brake")
 
 
@@ -56,8 +55,7 @@ class Agreement(Observer):
         for b in np.flatnonzero(view.alive[0]):
             env = view.task.env(0, b)
             label = self.action.feedback(self.teacher.act(env)[None])[0]
-            off = all(len(wheel.tiles) == 0 for wheel in env.car.wheels)
-            self.steps[b].append((view.output[0, b].copy(), label, off))
+            self.steps[b].append((view.output[0, b].copy(), label, off_road(env.car)))
 
     def row(self, b: int) -> dict:
         out = np.array([s[0] for s in self.steps[b]])
@@ -116,24 +114,14 @@ def main() -> None:
     torch.set_num_threads(1)
     policy = sn.load_policy(args.source)
     settings = dict(policy.task.get("teacher_options", {}) if policy.task else {})
-    settings.update({k: float(v) for k, v in (item.split("=", 1) for item in args.set)})
-    spec = get_task(CAR)
+    settings.update(teacher_settings(args.set))
     seeds = test_seeds(args.episodes, args.seed_offset)
-    plain = Perturbations(shuffle=True)
     for shift in args.shift:
         watch = Agreement(CarRacingPursuit(**settings))
         start = time.perf_counter()
         with console():
-            result = episodes(
-                policy.model,
-                shifted(policy, shift),
-                batched_task(CAR, "gym", plain),
-                plain,
-                seeds,
-                action_map=spec.action,
-                observers=[watch] if shift == "none" else [],
-                observation=spec.observation,
-            )
+            observers = [watch] if shift == "none" else []
+            result = student_episodes(policy, shifted(policy, shift), seeds, observers)
         returns = result.returns[0]
         tracks = [
             {"seed": s, "return": round(float(r), 1)} for s, r in zip(seeds, returns, strict=True)

@@ -25,7 +25,7 @@ import torch
 
 import sensoryneuron as sn
 from evolve.logs import console
-from evolve.rollout import Observer, StepView, batched_task, episodes
+from evolve.rollout import Observer, RolloutResult, StepView, batched_task, episodes
 from evolve.seeds import test_seeds
 from evolve.training.distill import ControllerTeacher, teacher_episodes
 from sensoryneuron.models import VisionAttentionNeuronModel
@@ -34,6 +34,33 @@ from tasks.spec import get_task
 from tasks.teachers import CarRacingPursuit
 
 CAR = "CarRacing-v3"
+
+
+def off_road(car) -> bool:
+    """Whether no wheel of ``car`` (a CarRacing car) touches a road tile."""
+    return all(len(wheel.tiles) == 0 for wheel in car.wheels)
+
+
+def student_episodes(policy: sn.Policy, params: torch.Tensor, seeds, observers) -> RolloutResult:
+    """``policy``'s model with ``params`` ``[1, D]`` drives one track per seed of stock
+    Gymnasium, its patches shuffled at reset, watched by ``observers``."""
+    spec = get_task(CAR)
+    plain = Perturbations(shuffle=True)
+    return episodes(
+        policy.model,
+        params,
+        batched_task(CAR, "gym", plain),
+        plain,
+        seeds,
+        action_map=spec.action,
+        observers=observers,
+        observation=spec.observation,
+    )
+
+
+def teacher_settings(items: list[str]) -> dict[str, float]:
+    """``--set NAME=VALUE ...`` as the teacher's options."""
+    return {k: float(v) for k, v in (item.split("=", 1) for item in items)}
 
 
 class LapWatch(Observer):
@@ -51,7 +78,7 @@ class LapWatch(Observer):
             car = view.task.env(0, b).car
             self.steps[b] += 1
             self.speed[b] += float(np.hypot(*car.hull.linearVelocity))
-            self.grass[b] += all(len(wheel.tiles) == 0 for wheel in car.wheels)
+            self.grass[b] += off_road(car)
 
     def rows(self, returns: np.ndarray, seeds: list[int]) -> list[dict]:
         out = []
@@ -103,7 +130,7 @@ def main() -> None:
     start = time.perf_counter()
     with console():
         if args.teacher:
-            settings = {k: float(v) for k, v in (item.split("=", 1) for item in args.set)}
+            settings = teacher_settings(args.set)
             name = f"teacher {settings}, noise {args.noise}" + (
                 f", correlation {args.correlation:g}" if args.correlation else ""
             )
@@ -120,17 +147,8 @@ def main() -> None:
         else:
             name = args.source
             policy = sn.load_policy(args.source)
-            plain = Perturbations(shuffle=True)
-            result = episodes(
-                policy.model,
-                torch.tensor(policy.params)[None],
-                batched_task(CAR, "gym", plain),
-                plain,
-                seeds,
-                action_map=spec.action,
-                observers=[watch],
-                observation=spec.observation,
-            )
+            params = torch.tensor(policy.params)[None]
+            result = student_episodes(policy, params, seeds, [watch])
     rows = watch.rows(result.returns[0], seeds)
     for row in rows:
         print(

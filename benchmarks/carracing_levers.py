@@ -55,6 +55,10 @@ DART_CONTENT = {
     "engine": "gym",
     "distill": {**LEVERS["distill"], "teacher_iterations": 10_000},
 }
+# the teacher's noise on its steering and gas, held for about 20 steps (dart-content-ou)
+CORRELATED_NOISE = {"teacher_noise": (0.2, 0.5, 0.0), "teacher_noise_correlation": 0.95}
+# batches of 16 windows drawn uniformly, the moving average of the parameters (-steady)
+STEADY_FIT = {"batch": 16, "recent_fraction": 0.0, "ema": 0.99}
 VARIANTS: dict[str, dict] = {
     # the preset as it is (the levers below until dart-content became the preset)
     "preset": {},
@@ -162,11 +166,7 @@ VARIANTS: dict[str, dict] = {
     "dart-content-ou": {
         **DART_CONTENT,
         "teacher_options": RECOVERING_TEACHER,
-        "distill": {
-            **DART_CONTENT["distill"],
-            "teacher_noise": (0.2, 0.5, 0.0),
-            "teacher_noise_correlation": 0.95,
-        },
+        "distill": {**DART_CONTENT["distill"], **CORRELATED_NOISE},
     },
     # ... and a steadier fit: batches of 16 windows (not 8), drawn uniformly (the teacher drives
     # every episode, so the newest iteration's data is no nearer the student's own), and the
@@ -175,7 +175,7 @@ VARIANTS: dict[str, dict] = {
     # the 50 held-out tracks (its best 742.2): is that the noise of small, recent batches?
     "dart-content-steady": {
         **DART_CONTENT,
-        "distill": {**DART_CONTENT["distill"], "batch": 16, "recent_fraction": 0.0, "ema": 0.99},
+        "distill": {**DART_CONTENT["distill"], **STEADY_FIT},
     },
     # the correlated noise (dart-content-ou) and the steadier fit (dart-content-steady).
     # Validation 542/597/719/770/676, held-out 767.0 +- 166.5 (iteration 8) and 758.0 +-
@@ -184,14 +184,7 @@ VARIANTS: dict[str, dict] = {
     "dart-content-ou-steady": {
         **DART_CONTENT,
         "teacher_options": RECOVERING_TEACHER,
-        "distill": {
-            **DART_CONTENT["distill"],
-            "teacher_noise": (0.2, 0.5, 0.0),
-            "teacher_noise_correlation": 0.95,
-            "batch": 16,
-            "recent_fraction": 0.0,
-            "ema": 0.99,
-        },
+        "distill": {**DART_CONTENT["distill"], **CORRELATED_NOISE, **STEADY_FIT},
     },
     # ES on returns after the distillation, on the output layer only (99 of 33,991 parameters:
     # strategy.params): the student's gas and brake barely follow the teacher's labels, yet
