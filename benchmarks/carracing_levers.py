@@ -8,6 +8,8 @@ it and scores it on held-out tracks of stock Gymnasium ``CarRacing-v3``
     python benchmarks/carracing_levers.py VARIANT [--minutes 40] [--episodes 50]
     python benchmarks/carracing_levers.py VARIANT --resume RUN   # more of the same run
     python benchmarks/carracing_levers.py dart-content-es --from runs/levers-dart-content-s0
+    python benchmarks/carracing_levers.py dart-content-ou-steady-14 --minutes 64 \
+        --from runs/levers-dart-content-ou-steady-s0   # --minutes counts the source's too
 """
 
 from __future__ import annotations
@@ -185,6 +187,15 @@ VARIANTS: dict[str, dict] = {
         **DART_CONTENT,
         "teacher_options": RECOVERING_TEACHER,
         "distill": {**DART_CONTENT["distill"], **CORRELATED_NOISE, **STEADY_FIT},
+    },
+    # dart-content-ou-steady continued for 4 more iterations (14 in all; the learning rate's
+    # cosine spread over the 14, so it steps back up to 4.7e-4 at iteration 11): does more
+    # of the noisy teacher's episodes lift it past the published file? Run with --from a finished
+    # dart-content-ou-steady run
+    "dart-content-ou-steady-14": {
+        **DART_CONTENT,
+        "teacher_options": RECOVERING_TEACHER,
+        "distill": {**DART_CONTENT["distill"], **CORRELATED_NOISE, **STEADY_FIT, "iterations": 14},
     },
     # ES on returns after the distillation, on the output layer only (99 of 33,991 parameters:
     # strategy.params): the student's gas and brake barely follow the teacher's labels, yet

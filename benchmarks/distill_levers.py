@@ -9,7 +9,7 @@ distillation kept (``best.npz``, picked on its held-out validation tests) and th
 seen in training or validation); a variant with an evolution stage, that stage's instead.
 One JSON line per run is appended to the script's results file. ``--from RUN`` starts a
 variant from another run's finished distillation, so that one that changes only the
-evolution stage trains that stage alone.
+evolution stage trains that stage alone, and one with more iterations continues it.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import argparse
 import csv
 import json
 import math
+import os
 import shutil
 import time
 from pathlib import Path
@@ -35,7 +36,9 @@ from tasks.perturbations import Perturbations
 
 def link_distillation(source: Path, run: Path, preset: TaskPreset) -> None:
     """A new run folder ``run`` whose distillation is ``source``'s, finished: its state and
-    students copied, its recorded episodes linked. Resuming it runs the later stages."""
+    students copied, its recorded episodes hard-linked (no copy, and the new run's chunks
+    never land in ``source``). Resuming it runs the later stages, or the distillation's
+    further iterations where ``preset`` has more than ``source`` ran."""
     if run.exists():
         raise SystemExit(f"{run} exists: --from makes a new run folder")
     stage = source / "distill"
@@ -44,7 +47,7 @@ def link_distillation(source: Path, run: Path, preset: TaskPreset) -> None:
     (run / "distill").mkdir(parents=True)
     for name in ("state.npz", "best.npz", "latest.npz", "log.csv"):
         shutil.copy2(stage / name, run / "distill" / name)
-    (run / "distill" / "data").symlink_to((stage / "data").resolve())
+    shutil.copytree(stage / "data", run / "distill" / "data", copy_function=os.link)
     write_config(run, preset, {"distillation_from": str(source)})
 
 
@@ -74,8 +77,9 @@ def main(
         "--from",
         dest="start_from",
         metavar="RUN",
-        help="start from RUN's finished distillation (its episodes linked, not copied): a "
-        "variant that changes only the evolution stage runs that stage alone",
+        help="start from RUN's finished distillation (its episodes hard-linked, not copied): "
+        "a variant that changes only the evolution stage runs that stage alone; one with more "
+        "distillation iterations goes on with them",
     )
     args = parser.parse_args()
 
