@@ -28,6 +28,7 @@ from tasks.cartpole import MAX_STEPS
 from tasks.cartpole_batched import VecCartPoleSwingUp
 from tasks.frame_preparation import FramePreparation
 from tasks.images import CAR_RACING_DASHBOARD
+from tasks.sensor_gains import SensorGains
 
 CARTPOLE_SWINGUP_ID = "SensoryNeuron/CartPoleSwingUp-v0"
 CARTPOLE_SWINGUP_HARDER_ID = "SensoryNeuron/CartPoleSwingUpHarder-v0"
@@ -161,7 +162,8 @@ class TaskSpec:
         envpool_id: envpool's name for the task (``envpool`` engine only).
         description: one line for listings.
         prepare: wraps each env that :meth:`make_env` makes, e.g. the frame preparation of an
-            image task (``None``: the env as ``gym.make`` gives it).
+            image task, or a vector task's :class:`~tasks.sensor_gains.SensorGains`
+            (``None``: the env as ``gym.make`` gives it).
     """
 
     env_id: str
@@ -280,6 +282,11 @@ ANT_SENSOR_GROUPS = (
     ("angular velocity", 3),
     ("joint velocities", 8),
 )
+# Gains that bring every Ant sensor to a spread of about 0.2-0.6 (measured under random
+# actions: joint speeds about 4.5, angular velocities about 1.5, everything else 0.2-0.6).
+ANT_GAINS = SensorGains.by_group(
+    ANT_SENSOR_GROUPS, {"angular velocity": 0.3, "joint velocities": 0.1}
+)
 register_task(
     TaskSpec(
         env_id="Ant-v5",
@@ -289,7 +296,9 @@ register_task(
         engines=("gym", "envpool"),
         env_kwargs={"include_cfrc_ext_in_observation": False},
         envpool_id="Ant-v5",
-        description="MuJoCo Ant-v5, 27 inputs (no contact forces); needs the mujoco extra",
+        description="MuJoCo Ant-v5, 27 inputs (no contact forces), fast sensors scaled down; "
+        "needs the mujoco extra",
+        prepare=ANT_GAINS,
     )
 )
 

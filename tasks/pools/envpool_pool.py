@@ -27,7 +27,8 @@ engine. envpool's episode limit is the task's ``max_steps``.
 
 An image task's frames are prepared here, batched, by its
 :class:`~tasks.frame_preparation.FramePreparation` (grayscale, dashboard, stack, background):
-the same steps as the Gymnasium wrappers of the gym engine. A task whose ``prepare`` is any
+the same steps as the Gymnasium wrappers of the gym engine; a vector task's readings are
+scaled here by its :class:`~tasks.sensor_gains.SensorGains`. A task whose ``prepare`` is any
 other Gymnasium wrapper is refused: the observations would differ from the gym engine's.
 """
 
@@ -45,6 +46,7 @@ from sensoryneuron.errors import ConfigError
 from tasks.batched import episode_rngs
 from tasks.frame_preparation import BatchedFrames, FramePreparation
 from tasks.perturbations.draws import validate_int
+from tasks.sensor_gains import SensorGains
 from tasks.spec import TaskSpec, VectorObservation
 
 NO_RENDER = "the envpool engine renders no frames; record videos on the gym engine (engine='gym')"
@@ -136,13 +138,14 @@ class EnvpoolPool:
         if render_mode is not None:
             raise ConfigError(NO_RENDER)
         prepare = getattr(spec, "prepare", None)
-        if prepare is not None and not isinstance(prepare, FramePreparation):
+        if prepare is not None and not isinstance(prepare, FramePreparation | SensorGains):
             raise ConfigError(
                 f"{spec.env_id}: its observations are prepared by a Gymnasium wrapper "
                 "(TaskSpec.prepare), which envpool's C++ envs cannot take; run it on the gym "
                 "engine"
             )
-        self._prepare = prepare
+        self._prepare = prepare if isinstance(prepare, FramePreparation) else None
+        self._gains = prepare if isinstance(prepare, SensorGains) else None
         import envpool
 
         assert spec.envpool_id is not None  # TaskSpec requires it for the envpool engine
@@ -182,10 +185,11 @@ class EnvpoolPool:
         return obs if self._keep is None else obs[:, : self._keep]
 
     def _present(self, first: bool = False) -> np.ndarray:
-        """What the engine reads: the observations, or an image task's stacks (float32)."""
+        """What the engine reads: the observations (scaled by the task's gains, if any), or an
+        image task's stacks (float32)."""
         assert self._obs is not None
         if self._frames is None:
-            return self._obs.copy()
+            return self._obs.copy() if self._gains is None else self._gains.apply(self._obs)
         stacks = self._frames.reset(self._obs) if first else self._frames.step(self._obs)
         return stacks.astype(np.float32)
 
