@@ -1,4 +1,4 @@
-"""One variant of a distillation recipe a run, trained and scored on held-out episodes.
+"""One variant of a training recipe a run, trained and scored on held-out episodes.
 
 A task's levers script (``carracing_levers.py``, ``pong_levers.py``) names its variants: each
 is the task's preset with some sections replaced (a dict of :meth:`TaskPreset.replace`
@@ -106,8 +106,6 @@ def main(
         if result.interrupted:
             raise SystemExit(f"interrupted: resume with --resume {run}")
     trained_min = (time.perf_counter() - started) / 60
-    with (run / "distill" / "log.csv").open() as f:
-        log = [{k: float(v) if v else math.nan for k, v in r.items()} for r in csv.DictReader(f)]
     conditions = [Condition("shuffled", Perturbations(shuffle=True))]
     if not preset.perturbations.shuffle:
         conditions.insert(0, Condition("true order", preset.perturbations))
@@ -116,15 +114,20 @@ def main(
         "overrides": variants[args.variant],
         "seed": args.seed,
         "run": str(run),
-        "iterations": int(log[-1]["iteration"]),
-        "distill_minutes": round(log[-1]["wall_time_s"] / 60, 1),
-        "validation_tests": [
+    }
+    if preset.distill is not None:
+        with (run / "distill" / "log.csv").open() as f:
+            log = [
+                {k: float(v) if v else math.nan for k, v in r.items()} for r in csv.DictReader(f)
+            ]
+        row["iterations"] = int(log[-1]["iteration"])
+        row["distill_minutes"] = round(log[-1]["wall_time_s"] / 60, 1)
+        row["validation_tests"] = [
             [int(r["iteration"]), round(r["test_score"], 1)]
             for r in log
             if math.isfinite(r["test_score"])
-        ],
-        "held_out_seed_offset": args.seed_offset,
-    }
+        ]
+    row["held_out_seed_offset"] = args.seed_offset
     students = [("best", run / "distill" / "best.npz"), ("latest", run / "distill" / "latest.npz")]
     if preset.training.generations > 0:  # and the evolution stage's, picked by its own tests
         students = [("evolved-best", run / "best.npz"), ("evolved-latest", run / "latest.npz")]

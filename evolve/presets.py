@@ -85,6 +85,10 @@ class TrainingConfig:
             ends with its closing table (see :mod:`evolve.training.budget`). None: every stage
             runs to its end. A teacher recipe's own budget applies only when it is trained
             on its own.
+        step_bonus: added to the fitness for every step an episode lasts (ARS's reward
+            shift): Ant-v5's -1 cancels its healthy reward, so standing still is worth
+            nothing and only moving pays. Training only: held-out tests, evaluation and
+            every reported score are the env's own returns.
     """
 
     generations: int = 300
@@ -93,6 +97,7 @@ class TrainingConfig:
     test_episodes: int = 64
     seed: int = 0
     time_budget: float | None = None
+    step_bonus: float = 0.0
 
     def __post_init__(self) -> None:
         for name in ("generations", "repeats", "test_every", "test_episodes"):
@@ -103,6 +108,13 @@ class TrainingConfig:
                 raise ConfigError(f"{name} must be a {qualifier} integer; got {value!r}")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
             raise ConfigError(f"seed must be a non-negative integer; got {self.seed!r}")
+        bonus = self.step_bonus
+        if (
+            isinstance(bonus, bool)
+            or not isinstance(bonus, (int, float))
+            or not math.isfinite(bonus)
+        ):
+            raise ConfigError(f"step_bonus must be a finite number; got {bonus!r}")
         budget = self.time_budget
         if budget is not None and (
             isinstance(budget, bool)

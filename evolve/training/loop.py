@@ -458,7 +458,7 @@ def _evolve(
                     _job(preset, training_seeds(cfg.seed, gen, cfg.repeats)),
                     population.astype(np.float32) if compact is None else compact,
                 )
-                fitness = result.fitness
+                fitness = result.fitness + cfg.step_bonus * result.steps.mean(axis=1)
                 strategy.tell(fitness)  # non-finite members rank last; none finite: diverged
                 elapsed = time.perf_counter() - started
                 speed = result.member_steps / elapsed

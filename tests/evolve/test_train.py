@@ -101,6 +101,26 @@ def test_same_seed_gives_identical_fitness(tmp_path):
     assert not np.array_equal(np.asarray(other.log)[:, 1:5], runs[0])
 
 
+def test_a_step_bonus_shifts_the_fitness_and_not_the_held_out_score(tmp_path):
+    # CartPole-v1 pays 1 a step: with a bonus of -1 a step every member's fitness is 0,
+    # however long it balanced, while the held-out test still reads the env's returns
+    preset = tiny("cartpole-discrete", generations=2, step_bonus=-1.0)
+    train(preset, tmp_path / "shifted", final_episodes=0, progress=False)
+    rows = log_rows(tmp_path / "shifted")
+    assert all(float(r[k]) == 0.0 for r in rows for k in ("best", "mean", "worst", "std"))
+    assert float(rows[-1]["test_score"]) >= 8  # CartPole-v1 lasts at least 8 steps
+    train(
+        tiny("cartpole-discrete", generations=2),
+        tmp_path / "stock",
+        final_episodes=0,
+        progress=False,
+    )
+    stock = log_rows(tmp_path / "stock")[0]
+    assert float(stock["best"]) > float(stock["worst"]) >= 8
+    with pytest.raises(ConfigError, match=r"^step_bonus must be a finite number; got inf$"):
+        tiny(step_bonus=float("inf"))
+
+
 def test_run_folder_holds_config_checkpoints_log_and_curve(tmp_path):
     preset = tiny()
     result = train(preset, tmp_path / "run", final_episodes=3, progress=False)
