@@ -198,6 +198,17 @@ VARIANTS: dict[str, dict] = {
         "teacher_options": RECOVERING_TEACHER,
         "distill": {**DART_CONTENT["distill"], **CORRELATED_NOISE, **STEADY_FIT, "iterations": 14},
     },
+    # dart-content-ou-steady behind a faster teacher (lateral_accel 120, top_speed 75). The
+    # clock bounds the student: CarRacing-v3 stops at 1,000 steps, and the slow teacher
+    # finishes its lap in time on 2 of 8 tracks (873.5 clean, 804.2 with this noise); this
+    # one on 5 of 8 (898.1 clean, 826.4 with the noise; carracing_laps.jsonl). The
+    # dart-content-fast run (top_speed 80, independent noise, the old fit) swung too much
+    # to tell; does the steadier recipe follow a faster driver?
+    "dart-content-ou-steady-fast": {
+        **DART_CONTENT,
+        "teacher_options": {**RECOVERING_TEACHER, "lateral_accel": 120.0, "top_speed": 75.0},
+        "distill": {**DART_CONTENT["distill"], **CORRELATED_NOISE, **STEADY_FIT},
+    },
     # ES on returns after the distillation, on the output layer only (99 of 33,991 parameters:
     # strategy.params): the student's gas and brake barely follow the teacher's labels, yet
     # they matter (its brake taken away: 333 over 10 tracks, as it is: 659; gas +0.3 in the
