@@ -15,7 +15,9 @@ from pathlib import Path
 
 from distill_levers import main  # benchmarks/ is on the path when run
 
+from evolve.presets import get_preset
 from sensoryneuron.models import FeedForwardModel
+from tasks.perturbations import Perturbations
 
 RESULTS = Path(__file__).parent / "results" / "ant_levers.jsonl"
 
@@ -48,6 +50,19 @@ VARIANTS: dict[str, dict] = {
     "linear-shift": {
         **SMALL_GENERATIONS,
         "model": FeedForwardModel(obs_dim=27, act_dim=8, hidden=()),
+        "strategy": {
+            **SMALL_GENERATIONS["strategy"],
+            "sigma_init": 0.05,
+            "options": {"optimizer": "clipup", "center_lr": 0.05, "stdev_lr": 0.0},
+        },
+        "training": {**SMALL_GENERATIONS["training"], "step_bonus": -1.0},
+    },
+    # the paper's Ant AttentionNeuron (the ant preset's model, 2,504 parameters), inputs
+    # shuffled at reset, evolved as linear-shift is
+    "pi-shift": {
+        **SMALL_GENERATIONS,
+        "model": get_preset("ant").model,
+        "perturbations": Perturbations(shuffle=True),
         "strategy": {
             **SMALL_GENERATIONS["strategy"],
             "sigma_init": 0.05,
