@@ -203,7 +203,11 @@ VARIANTS: dict[str, dict] = {
     # finishes its lap in time on 2 of 8 tracks (873.5 clean, 804.2 with this noise); this
     # one on 5 of 8 (898.1 clean, 826.4 with the noise; carracing_laps.jsonl). The
     # dart-content-fast run (top_speed 80, independent noise, the old fit) swung too much
-    # to tell; does the steadier recipe follow a faster driver?
+    # to tell; does the steadier recipe follow a faster driver? No: validation 779.7, 586.8,
+    # 402.3 +- 417.4 after iterations 2, 4, 6 (stopped at 7 of 10, 25.9 min); the best
+    # (iteration 2) scores 677.3 +- 279.5 over the 50 held-out tracks. The more it fits the
+    # fast driver, the more it crashes: a faster teacher asks for more precision than the
+    # student has
     "dart-content-ou-steady-fast": {
         **DART_CONTENT,
         "teacher_options": {**RECOVERING_TEACHER, "lateral_accel": 120.0, "top_speed": 75.0},
