@@ -30,12 +30,20 @@ SMALL_GENERATIONS = {
         "sigma_init": 0.1,
         "options": {"optimizer": "clipup", "center_lr": 0.05},
     },
-    "training": {"generations": 10_000, "repeats": 1, "test_every": 20, "test_episodes": 8},
+    "training": {
+        "generations": 10_000,
+        "repeats": 1,
+        "test_every": 20,
+        "test_episodes": 8,
+        "step_bonus": 0.0,
+    },
     "engine": "envpool",
 }
+# the MLP the ant-fnn preset held before linear-shift (variants pin what they were run with)
+MLP = FeedForwardModel(obs_dim=27, act_dim=8, hidden=(32, 32))
 VARIANTS: dict[str, dict] = {
     # the feed-forward baseline on the true order, by PGPE with ClipUp on stock returns
-    "fnn": SMALL_GENERATIONS,
+    "fnn": {**SMALL_GENERATIONS, "model": MLP},
     # ... with ARS's reward shift: -1 a step cancels the healthy reward, so that standing
     # still (about 990 of stock return from the first generation on) is worth nothing
     # Stopped after 64 generations (7.5 min): the fitness stayed at -70 to -90 (the control
@@ -43,6 +51,7 @@ VARIANTS: dict[str, dict] = {
     # moved 2.7 in norm over 2,216 parameters, its stdev stayed 0.1
     "fnn-shift": {
         **SMALL_GENERATIONS,
+        "model": MLP,
         "training": {**SMALL_GENERATIONS["training"], "step_bonus": -1.0},
     },
     # ARS's policy: linear (then tanh), 224 parameters, on the scaled readings, a fixed
