@@ -720,7 +720,8 @@ register_preset(
 # 64 members of one episode, a fixed search stdev; the fitness shifted by -1 a step (the
 # healthy reward cancelled: a small random policy stands still for about 990). On envpool:
 # 1883.2 +- 30.8 over 16 held-out episodes after 15 min (133 generations), 2694.3 +- 50.3
-# after 30 (generation 260), still rising. A tanh MLP (27-32-32-8) found no gait in 64.
+# after 30 (generation 260); tests plateau at 2570-2753 to 45 min. A tanh MLP (27-32-32-8)
+# found no gait in 64 generations.
 register_preset(
     TaskPreset(
         name="ant-fnn",
