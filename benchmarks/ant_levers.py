@@ -41,6 +41,17 @@ SMALL_GENERATIONS = {
 }
 # the MLP the ant-fnn preset held before linear-shift (variants pin what they were run with)
 MLP = FeedForwardModel(obs_dim=27, act_dim=8, hidden=(32, 32))
+# ... with a fixed search stdev of 0.05 and the fitness shifted by -1 a step (the healthy
+# reward cancelled): linear-shift's and pi-shift's
+FIXED_STDEV_SHIFTED = {
+    **SMALL_GENERATIONS,
+    "strategy": {
+        **SMALL_GENERATIONS["strategy"],
+        "sigma_init": 0.05,
+        "options": {"optimizer": "clipup", "center_lr": 0.05, "stdev_lr": 0.0},
+    },
+    "training": {**SMALL_GENERATIONS["training"], "step_bonus": -1.0},
+}
 VARIANTS: dict[str, dict] = {
     # the feed-forward baseline on the true order, by PGPE with ClipUp on stock returns
     "fnn": {**SMALL_GENERATIONS, "model": MLP},
@@ -57,27 +68,15 @@ VARIANTS: dict[str, dict] = {
     # ARS's policy: linear (then tanh), 224 parameters, on the scaled readings, a fixed
     # search stdev of 0.05; fewer directions to find the gait in
     "linear-shift": {
-        **SMALL_GENERATIONS,
+        **FIXED_STDEV_SHIFTED,
         "model": FeedForwardModel(obs_dim=27, act_dim=8, hidden=()),
-        "strategy": {
-            **SMALL_GENERATIONS["strategy"],
-            "sigma_init": 0.05,
-            "options": {"optimizer": "clipup", "center_lr": 0.05, "stdev_lr": 0.0},
-        },
-        "training": {**SMALL_GENERATIONS["training"], "step_bonus": -1.0},
     },
     # the paper's Ant AttentionNeuron (the ant preset's model, 2,504 parameters), inputs
     # shuffled at reset, evolved as linear-shift is
     "pi-shift": {
-        **SMALL_GENERATIONS,
+        **FIXED_STDEV_SHIFTED,
         "model": get_preset("ant").model,
         "perturbations": Perturbations(shuffle=True),
-        "strategy": {
-            **SMALL_GENERATIONS["strategy"],
-            "sigma_init": 0.05,
-            "options": {"optimizer": "clipup", "center_lr": 0.05, "stdev_lr": 0.0},
-        },
-        "training": {**SMALL_GENERATIONS["training"], "step_bonus": -1.0},
     },
 }
 
