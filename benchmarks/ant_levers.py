@@ -15,8 +15,8 @@ from pathlib import Path
 
 from distill_levers import main  # benchmarks/ is on the path when run
 
-from evolve.presets import get_preset
-from sensoryneuron.models import FeedForwardModel
+from evolve.presets import DistillConfig, get_preset
+from sensoryneuron.models import AttentionNeuronModel, FeedForwardModel
 from tasks.perturbations import Perturbations
 
 RESULTS = Path(__file__).parent / "results" / "ant_levers.jsonl"
@@ -78,6 +78,41 @@ VARIANTS: dict[str, dict] = {
         "model": get_preset("ant").model,
         "perturbations": Perturbations(shuffle=True),
     },
+}
+
+# DAgger from linear-shift's teacher (give its run with --teacher RUN, or it is trained first)
+# into an AttentionNeuron whose inputs are reshuffled every 20-200 steps: the default
+# cart-pole student's shape with a latent per sensor and supervised attention (16,568
+# parameters); the distilled student ends the run (no evolution stage yet).
+VARIANTS["pi-dagger"] = {
+    **FIXED_STDEV_SHIFTED,
+    "model": AttentionNeuronModel(
+        act_dim=8,
+        num_latents=32,
+        pos_dim=16,
+        input_change=True,
+        lateral_dim=16,
+        attention="softmax",
+        head_lstm=32,
+        hidden=(64,),
+    ),
+    "perturbations": Perturbations(shuffle=True, reshuffle_every=(20, 200)),
+    "teacher": get_preset("ant-fnn").replace(**VARIANTS["linear-shift"]),
+    "distill": DistillConfig(
+        iterations=40,
+        episodes=32,
+        grad_steps=30,
+        batch=16,
+        window=400,
+        lr=3e-3,
+        lr_final=3e-4,
+        teacher_iterations=5,
+        test_every=4,
+        test_episodes=8,
+        attention_weight=1.0,
+        clip_grad=1.0,
+    ),
+    "training": {**FIXED_STDEV_SHIFTED["training"], "generations": 0},
 }
 
 if __name__ == "__main__":

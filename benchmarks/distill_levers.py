@@ -10,6 +10,7 @@ seen in training or validation); a variant with an evolution stage, that stage's
 One JSON line per run is appended to the script's results file. ``--from RUN`` starts a
 variant from another run's finished distillation, so that one that changes only the
 evolution stage trains that stage alone, and one with more iterations continues it.
+``--teacher RUN`` starts a staged variant from a finished run of its teacher recipe.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from evolve.evaluation.evaluate import evaluate_policy
 from evolve.logs import console
 from evolve.presets import TaskPreset, get_preset
 from evolve.training.loop import train
-from evolve.training.run_folder import write_config
+from evolve.training.run_folder import load_state, read_config, write_config
 from sensoryneuron.checkpoints import load_policy
 from tasks.perturbations import Perturbations
 
@@ -49,6 +50,24 @@ def link_distillation(source: Path, run: Path, preset: TaskPreset) -> None:
         shutil.copy2(stage / name, run / "distill" / name)
     shutil.copytree(stage / "data", run / "distill" / "data", copy_function=os.link)
     write_config(run, preset, {"distillation_from": str(source)})
+
+
+def link_teacher(source: Path, run: Path, preset: TaskPreset) -> TaskPreset:
+    """A new run folder ``run`` whose teacher stage is ``source``, a run of the teacher
+    recipe (its files copied into ``run/teacher``); returns ``preset`` with the teacher's
+    generations set to the ones ``source`` ran, so that resuming ``run`` counts the teacher
+    as done and starts with the distillation."""
+    if run.exists():
+        raise SystemExit(f"{run} exists: --teacher makes a new run folder")
+    if preset.teacher is None:
+        raise SystemExit("--teacher: the variant has no trained teacher stage")
+    if not (source / "best.npz").exists():
+        raise SystemExit(f"{source} holds no trained run (no best.npz)")
+    generations = load_state(source)[0].generation
+    shutil.copytree(source, run / "teacher", ignore=shutil.ignore_patterns("*.lock"))
+    preset = preset.replace(teacher={"training": {"generations": generations}})
+    write_config(run, preset, {"teacher_from": str(source)})
+    return preset
 
 
 def main(
@@ -81,6 +100,13 @@ def main(
         "a variant that changes only the evolution stage runs that stage alone; one with more "
         "distillation iterations goes on with them",
     )
+    parser.add_argument(
+        "--teacher",
+        dest="teacher_from",
+        metavar="RUN",
+        help="a staged variant: take RUN (a run of the teacher recipe) as its finished teacher "
+        "stage, copied into the new run folder (--minutes counts RUN's time too)",
+    )
     args = parser.parse_args()
 
     preset = get_preset(task).replace(**variants[args.variant])
@@ -92,6 +118,12 @@ def main(
     if args.start_from and not args.score_only and not resume:
         link_distillation(Path(args.start_from), run, preset)
         resume = True
+    if args.teacher_from and not args.score_only and not resume:
+        preset = link_teacher(Path(args.teacher_from), run, preset)
+        resume = True
+    elif resume and preset.teacher is not None and (run / "config.json").exists():
+        # a run started with --teacher: its teacher ran the generations its config says
+        preset = preset.replace(teacher=read_config(run)[0].teacher)
     if not args.score_only:
         with console():
             result = train(

@@ -1,0 +1,70 @@
+"""The levers scripts' ``--teacher RUN``: a new run folder whose teacher stage is another
+run, so that the recipe starts with its distillation and reads that run's teacher."""
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from evolve.backends import LocalBackend
+from evolve.presets import DistillConfig, get_preset
+from evolve.training.loop import train
+from evolve.training.run_folder import load_state
+from sensoryneuron import AttentionNeuronModel
+from sensoryneuron.checkpoints import load_policy
+
+SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "distill_levers.py"
+
+
+def staged():
+    """The default cart-pole recipe in miniature, its teacher 4 generations long."""
+    teacher = get_preset("cartpole-swingup-harder-fnn").replace(
+        strategy={"popsize": 8},
+        training={"generations": 4, "test_every": 1, "test_episodes": 1},
+    )
+    distill = DistillConfig(
+        iterations=2, episodes=2, grad_steps=1, batch=2, window=20, test_every=1,
+        test_episodes=1,
+    )  # fmt: skip
+    return get_preset("cartpole-swingup-harder").replace(
+        model=AttentionNeuronModel(act_dim=1, head_lstm=4, hidden=(8,)),
+        training={"generations": 0, "time_budget": None},
+        teacher=teacher,
+        distill=distill,
+    )
+
+
+def test_a_linked_teacher_is_not_trained_again_and_the_distillation_reads_it(
+    bench, tmp_path, caplog
+):
+    preset = staged()
+    source = tmp_path / "teacher-run"  # a shorter run of the teacher recipe
+    train(
+        preset.teacher.replace(training={"generations": 3}),
+        source,
+        backend=LocalBackend(1),
+        final_episodes=0,
+        progress=False,
+    )
+    run = tmp_path / "run"
+    linked = bench.link_teacher(source, run, preset)
+    assert linked.teacher.training.generations == 3  # the generations the source ran
+    assert linked.replace(teacher=preset.teacher) == preset  # nothing else changed
+
+    with caplog.at_level(logging.INFO, logger="evolve"):
+        train(linked, run, resume=True, backend=LocalBackend(1), final_episodes=0, progress=False)
+    assert "stage 1 of 3" not in caplog.text
+    assert "stage 2 of 3: distilling the teacher" in caplog.text
+    assert load_state(run / "teacher")[0].generation == 3
+    teacher = load_policy(run / "teacher" / "best.npz")
+    assert np.array_equal(teacher.params, load_policy(source / "best.npz").params)
+    assert load_state(source)[0].generation == 3  # the source is left as it was
+    assert (run / "distill" / "best.npz").exists()
+
+    with pytest.raises(SystemExit, match="exists: --teacher makes a new run folder"):
+        bench.link_teacher(source, run, preset)
+    with pytest.raises(SystemExit, match="holds no trained run"):
+        bench.link_teacher(tmp_path / "nothing", tmp_path / "other", preset)
+    with pytest.raises(SystemExit, match="has no trained teacher stage"):
+        bench.link_teacher(source, tmp_path / "other", preset.teacher)
