@@ -106,13 +106,25 @@ VARIANTS["pi-dagger"] = {
         window=400,
         lr=3e-3,
         lr_final=3e-4,
-        teacher_iterations=5,
+        teacher_iterations=8,
         test_every=4,
         test_episodes=8,
         attention_weight=1.0,
         clip_grad=1.0,
     ),
     "training": {**FIXED_STDEV_SHIFTED["training"], "generations": 0},
+}
+# ... then PGPE with Adam from the distilled student, a small search radius, on returns less
+# the healthy reward (the cart-pole recipe's last stage); run it with --from a pi-dagger run
+VARIANTS["pi-dagger-es"] = {
+    **VARIANTS["pi-dagger"],
+    "strategy": {
+        "name": "pgpe",
+        "popsize": 64,
+        "sigma_init": 0.02,
+        "options": {"optimizer": "adam", "center_lr": 0.005},
+    },
+    "training": {**FIXED_STDEV_SHIFTED["training"], "test_every": 10},
 }
 
 if __name__ == "__main__":

@@ -35,11 +35,13 @@ from sensoryneuron.checkpoints import load_policy
 from tasks.perturbations import Perturbations
 
 
-def link_distillation(source: Path, run: Path, preset: TaskPreset) -> None:
+def link_distillation(source: Path, run: Path, preset: TaskPreset) -> TaskPreset:
     """A new run folder ``run`` whose distillation is ``source``'s, finished: its state and
     students copied, its recorded episodes hard-linked (no copy, and the new run's chunks
-    never land in ``source``). Resuming it runs the later stages, or the distillation's
-    further iterations where ``preset`` has more than ``source`` ran."""
+    never land in ``source``), and its trained teacher, if it has one, copied as by
+    :func:`link_teacher`. Resuming it runs the later stages, or the distillation's further
+    iterations where ``preset`` has more than ``source`` ran. Returns ``preset`` as the new
+    run records it."""
     if run.exists():
         raise SystemExit(f"{run} exists: --from makes a new run folder")
     stage = source / "distill"
@@ -49,25 +51,34 @@ def link_distillation(source: Path, run: Path, preset: TaskPreset) -> None:
     for name in ("state.npz", "best.npz", "latest.npz", "log.csv"):
         shutil.copy2(stage / name, run / "distill" / name)
     shutil.copytree(stage / "data", run / "distill" / "data", copy_function=os.link)
+    if preset.teacher is not None and (source / "teacher" / "state.npz").exists():
+        preset = _take_teacher(source / "teacher", run, preset)
     write_config(run, preset, {"distillation_from": str(source)})
+    return preset
 
 
 def link_teacher(source: Path, run: Path, preset: TaskPreset) -> TaskPreset:
     """A new run folder ``run`` whose teacher stage is ``source``, a run of the teacher
-    recipe (its files copied into ``run/teacher``); returns ``preset`` with the teacher's
-    generations set to the ones ``source`` ran, so that resuming ``run`` counts the teacher
-    as done and starts with the distillation."""
+    recipe (its files copied into ``run/teacher``). Returns ``preset`` with the teacher's
+    generations set to the ones ``source`` ran, as the new run records it: resuming ``run``
+    counts the teacher as done and starts with the distillation."""
     if run.exists():
         raise SystemExit(f"{run} exists: --teacher makes a new run folder")
     if preset.teacher is None:
         raise SystemExit("--teacher: the variant has no trained teacher stage")
     if not (source / "best.npz").exists():
         raise SystemExit(f"{source} holds no trained run (no best.npz)")
-    generations = load_state(source)[0].generation
-    shutil.copytree(source, run / "teacher", ignore=shutil.ignore_patterns("*.lock"))
-    preset = preset.replace(teacher={"training": {"generations": generations}})
+    preset = _take_teacher(source, run, preset)
     write_config(run, preset, {"teacher_from": str(source)})
     return preset
+
+
+def _take_teacher(teacher_run: Path, run: Path, preset: TaskPreset) -> TaskPreset:
+    """``teacher_run`` copied into ``run/teacher``; ``preset`` with the teacher's generations
+    set to the ones that run ran."""
+    generations = load_state(teacher_run)[0].generation
+    shutil.copytree(teacher_run, run / "teacher", ignore=shutil.ignore_patterns(".lock"))
+    return preset.replace(teacher={"training": {"generations": generations}})
 
 
 def main(
@@ -115,15 +126,17 @@ def main(
     backend = LocalBackend(args.workers)
     started = time.perf_counter()
     resume = args.resume is not None
-    if args.start_from and not args.score_only and not resume:
-        link_distillation(Path(args.start_from), run, preset)
+    if args.start_from and args.teacher_from:
+        raise SystemExit("--from takes its source's teacher: give --from or --teacher")
+    if resume and preset.teacher is not None:
+        # a run started with --from or --teacher: its teacher ran what its config says
+        preset = preset.replace(teacher=read_config(run)[0].teacher)
+    elif args.start_from and not args.score_only:
+        preset = link_distillation(Path(args.start_from), run, preset)
         resume = True
-    if args.teacher_from and not args.score_only and not resume:
+    elif args.teacher_from and not args.score_only:
         preset = link_teacher(Path(args.teacher_from), run, preset)
         resume = True
-    elif resume and preset.teacher is not None and (run / "config.json").exists():
-        # a run started with --teacher: its teacher ran the generations its config says
-        preset = preset.replace(teacher=read_config(run)[0].teacher)
     if not args.score_only:
         with console():
             result = train(

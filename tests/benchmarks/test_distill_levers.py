@@ -1,5 +1,6 @@
 """The levers scripts' ``--teacher RUN``: a new run folder whose teacher stage is another
-run, so that the recipe starts with its distillation and reads that run's teacher."""
+run, so that the recipe starts with its distillation and reads that run's teacher; and
+``--from RUN``, which takes RUN's distillation and its teacher."""
 
 import logging
 from pathlib import Path
@@ -56,6 +57,7 @@ def test_a_linked_teacher_is_not_trained_again_and_the_distillation_reads_it(
         train(linked, run, resume=True, backend=LocalBackend(1), final_episodes=0, progress=False)
     assert "stage 1 of 3" not in caplog.text
     assert "stage 2 of 3: distilling the teacher" in caplog.text
+    assert "[distill] iteration" in caplog.text
     assert load_state(run / "teacher")[0].generation == 3
     teacher = load_policy(run / "teacher" / "best.npz")
     assert np.array_equal(teacher.params, load_policy(source / "best.npz").params)
@@ -68,3 +70,36 @@ def test_a_linked_teacher_is_not_trained_again_and_the_distillation_reads_it(
         bench.link_teacher(tmp_path / "nothing", tmp_path / "other", preset)
     with pytest.raises(SystemExit, match="has no trained teacher stage"):
         bench.link_teacher(source, tmp_path / "other", preset.teacher)
+
+
+def test_a_linked_distillation_keeps_its_teacher_and_only_the_evolution_runs(
+    bench, tmp_path, caplog
+):
+    preset = staged()
+    source = tmp_path / "teacher-run"
+    train(
+        preset.teacher.replace(training={"generations": 2}),
+        source,
+        backend=LocalBackend(1),
+        final_episodes=0,
+        progress=False,
+    )
+    first = tmp_path / "distilled"
+    linked = bench.link_teacher(source, first, preset)
+    train(linked, first, resume=True, backend=LocalBackend(1), final_episodes=0, progress=False)
+
+    evolving = preset.replace(
+        strategy={"popsize": 8}, training={"generations": 2, "repeats": 1, "test_episodes": 1}
+    )
+    run = tmp_path / "evolved"
+    relinked = bench.link_distillation(first, run, evolving)
+    assert relinked.teacher.training.generations == 2
+    with caplog.at_level(logging.INFO, logger="evolve"):
+        train(relinked, run, resume=True, backend=LocalBackend(1), final_episodes=0, progress=False)
+    assert "stage 1 of 3" not in caplog.text  # no teacher trained
+    assert "[distill] iteration" not in caplog.text  # nor a distillation iteration
+    assert "stage 3 of 3: evolving the distilled student" in caplog.text
+    assert load_state(run)[0].generation == 2
+    assert np.array_equal(
+        load_policy(run / "teacher" / "best.npz").params, load_policy(source / "best.npz").params
+    )
