@@ -11,6 +11,7 @@ agents of its evolution on held-out episodes of stock Gymnasium ``Ant-v5``
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 from distill_levers import main  # benchmarks/ is on the path when run
@@ -113,6 +114,11 @@ VARIANTS["pi-dagger"] = {
         clip_grad=1.0,
     ),
     "training": {**FIXED_STDEV_SHIFTED["training"], "generations": 0},
+}
+# ... continued to 80 iterations (--from a pi-dagger run: its episodes and teacher taken)
+VARIANTS["pi-dagger-80"] = {
+    **VARIANTS["pi-dagger"],
+    "distill": dataclasses.replace(VARIANTS["pi-dagger"]["distill"], iterations=80),
 }
 # ... then PGPE with Adam from the distilled student, a small search radius, on returns less
 # the healthy reward (the cart-pole recipe's last stage); run it with --from a pi-dagger run
