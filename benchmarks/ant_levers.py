@@ -121,9 +121,9 @@ VARIANTS["pi-dagger-80"] = {
     "distill": dataclasses.replace(VARIANTS["pi-dagger"]["distill"], iterations=80),
 }
 # ... then PGPE with Adam from the distilled student, a small search radius, on returns less
-# the healthy reward (the cart-pole recipe's last stage); run it with --from a pi-dagger run
+# the healthy reward (the cart-pole recipe's last stage); run it with --from a pi-dagger-80 run
 VARIANTS["pi-dagger-es"] = {
-    **VARIANTS["pi-dagger"],
+    **VARIANTS["pi-dagger-80"],
     "strategy": {
         "name": "pgpe",
         "popsize": 64,
