@@ -10,7 +10,6 @@ import pytest
 
 from evolve.backends import LocalBackend
 from evolve.presets import DistillConfig, get_preset
-from evolve.training.loop import train
 from evolve.training.run_folder import load_state
 from sensoryneuron import AttentionNeuronModel
 from sensoryneuron.checkpoints import load_policy
@@ -36,23 +35,21 @@ def staged():
     )
 
 
-def run_quietly(preset, folder, resume=False):
-    train(preset, folder, resume=resume, backend=LocalBackend(1), final_episodes=0, progress=False)
-
-
 def test_a_linked_teacher_is_not_trained_again_and_the_distillation_reads_it(
-    bench, tmp_path, caplog
+    bench, train_tiny_es, tmp_path, caplog
 ):
     preset = staged()
     source = tmp_path / "teacher-run"  # a shorter run of the teacher recipe
-    run_quietly(preset.teacher.replace(training={"generations": 3}), source)
+    train_tiny_es(
+        preset.teacher.replace(training={"generations": 3}), source, backend=LocalBackend(1)
+    )
     run = tmp_path / "run"
     linked = bench.link_teacher(source, run, preset)
     assert linked.teacher.training.generations == 3  # the generations the source ran
     assert linked.replace(teacher=preset.teacher) == preset  # nothing else changed
 
     with caplog.at_level(logging.INFO, logger="evolve"):
-        run_quietly(linked, run, resume=True)
+        train_tiny_es(linked, run, resume=True, backend=LocalBackend(1))
     assert "stage 1 of 3" not in caplog.text
     assert "stage 2 of 3: distilling the teacher" in caplog.text
     assert "[distill] iteration" in caplog.text
@@ -71,14 +68,16 @@ def test_a_linked_teacher_is_not_trained_again_and_the_distillation_reads_it(
 
 
 def test_a_linked_distillation_keeps_its_teacher_and_only_the_evolution_runs(
-    bench, tmp_path, caplog
+    bench, train_tiny_es, tmp_path, caplog
 ):
     preset = staged()
     source = tmp_path / "teacher-run"
-    run_quietly(preset.teacher.replace(training={"generations": 2}), source)
+    train_tiny_es(
+        preset.teacher.replace(training={"generations": 2}), source, backend=LocalBackend(1)
+    )
     first = tmp_path / "distilled"
     linked = bench.link_teacher(source, first, preset)
-    run_quietly(linked, first, resume=True)
+    train_tiny_es(linked, first, resume=True, backend=LocalBackend(1))
 
     evolving = preset.replace(
         strategy={"popsize": 8}, training={"generations": 2, "repeats": 1, "test_episodes": 1}
@@ -87,7 +86,7 @@ def test_a_linked_distillation_keeps_its_teacher_and_only_the_evolution_runs(
     relinked = bench.link_distillation(first, run, evolving)
     assert relinked.teacher.training.generations == 2
     with caplog.at_level(logging.INFO, logger="evolve"):
-        run_quietly(relinked, run, resume=True)
+        train_tiny_es(relinked, run, resume=True, backend=LocalBackend(1))
     assert "stage 1 of 3" not in caplog.text  # no teacher trained
     assert "[distill] iteration" not in caplog.text  # nor a distillation iteration
     assert "stage 3 of 3: evolving the distilled student" in caplog.text
