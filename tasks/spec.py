@@ -158,6 +158,8 @@ class TaskSpec:
             (a vectorised simulator), ``gym`` (a pool of Gymnasium envs), ``envpool``
             (envpool's C++ envs, an optional extra).
         env_kwargs: keyword arguments for ``gym.make`` (and envpool's ``make``).
+        render_kwargs: more keyword arguments for ``gym.make`` where the env renders (a
+            camera that follows the body); they change the picture, never the episode.
         simulator: builds the vectorised simulator (``simulator`` engine only).
         envpool_id: envpool's name for the task (``envpool`` engine only).
         description: one line for listings.
@@ -172,6 +174,7 @@ class TaskSpec:
     max_steps: int
     engines: tuple[str, ...] = ("gym",)
     env_kwargs: dict[str, Any] = field(default_factory=dict)
+    render_kwargs: dict[str, Any] = field(default_factory=dict)
     simulator: Callable[[], BatchedTask] | None = None
     envpool_id: str | None = None
     description: str = ""
@@ -192,7 +195,8 @@ class TaskSpec:
     def make_env(self, render_mode: str | None = None) -> gym.Env:
         """One Gymnasium env of this task, as ``gym.make`` gives it (time limit included), then
         wrapped by :attr:`prepare`."""
-        env = gym.make(self.env_id, render_mode=render_mode, **self.env_kwargs)
+        kwargs = {**self.env_kwargs, **(self.render_kwargs if render_mode else {})}
+        env = gym.make(self.env_id, render_mode=render_mode, **kwargs)
         return env if self.prepare is None else self.prepare(env)
 
     def make_batched(self, engine: str | None = None) -> BatchedTask:
@@ -295,6 +299,8 @@ register_task(
         max_steps=1000,
         engines=("gym", "envpool"),
         env_kwargs={"include_cfrc_ext_in_observation": False},
+        # the stock camera stays where the ant started; the model's "track" camera follows it
+        render_kwargs={"camera_name": "track"},
         envpool_id="Ant-v5",
         description="MuJoCo Ant-v5, 27 inputs (no contact forces), fast sensors scaled down; "
         "needs the mujoco extra",
