@@ -66,8 +66,8 @@ def link_teacher(source: Path, run: Path, preset: TaskPreset) -> TaskPreset:
         raise SystemExit(f"{run} exists: --teacher makes a new run folder")
     if preset.teacher is None:
         raise SystemExit("--teacher: the variant has no trained teacher stage")
-    if not (source / "best.npz").exists():
-        raise SystemExit(f"{source} holds no trained run (no best.npz)")
+    if not (source / "state.npz").exists() or not (source / "best.npz").exists():
+        raise SystemExit(f"{source} holds no trained run (no state.npz and best.npz)")
     preset = _take_teacher(source, run, preset)
     write_config(run, preset, {"teacher_from": str(source)})
     return preset

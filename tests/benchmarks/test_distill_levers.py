@@ -3,6 +3,7 @@ run, so that the recipe starts with its distillation and reads that run's teache
 ``--from RUN``, which takes RUN's distillation and its teacher."""
 
 import logging
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -63,6 +64,11 @@ def test_a_linked_teacher_is_not_trained_again_and_the_distillation_reads_it(
         bench.link_teacher(source, run, preset)
     with pytest.raises(SystemExit, match="holds no trained run"):
         bench.link_teacher(tmp_path / "nothing", tmp_path / "other", preset)
+    half = tmp_path / "half"  # a run with a best.npz but no state to resume from
+    half.mkdir()
+    shutil.copy(source / "best.npz", half / "best.npz")
+    with pytest.raises(SystemExit, match="holds no trained run"):
+        bench.link_teacher(half, tmp_path / "other", preset)
     with pytest.raises(SystemExit, match="has no trained teacher stage"):
         bench.link_teacher(source, tmp_path / "other", preset.teacher)
 
