@@ -198,6 +198,24 @@ VARIANTS: dict[str, dict] = {
         "teacher_options": RECOVERING_TEACHER,
         "distill": {**DART_CONTENT["distill"], **CORRELATED_NOISE, **STEADY_FIT, "iterations": 14},
     },
+    # dart-content-ou-steady continued for 4 iterations that the student drives (DAgger, the
+    # teacher taking over where the car strays): the teacher's noisy episodes hold few of the
+    # student's own errors (its spins, its late bends), and the 4 more iterations of
+    # dart-content-ou-steady-14 added none. Run with --from a finished dart-content-ou-steady
+    # run. The teacher took over 6.0-8.3% of the student's steps; validation 726.5 and 689.7
+    # after iterations 12 and 14 (23.7 min), below iteration 8's 770.3; the last student
+    # scores 723.1 +- 186.8 over the 50 held-out tracks (iteration 10's: 758.0): no
+    "dart-content-ou-steady-dagger-14": {
+        **DART_CONTENT,
+        "teacher_options": RECOVERING_TEACHER,
+        "distill": {
+            **DART_CONTENT["distill"],
+            **CORRELATED_NOISE,
+            **STEADY_FIT,
+            "iterations": 14,
+            "teacher_iterations": 10,
+        },
+    },
     # dart-content-ou-steady behind a faster teacher (lateral_accel 120, top_speed 75). The
     # clock bounds the student: CarRacing-v3 stops at 1,000 steps, and the slow teacher
     # finishes its lap in time on 2 of 8 tracks (873.5 clean, 804.2 with this noise); this
