@@ -1,5 +1,5 @@
-"""Shared fixtures: published reference weights (in ../shared/reference, never committed) and
-tiny ES runs for quick training."""
+"""Shared fixtures: published reference weights (in ../shared/reference, never committed),
+tiny ES runs for quick training, and the staged recipe in miniature."""
 
 from __future__ import annotations
 
@@ -50,3 +50,31 @@ def train_tiny_es():
         train(preset, run, checkpoint_every=1, final_episodes=0, progress=False, **kwargs)
 
     return train_quickly
+
+
+@pytest.fixture(scope="session")
+def tiny_staged_preset():
+    """``preset(teacher_generations=4, iterations=5, generations=4, test_every=2, **training)``:
+    the default cart-pole recipe in miniature, its three stages a few seconds in all (a
+    teacher and an evolution of 8 members, DAgger on 2 episodes of 20 steps an iteration,
+    held-out tests of one episode); ``training`` replaces more of the last stage's fields."""
+    from evolve.presets import DistillConfig, get_preset
+    from sensoryneuron import AttentionNeuronModel
+
+    def preset(teacher_generations=4, iterations=5, generations=4, test_every=2, **training):
+        tests = {"test_every": test_every, "test_episodes": 1}
+        teacher = get_preset("cartpole-swingup-harder-fnn").replace(
+            strategy={"popsize": 8}, training={"generations": teacher_generations, **tests}
+        )
+        distill = DistillConfig(
+            iterations=iterations, episodes=2, grad_steps=1, batch=2, window=20, **tests
+        )
+        return get_preset("cartpole-swingup-harder").replace(
+            model=AttentionNeuronModel(act_dim=1, head_lstm=4, hidden=(8,)),
+            strategy={"popsize": 8},
+            training={"generations": generations, "repeats": 1, **tests, **training},
+            teacher=teacher,
+            distill=distill,
+        )
+
+    return preset

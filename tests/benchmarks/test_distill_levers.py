@@ -10,36 +10,16 @@ import numpy as np
 import pytest
 
 from evolve.backends import LocalBackend
-from evolve.presets import DistillConfig, get_preset
 from evolve.training.run_folder import load_state
-from sensoryneuron import AttentionNeuronModel
 from sensoryneuron.checkpoints import load_policy
 
 SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "distill_levers.py"
 
 
-def staged():
-    """The default cart-pole recipe in miniature, its teacher 4 generations long."""
-    teacher = get_preset("cartpole-swingup-harder-fnn").replace(
-        strategy={"popsize": 8},
-        training={"generations": 4, "test_every": 1, "test_episodes": 1},
-    )
-    distill = DistillConfig(
-        iterations=2, episodes=2, grad_steps=1, batch=2, window=20, test_every=1,
-        test_episodes=1,
-    )  # fmt: skip
-    return get_preset("cartpole-swingup-harder").replace(
-        model=AttentionNeuronModel(act_dim=1, head_lstm=4, hidden=(8,)),
-        training={"generations": 0, "time_budget": None},
-        teacher=teacher,
-        distill=distill,
-    )
-
-
 def test_a_linked_teacher_is_not_trained_again_and_the_distillation_reads_it(
-    bench, train_tiny_es, tmp_path, caplog
+    bench, train_tiny_es, tiny_staged_preset, tmp_path, caplog
 ):
-    preset = staged()
+    preset = tiny_staged_preset(iterations=2, generations=0, test_every=1, time_budget=None)
     source = tmp_path / "teacher-run"  # a shorter run of the teacher recipe
     train_tiny_es(
         preset.teacher.replace(training={"generations": 3}), source, backend=LocalBackend(1)
@@ -74,9 +54,9 @@ def test_a_linked_teacher_is_not_trained_again_and_the_distillation_reads_it(
 
 
 def test_a_linked_distillation_keeps_its_teacher_and_only_the_evolution_runs(
-    bench, train_tiny_es, tmp_path, caplog
+    bench, train_tiny_es, tiny_staged_preset, tmp_path, caplog
 ):
-    preset = staged()
+    preset = tiny_staged_preset(iterations=2, generations=0, test_every=1, time_budget=None)
     source = tmp_path / "teacher-run"
     train_tiny_es(
         preset.teacher.replace(training={"generations": 2}), source, backend=LocalBackend(1)

@@ -20,14 +20,13 @@ import evolve.training.distill as distill_module
 import evolve.training.loop as loop
 import sensoryneuron as sn
 from evolve.backends import LocalBackend, population_shard, population_size
-from evolve.presets import DistillConfig, get_preset
+from evolve.presets import get_preset
 from evolve.rollout import RolloutResult
 from evolve.training.budget import Budget
 from evolve.training.distill import load_distill_state
 from evolve.training.loop import train
 from evolve.training.run_folder import load_state, read_budget_cuts, save_state
 from evolve.training.stopping import StopRequest
-from sensoryneuron import AttentionNeuronModel
 
 STAGES = ("teacher", "distillation", "evolution")
 
@@ -76,25 +75,6 @@ def slow_distillation(monkeypatch):
     return clock
 
 
-def staged(teacher_generations=4, iterations=5, generations=4):
-    """The default recipe in miniature: its three stages, a few seconds in all."""
-    teacher = get_preset("cartpole-swingup-harder-fnn").replace(
-        strategy={"popsize": 8},
-        training={"generations": teacher_generations, "test_every": 2, "test_episodes": 1},
-    )
-    distill = DistillConfig(
-        iterations=iterations, episodes=2, grad_steps=1, batch=2, window=20, test_every=2,
-        test_episodes=1,
-    )  # fmt: skip
-    return get_preset("cartpole-swingup-harder").replace(
-        model=AttentionNeuronModel(act_dim=1, head_lstm=4, hidden=(8,)),
-        strategy={"popsize": 8},
-        training={"generations": generations, "repeats": 1, "test_every": 2, "test_episodes": 1},
-        teacher=teacher,
-        distill=distill,
-    )
-
-
 def es(generations=6):
     return get_preset("cartpole-swingup-harder-es").replace(
         strategy={"popsize": 8},
@@ -115,7 +95,7 @@ def test_the_split_passes_unused_time_on_and_keeps_a_reserve_for_the_table():
 
 
 def test_each_stage_stops_after_the_step_its_deadline_passes_in_and_the_recipe_goes_on(
-    tmp_path, slow_distillation, caplog
+    tmp_path, slow_distillation, caplog, tiny_staged_preset
 ):
     caplog.set_level(logging.INFO, logger="evolve")  # train.log gets the info lines
     clock, run = slow_distillation, tmp_path / "run"
@@ -123,7 +103,7 @@ def test_each_stage_stops_after_the_step_its_deadline_passes_in_and_the_recipe_g
     # (540 - 120) * 0.5 / 0.85 = 247 s: iterations at 90, 180 and 270 s. Evolution the 150 s
     # left: generations at 60, 120 and 180 s. Then the closing table.
     result = train(
-        staged(),
+        tiny_staged_preset(),
         run,
         backend=TickingBackend(clock),
         final_episodes=1,
@@ -159,7 +139,7 @@ def test_each_stage_stops_after_the_step_its_deadline_passes_in_and_the_recipe_g
     # On resume the cut teacher and distillation stay finished. The evolution goes on with
     # what the recorded wall times (real ones, milliseconds) leave, and now ends uncut.
     again = train(
-        staged(),
+        tiny_staged_preset(),
         run,
         resume=True,
         backend=TickingBackend(clock),
@@ -174,11 +154,11 @@ def test_each_stage_stops_after_the_step_its_deadline_passes_in_and_the_recipe_g
     assert list(read_budget_cuts(run)) == ["teacher", "distillation"]
 
 
-def test_a_budget_that_never_runs_out_changes_nothing(tmp_path):
+def test_a_budget_that_never_runs_out_changes_nothing(tmp_path, tiny_staged_preset):
     frozen = Clock()  # no time passes
     for name, budget in [("plain", None), ("budget", 60)]:
         train(
-            staged(teacher_generations=2, iterations=2, generations=2),
+            tiny_staged_preset(teacher_generations=2, iterations=2, generations=2),
             tmp_path / name,
             backend=TickingBackend(frozen),
             final_episodes=0,
@@ -221,7 +201,7 @@ def test_resume_counts_the_time_a_stage_spent_before(tmp_path):
     assert (run / "eval.json").is_file()
 
 
-def test_a_signal_still_interrupts_the_whole_run(tmp_path):
+def test_a_signal_still_interrupts_the_whole_run(tmp_path, tiny_staged_preset):
     run = tmp_path / "run"
     stop = StopRequest()
 
@@ -231,7 +211,7 @@ def test_a_signal_still_interrupts_the_whole_run(tmp_path):
 
     clock = Clock()
     result = train(
-        staged(), run, backend=TickingBackend(clock, then=sigterm_in_generation_2),
+        tiny_staged_preset(), run, backend=TickingBackend(clock, then=sigterm_in_generation_2),
         final_episodes=1, progress=False, stop=stop, time_budget=10, clock=clock,
     )  # fmt: skip
     assert (result.interrupted, result.exit_code, result.final_table) == (True, 143, None)
