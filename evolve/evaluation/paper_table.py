@@ -172,7 +172,7 @@ ANT_TABLE = PaperTable(
     reshuffle=PAPER_ANT_RESHUFFLE,
     paper_episodes=None,
     episodes=ANT_EPISODES,
-    shipped_fnn=None,
+    shipped_fnn="ant-fnn",
     paper_note="on PyBullet's AntBulletEnv; ours on MuJoCo Ant-v5, whose returns differ in scale",
 )
 PAPER_TABLES: dict[str, PaperTable] = {t.env_id: t for t in (CARTPOLE_TABLE, ANT_TABLE)}
@@ -519,7 +519,10 @@ def plot_paper_table(result: dict[str, Any], path: str | os.PathLike) -> None:
         ],
     )
     left.set_title("(a) input conditions (FNN n/a cells left out)")
-    left.set_ylim(0, 1.25 * left.get_ylim()[1])  # headroom: the legend sits above the bars
+    # headroom: the legend sits above the bars; a negative mean (a collapse) stays in view
+    low, high = left.get_ylim()
+    left.set_ylim(min(0.0, low), 1.25 * high)
+    left.axhline(0.0, color="#444444", linewidth=0.8)
     left.legend(fontsize=8, loc="upper center", ncol=2)
 
     entries = result["reshuffle"]
@@ -534,7 +537,9 @@ def plot_paper_table(result: dict[str, Any], path: str | os.PathLike) -> None:
     )
     right.set_xlabel("reshuffle every t steps")
     right.set_title(f"(b) {PI_ROW}, inputs reshuffled every t steps")
-    right.set_ylim(0, 1.2 * right.get_ylim()[1])
+    low, high = right.get_ylim()
+    right.set_ylim(min(0.0, low), 1.2 * high)
+    right.axhline(0.0, color="#444444", linewidth=0.8)
     right.legend(fontsize=8, loc="upper center", ncol=3)
 
     cut = f", cut at {result['max_steps']} steps" if result.get("max_steps") else ""

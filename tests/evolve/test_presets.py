@@ -14,7 +14,14 @@ import sensoryneuron as sn
 from evolve import cli
 from evolve.evaluation.conditions import parse_condition
 from evolve.evaluation.evaluate import evaluate_policy
-from evolve.presets import PRESETS, TaskPreset, generic_preset, get_preset, preset_name
+from evolve.presets import (
+    ANT_PAPER_MODEL,
+    PRESETS,
+    TaskPreset,
+    generic_preset,
+    get_preset,
+    preset_name,
+)
 from evolve.training.loop import train
 from sensoryneuron import AttentionNeuronModel, FeedForwardModel
 from sensoryneuron.errors import ConfigError
@@ -44,14 +51,23 @@ def test_every_preset_outputs_what_its_task_takes(name):
             assert recipe.model.obs_dim == spec.observation.size
 
 
-def test_the_ant_preset_is_the_papers_ant_model():
+def test_the_ant_recipe_distils_the_linear_baseline_into_a_student_of_the_papers_width():
     paper = AttentionNeuronModel(
         act_dim=8, num_latents=32, attention_bias=True, attention_scale=True, hidden=(32,)
     )
-    assert paper.num_params == 2504
-    assert get_preset("ant").model == paper
-    assert get_preset("ant").perturbations.shuffle
-    assert not get_preset("ant-fnn").perturbations.shuffle
+    assert paper.num_params == 2504 and ANT_PAPER_MODEL == paper
+    ant, fnn = get_preset("ant"), get_preset("ant-fnn")
+    student = ant.model
+    assert (student.num_latents, student.msg_dim) == (paper.num_latents, paper.msg_dim)
+    assert student.num_params == 16568
+    # supervised attention needs a latent per sensor (Ant-v5: 27)
+    assert ant.distill.attention_weight > 0 and student.attention == "softmax"
+    assert student.num_latents >= get_task(ant.env_id).observation.size
+    assert ant.perturbations.shuffle and ant.perturbations.reshuffle_every == (20, 200)
+    assert not fnn.perturbations.shuffle
+    assert ant.teacher.model == fnn.model and ant.teacher.strategy == fnn.strategy
+    assert ant.teacher.training.generations == 420 and ant.training.generations == 0
+    assert TaskPreset.from_dict(ant.to_dict()) == ant
 
 
 @pytest.mark.parametrize(
