@@ -9,6 +9,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 
 import sensoryneuron as sn
 from evolve import cli
@@ -29,13 +30,17 @@ from evolve.evaluation.paper_table import (
     plot_paper_table,
 )
 from evolve.presets import get_preset
+from evolve.seeds import distill_seeds
+from evolve.training.distill import collect, imitation_loss, initial_params
 from evolve.video.frames import SENSOR_COLOURS, FrameComposer
 from evolve.video.record import LockstepEpisodes, record
+from sensoryneuron import AttentionNeuronModel
 from sensoryneuron.errors import ConfigError
 from tasks import Perturbations
 from tasks.spec import VectorObservation, get_task
 
 EPISODES = 2
+ANT_SENSORS = 27
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
@@ -222,3 +227,37 @@ def test_an_ant_video_follows_the_ant_and_changes_no_episode(monkeypatch):
     qpos[:2] += (20.0, 10.0)  # far out of the stock camera's view
     sim.set_state(qpos, sim.data.qvel.copy())
     assert before > 1000 and ant_pixels(rendering.render()) > before / 2
+
+
+def test_a_pi_student_learns_the_shipped_teacher_on_episodes_it_never_saw():
+    """The ant recipe's distillation, short: 200 Adam steps on 8 teacher-driven episodes of
+    30 steps. On 4 other episodes the student's action error falls to under 40% of where it
+    started and its attention leaves the even spread over the 27 slots (log 27 = 3.30)."""
+    pytest.importorskip("mujoco")
+    torch.manual_seed(0)
+    model = AttentionNeuronModel(
+        act_dim=8, num_latents=27, msg_dim=16, pos_dim=8, attention="softmax", hidden=(16,)
+    )
+    preset = get_preset("ant").replace(model=model, engine="gym")
+    student, teacher = sn.Policy(model, initial_params(model, 0, 0.1)), sn.load_policy("ant-fnn")
+    data = collect(student, teacher, preset, distill_seeds(0, 0, 8), 30, np.ones(8, dtype=bool))
+    other = collect(student, teacher, preset, distill_seeds(0, 1, 4), 30, np.ones(4, dtype=bool))
+    params = torch.nn.Parameter(torch.from_numpy(student.params.copy()))
+    sensors = ANT_SENSORS
+
+    def held_out() -> tuple[float, float]:
+        with torch.no_grad():
+            losses = imitation_loss(model, params, other, None, attention_sensors=sensors)
+        return float(losses.action), float(losses.attention)
+
+    action_before, attention_before = held_out()
+    assert attention_before == pytest.approx(np.log(sensors), abs=0.01)
+    opt = torch.optim.Adam([params], lr=1e-2)
+    for _ in range(200):
+        losses = imitation_loss(model, params, data, None, attention_sensors=sensors)
+        opt.zero_grad()
+        (losses.action + losses.attention).backward()
+        opt.step()
+    action_after, attention_after = held_out()  # measured: 1.99 -> 0.51, 3.30 -> 3.03
+    assert action_after < 0.4 * action_before, (action_before, action_after)
+    assert attention_after < 0.95 * attention_before, (attention_before, attention_after)
