@@ -472,8 +472,17 @@ def format_paper_table(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _bars(ax: Any, groups: list[str], series: list[tuple[str, str, list[float | None]]]) -> None:
-    """Grouped bars: one group per label, one bar per series; ``None`` values are left out."""
+def _bars(
+    ax: Any,
+    groups: list[str],
+    series: list[tuple[str, str, list[float | None]]],
+    headroom: float | None = None,
+) -> None:
+    """Grouped bars: one group per label, one bar per series; ``None`` values are left out.
+
+    ``headroom``: the y axis runs from 0 (or the lowest mean, where one is negative: a
+    collapse stays in view, under a line at 0) to that many times its automatic top, room
+    for a legend above the bars; None: matplotlib's own limits."""
     width = 0.8 / len(series)
     for i, (label, color, values) in enumerate(series):
         xs = [
@@ -485,6 +494,10 @@ def _bars(ax: Any, groups: list[str], series: list[tuple[str, str, list[float | 
     ax.set_ylabel("episode return (mean)")
     ax.grid(axis="y", alpha=0.3)
     ax.set_axisbelow(True)
+    if headroom is not None:
+        low, high = ax.get_ylim()
+        ax.set_ylim(min(0.0, low), headroom * high)
+        ax.axhline(0.0, color="#444444", linewidth=0.8)
 
 
 def _mean(cell: dict[str, Any] | None) -> float | None:
@@ -517,12 +530,9 @@ def plot_paper_table(result: dict[str, Any], path: str | os.PathLike) -> None:
             (f"{FNN_ROW}, paper", "#f5c39a", row(FNN_ROW, "paper")),
             (f"{FNN_ROW}, ours", "#c0601a", row(FNN_ROW, "ours")),
         ],
+        headroom=1.25,
     )
     left.set_title("(a) input conditions (FNN n/a cells left out)")
-    # headroom: the legend sits above the bars; a negative mean (a collapse) stays in view
-    low, high = left.get_ylim()
-    left.set_ylim(min(0.0, low), 1.25 * high)
-    left.axhline(0.0, color="#444444", linewidth=0.8)
     left.legend(fontsize=8, loc="upper center", ncol=2)
 
     entries = result["reshuffle"]
@@ -534,12 +544,10 @@ def plot_paper_table(result: dict[str, Any], path: str | os.PathLike) -> None:
             ("ours", "#2b6cb0", [_mean(e["ours"]) for e in entries]),
             ("ours, state realigned", "#5aa469", [_mean(e["realigned"]) for e in entries]),
         ],
+        headroom=1.2,
     )
     right.set_xlabel("reshuffle every t steps")
     right.set_title(f"(b) {PI_ROW}, inputs reshuffled every t steps")
-    low, high = right.get_ylim()
-    right.set_ylim(min(0.0, low), 1.2 * high)
-    right.axhline(0.0, color="#444444", linewidth=0.8)
     right.legend(fontsize=8, loc="upper center", ncol=3)
 
     cut = f", cut at {result['max_steps']} steps" if result.get("max_steps") else ""
