@@ -708,7 +708,7 @@ def _carracing_table(args: argparse.Namespace, policy: Policy) -> int:
                 f"--cnn {args.cnn}: not a CNN baseline (its model is {baseline.model.kind})"
             )
     out = Path(args.paper_table)
-    with make_backend("local", args.workers) as backend:
+    with console(), make_backend("local", args.workers) as backend:
         result = measure_carracing_table(
             policy,
             args.episodes or CARRACING_EPISODES,
@@ -720,6 +720,7 @@ def _carracing_table(args: argparse.Namespace, policy: Policy) -> int:
             published_source=str(args.published or ""),
             baseline_source=str(args.cnn or ""),
             engine=_eval_engine(args.engine, CARRACING_ID),
+            cells=out / "cells",  # each row kept as measured: a killed table resumes
         )
     return _write_table(
         out, "carracing_table", result, format_carracing_table, plot_carracing_table

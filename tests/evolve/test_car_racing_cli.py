@@ -150,6 +150,45 @@ def test_the_carracing_table_puts_the_paper_beside_every_measured_row(vision_pol
     assert (tmp_path / "t.png").read_bytes()[:4] == b"\x89PNG"
 
 
+def test_a_killed_carracing_table_resumes_from_the_rows_it_kept(
+    vision_policy, tmp_path, monkeypatch
+):
+    pytest.importorskip("Box2D")
+    pytest.importorskip("skimage")
+    from evolve.backends import LocalBackend
+    from evolve.evaluation import carracing_table
+    from evolve.evaluation.carracing_table import ROWS, measure_carracing_table
+    from sensoryneuron.errors import CheckpointError
+
+    cells = tmp_path / "cells"
+    run = dict(episodes=2, backend=LocalBackend(1), max_steps=3, cells=cells)
+    first = measure_carracing_table(vision_policy, **run)
+    assert len(list(cells.glob("agent-*.json"))) == len(ROWS)
+    # killed after its third row: the rows after it are measured again, the others read back
+    kept = sorted(cells.glob("agent-*.json"))
+    for path in kept[3:]:
+        path.unlink()
+    calls = []
+    real = carracing_table.evaluate_policy
+
+    def counting(*args, **kwargs):
+        calls.append(args[2][0].name)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(carracing_table, "evaluate_policy", counting)
+    again = measure_carracing_table(vision_policy, **run)
+    assert len(calls) == len(ROWS) - 3
+    assert again["measured"] == first["measured"]  # the same seeds: the same returns
+    # another policy, or other settings, never read a kept row, and nothing is overwritten
+    other = Policy(vision_policy.model, vision_policy.params + 0.01, action=vision_policy.action)
+    before = {path: path.read_bytes() for path in cells.iterdir()}
+    with pytest.raises(CheckpointError, match=r"measured with another policy than this table's; "):
+        measure_carracing_table(other, **run)
+    with pytest.raises(CheckpointError, match="measured with another episodes and max_steps than"):
+        measure_carracing_table(vision_policy, **{**run, "episodes": 3, "max_steps": 4})
+    assert {path: path.read_bytes() for path in cells.iterdir()} == before
+
+
 def test_the_table_takes_only_a_cnn_as_its_baseline(vision_policy, tmp_path, capsys):
     save_policy(tmp_path / "agent.npz", vision_policy)
     argv = ["eval", str(tmp_path / "agent.npz"), "--paper-table", str(tmp_path / "t")]
