@@ -128,8 +128,8 @@ def rows_loss(
     warm = min(burn_in, span - 1)
     cut = warm * episodes
     with torch.no_grad():
-        early = model.codes(weights, x[:, :cut], a[:, :cut])[0] if cut else None  # type: ignore[attr-defined]
-    late = model.codes(weights, x[:, cut:], a[:, cut:])[0]  # type: ignore[attr-defined]
+        early = model.codes(weights, x[:, :cut], a[:, :cut], False)[0] if cut else None  # type: ignore[attr-defined]
+    late = model.codes(weights, x[:, cut:], a[:, cut:], False)[0]  # type: ignore[attr-defined]
     codes = late if early is None else torch.cat([early, late], dim=1)
     codes = codes.view(span, episodes, *codes.shape[2:])
     target = torch.from_numpy(np.ascontiguousarray(labels)).to(device)  # [L, E, A]

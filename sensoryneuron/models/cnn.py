@@ -153,7 +153,11 @@ class ConvModel(Model):
         return obs.shape[0], obs.shape[1]
 
     def codes(
-        self, weights: Weights, obs: torch.Tensor, prev_action: torch.Tensor | None = None
+        self,
+        weights: Weights,
+        obs: torch.Tensor,
+        prev_action: torch.Tensor | None = None,
+        with_attention: bool = True,
     ) -> tuple[torch.Tensor, None]:
         """The convolutional features of patches ``[P, B, N, F*p*p]``: ``[P, B, features]``.
 

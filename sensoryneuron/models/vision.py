@@ -274,11 +274,20 @@ class VisionAttentionNeuronModel(Model):
         return obs.shape[0], obs.shape[1], obs.shape[2]
 
     def codes(
-        self, weights: Weights, obs: torch.Tensor, prev_action: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+        self,
+        weights: Weights,
+        obs: torch.Tensor,
+        prev_action: torch.Tensor,
+        with_attention: bool = True,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """The vision layer: patches ``[P, B, N, F*p*p]`` to codes ``[P, B, M, msg]``.
 
-        Also returns the attention ``[P, B, M, N]`` (each code's softmax over the patches).
+        Also returns the attention ``[P, B, M, N]`` (each code's softmax over the patches),
+        or None where ``with_attention`` is False: float32 then takes torch's fused attention
+        kernel, which never writes the ``M x N`` weights out (faster on a CPU, forward and
+        backward; equal to the explicit softmax up to round-off). The fit of a distillation
+        replay takes it; a policy's steps keep the explicit softmax, so that measured scores
+        stay reproducible bit for bit. Float64 always takes the order-free path.
         """
         P, B, N = self._check_patches(obs, weights)
         pp, msg = self.patch * self.patch, self.msg_dim
@@ -297,14 +306,25 @@ class VisionAttentionNeuronModel(Model):
         keys = _rows(key_in, weights["key.weight"], weights["key.bias"], exact)  # [P, B, N, msg]
         values = _rows(value_in, weights["value.weight"], weights["value.bias"], exact)
         queries = weights["queries"]
+        shift = None
+        if self.action_query:  # [P, B, N]: each patch's score term from the previous action
+            u = linear(prev_action.to(keys.dtype), weights["action_query.weight"], None)
+            shift = (keys * (u / math.sqrt(msg)).unsqueeze(2)).sum(-1)
+        if not exact and not with_attention:
+            mixed = F.scaled_dot_product_attention(
+                queries.unsqueeze(1).expand(P, B, -1, -1),
+                keys,
+                values,
+                attn_mask=None if shift is None else shift.unsqueeze(2),
+                scale=1.0,  # folded into the queries
+            )
+            return F.layer_norm(torch.relu(mixed), (msg,), eps=LAYER_NORM_EPS), None
         if exact:  # each score one fixed sum over msg, wherever its patch sits
             scores = rowwise_matmul(keys.reshape(P, B * N, msg), queries.transpose(1, 2))
             scores = scores.view(P, B, N, -1).transpose(2, 3)  # [P, B, M, N]
         else:
             scores = torch.matmul(queries.unsqueeze(1), keys.transpose(2, 3))
-        if self.action_query:  # [P, B, N]: each patch's score term from the previous action
-            u = linear(prev_action.to(keys.dtype), weights["action_query.weight"], None)
-            shift = (keys * (u / math.sqrt(msg)).unsqueeze(2)).sum(-1)
+        if shift is not None:
             scores = scores + shift.unsqueeze(2)
         if exact:
             e = torch.exp(scores - scores.amax(dim=-1, keepdim=True))
@@ -315,7 +335,7 @@ class VisionAttentionNeuronModel(Model):
             attention = torch.softmax(scores, dim=-1)
             mixed = torch.matmul(attention, values)  # [P, B, M, msg]
         codes = F.layer_norm(torch.relu(mixed), (msg,), eps=LAYER_NORM_EPS)
-        return codes, attention
+        return codes, attention if with_attention else None
 
     def importance(self, weights: Weights, codes: torch.Tensor) -> torch.Tensor:
         """Each code's column sum of the head's self-attention: ``[P, B, M]``."""

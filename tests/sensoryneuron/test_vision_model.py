@@ -222,6 +222,28 @@ def test_the_batched_model_equals_a_loop_over_single_members(options):
             torch.testing.assert_close(actions[:, p], alone[:, 0], rtol=0, atol=atol)
 
 
+@pytest.mark.parametrize("options", OPTIONS, ids=OPTION_IDS)
+def test_the_fused_attention_of_the_fit_gives_the_explicit_codes_and_gradients(options):
+    model = VisionAttentionNeuronModel(**{**SMALL, **options})
+    x = torch.from_numpy(to_patches(frames_sequence(6, size=48, seed=2)[2:], 6) / 255.0)
+    a = torch.tensor([[[0.9, -0.5, 0.2]] * 4]).transpose(0, 1).reshape(1, 4, 3)
+    params = random_params(model, seed=4)
+    # float64 keeps the order-free path whatever is asked: bit for bit
+    w64 = model.prepare(params.double())
+    explicit, attention = model.codes(w64, x[None], a.double())
+    fused, none = model.codes(w64, x[None], a.double(), with_attention=False)
+    assert torch.equal(explicit, fused) and none is None and attention.shape[-1] == 64
+    # float32: torch's fused kernel, equal up to round-off, and so are the gradients
+    grads = []
+    for with_attention in (True, False):
+        p = params.float().clone().requires_grad_(True)
+        codes, _ = model.codes(model.prepare(p), x[None].float(), a, with_attention)
+        (codes * torch.linspace(-1, 1, codes.shape[-1])).sum().backward()
+        grads.append((codes.detach(), p.grad))
+    torch.testing.assert_close(grads[0][0], grads[1][0], rtol=0, atol=1e-5)
+    torch.testing.assert_close(grads[0][1], grads[1][1], rtol=1e-4, atol=1e-4)
+
+
 def test_the_previous_action_moves_the_codes_only_through_the_queries():
     x = torch.from_numpy(to_patches(frames_sequence(3, size=48)[2:], 6) / np.float64(255))[None]
     a, b = torch.tensor([[[0.9, -0.5, 0.2]]]), torch.tensor([[[-0.7, 0.4, -0.9]]])
