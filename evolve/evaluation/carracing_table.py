@@ -188,6 +188,8 @@ def _measure_cells(
             try:
                 cell = json.loads(path.read_text())
                 kept_key, row = cell["key"], cell["row"]
+                if not isinstance(kept_key, dict) or not isinstance(row, dict):
+                    raise TypeError("its key and row are not objects")
             except (OSError, ValueError, KeyError, TypeError) as exc:
                 raise CheckpointError(
                     f"{path}: not a table row this version wrote ({exc})"

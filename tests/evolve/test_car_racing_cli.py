@@ -187,6 +187,9 @@ def test_a_killed_carracing_table_resumes_from_the_rows_it_kept(
     with pytest.raises(CheckpointError, match="measured with another episodes and max_steps than"):
         measure_carracing_table(vision_policy, **{**run, "episodes": 3, "max_steps": 4})
     assert {path: path.read_bytes() for path in cells.iterdir()} == before
+    kept[0].write_text("[1, 2]")
+    with pytest.raises(CheckpointError, match="not a table row this version wrote"):
+        measure_carracing_table(vision_policy, **run)
 
 
 def test_the_shipped_cnn_baseline_drives_its_own_frames_and_not_shuffled_ones():
