@@ -127,9 +127,10 @@ def rows_loss(
     a = torch.from_numpy(np.ascontiguousarray(prev.reshape(1, span * episodes, -1))).to(device)
     warm = min(burn_in, span - 1)
     cut = warm * episodes
+    codes_of = model.codes  # type: ignore[attr-defined]
     with torch.no_grad():
-        early = model.codes(weights, x[:, :cut], a[:, :cut], False)[0] if cut else None  # type: ignore[attr-defined]
-    late = model.codes(weights, x[:, cut:], a[:, cut:], False)[0]  # type: ignore[attr-defined]
+        early = codes_of(weights, x[:, :cut], a[:, :cut], with_attention=False)[0] if cut else None
+    late = codes_of(weights, x[:, cut:], a[:, cut:], with_attention=False)[0]
     codes = late if early is None else torch.cat([early, late], dim=1)
     codes = codes.view(span, episodes, *codes.shape[2:])
     target = torch.from_numpy(np.ascontiguousarray(labels)).to(device)  # [L, E, A]

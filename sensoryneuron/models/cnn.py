@@ -162,7 +162,8 @@ class ConvModel(Model):
         """The convolutional features of patches ``[P, B, N, F*p*p]``: ``[P, B, features]``.
 
         ``prev_action`` is not read here (the head reads it); the second value is None (no
-        attention), as :meth:`VisionAttentionNeuronModel.codes` returns its attention.
+        attention), as :meth:`VisionAttentionNeuronModel.codes` returns its attention, so
+        ``with_attention`` changes nothing.
         """
         P, B = self._check_patches(obs, weights)
         p = self.patch

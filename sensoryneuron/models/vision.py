@@ -310,7 +310,8 @@ class VisionAttentionNeuronModel(Model):
         if self.action_query:  # [P, B, N]: each patch's score term from the previous action
             u = linear(prev_action.to(keys.dtype), weights["action_query.weight"], None)
             shift = (keys * (u / math.sqrt(msg)).unsqueeze(2)).sum(-1)
-        if not exact and not with_attention:
+        attention = None
+        if not exact and not with_attention:  # the M x N weights are never written out
             mixed = F.scaled_dot_product_attention(
                 queries.unsqueeze(1).expand(P, B, -1, -1),
                 keys,
@@ -318,22 +319,22 @@ class VisionAttentionNeuronModel(Model):
                 attn_mask=None if shift is None else shift.unsqueeze(2),
                 scale=1.0,  # folded into the queries
             )
-            return F.layer_norm(torch.relu(mixed), (msg,), eps=LAYER_NORM_EPS), None
-        if exact:  # each score one fixed sum over msg, wherever its patch sits
-            scores = rowwise_matmul(keys.reshape(P, B * N, msg), queries.transpose(1, 2))
-            scores = scores.view(P, B, N, -1).transpose(2, 3)  # [P, B, M, N]
         else:
-            scores = torch.matmul(queries.unsqueeze(1), keys.transpose(2, 3))
-        if shift is not None:
-            scores = scores + shift.unsqueeze(2)
-        if exact:
-            e = torch.exp(scores - scores.amax(dim=-1, keepdim=True))
-            attention = e / order_free_sum(e, dim=-1)
-            mixed = order_free_sum(attention.unsqueeze(-1) * values.unsqueeze(2), dim=3)
-            mixed = mixed.squeeze(3)
-        else:
-            attention = torch.softmax(scores, dim=-1)
-            mixed = torch.matmul(attention, values)  # [P, B, M, msg]
+            if exact:  # each score one fixed sum over msg, wherever its patch sits
+                scores = rowwise_matmul(keys.reshape(P, B * N, msg), queries.transpose(1, 2))
+                scores = scores.view(P, B, N, -1).transpose(2, 3)  # [P, B, M, N]
+            else:
+                scores = torch.matmul(queries.unsqueeze(1), keys.transpose(2, 3))
+            if shift is not None:
+                scores = scores + shift.unsqueeze(2)
+            if exact:
+                e = torch.exp(scores - scores.amax(dim=-1, keepdim=True))
+                attention = e / order_free_sum(e, dim=-1)
+                mixed = order_free_sum(attention.unsqueeze(-1) * values.unsqueeze(2), dim=3)
+                mixed = mixed.squeeze(3)
+            else:
+                attention = torch.softmax(scores, dim=-1)
+                mixed = torch.matmul(attention, values)  # [P, B, M, msg]
         codes = F.layer_norm(torch.relu(mixed), (msg,), eps=LAYER_NORM_EPS)
         return codes, attention if with_attention else None
 
