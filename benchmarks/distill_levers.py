@@ -118,6 +118,12 @@ def main(
         help="a staged variant: take RUN (a run of the teacher recipe) as its finished teacher "
         "stage, copied into the new run folder (--minutes counts RUN's time too)",
     )
+    parser.add_argument(
+        "--episodes-from",
+        metavar="RUN",
+        help="take RUN's recorded episodes for the iterations its scripted teacher drove "
+        "whole, where RUN collected them as the variant would: only the fit runs",
+    )
     args = parser.parse_args()
 
     preset = get_preset(task).replace(**variants[args.variant])
@@ -147,6 +153,7 @@ def main(
                 final_episodes=0,
                 progress=False,
                 time_budget=args.minutes,
+                episodes_from=args.episodes_from,
             )
         if result.interrupted:
             raise SystemExit(f"interrupted: resume with --resume {run}")
@@ -160,6 +167,8 @@ def main(
         "seed": args.seed,
         "run": str(run),
     }
+    if args.episodes_from:
+        row["episodes_from"] = args.episodes_from
     if preset.distill is not None:
         with (run / "distill" / "log.csv").open() as f:
             log = [

@@ -121,6 +121,7 @@ non_negative_int = _number(int, 0, "an integer >= 0")
 positive_float = _number(float, 1e-300, "a positive number")
 
 
+EPISODES_FROM = "episodes_from"  # run settings: the run whose recorded episodes it takes
 NO_BUDGET = "none"  # --time-budget none: every stage runs to its end
 
 
@@ -204,6 +205,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="stop each stage once its share of MINUTES is spent and go on to the next; the "
         "closing table still runs ('none': every stage runs to its end; default: the "
         "preset's training.time_budget, and a resumed run keeps its own)",
+    )
+    t.add_argument(
+        "--episodes-from",
+        metavar="RUN",
+        help="staged recipes with a scripted teacher: take RUN's recorded episodes for every "
+        "iteration that the teacher drives whole, where RUN collected them as this recipe "
+        "would (same task, seed, teacher, noise, episodes): only the fit runs, with the "
+        "results of a fresh run",
     )
     t.add_argument("--popsize", type=positive_int, help="members per generation")
     t.add_argument("--repeats", type=positive_int, help="episodes per member per generation")
@@ -538,6 +547,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     overrides = _training_overrides(args)
     backend_name, workers = args.backend or DEFAULT_BACKEND, args.workers or DEFAULT_WORKERS
     recorded, recorded_budget = None, None
+    episodes_from = args.episodes_from
     if args.resume:
         run_dir = Path(args.resume)
         preset, settings = resume_preset(run_dir)
@@ -558,6 +568,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         backend_name, workers, recorded = _resumed_backend(args, run_dir, settings)
         recorded_budget = settings.get(TIME_BUDGET)
         time_budget = recorded_budget  # the run's own, unless a new one is given
+        episodes_from = episodes_from or settings.get(EPISODES_FROM)
     else:
         preset = _on_engine(_apply_overrides(_new_preset(args), overrides), args.engine)
         time_budget = preset.training.time_budget
@@ -576,6 +587,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         run_settings: dict[str, Any] = {"backend": backend.name, "workers": backend.workers}
         if time_budget is not None:
             run_settings[TIME_BUDGET] = time_budget
+        if episodes_from is not None:
+            run_settings[EPISODES_FROM] = str(episodes_from)
         if args.resume and time_budget != recorded_budget:  # kept for the next --resume
             update_run_settings(run_dir, **{TIME_BUDGET: time_budget})
         result = train(
@@ -589,6 +602,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             run_settings=run_settings,
             device=args.device,
             time_budget=time_budget,
+            episodes_from=episodes_from,
         )
     print(f"run folder: {result.run_dir}")
     return result.exit_code if result.interrupted else 0

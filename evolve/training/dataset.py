@@ -34,6 +34,7 @@ read; :meth:`EpisodeStore.discard_uncovered` removes it, and a resumed run write
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -161,6 +162,49 @@ class EpisodeStore:
             episode_major = np.ascontiguousarray(np.swapaxes(getattr(data, name), 0, 1))
             atomic_write(self.path(chunk, name), _npy_writer(episode_major))
         self.sizes.append(data.episodes)
+
+    def take_chunk(self, source: EpisodeStore, chunk: int) -> None:
+        """Make ``source``'s chunk ``chunk`` this store's next chunk: its files hard-linked
+        (copied where the two folders cannot share a file), each under its final name only
+        once whole. Chunks are written once and never changed, so the two stores can share
+        them.
+
+        Raises:
+            ConfigError: the chunk's steps or arrays differ from the chunks' before it.
+            CheckpointError: ``source`` does not cover the chunk, or a file of it is missing.
+            StorageError: the storage refused a write.
+        """
+        if not 0 <= chunk < source.chunks:
+            raise CheckpointError(
+                f"{source.folder} holds {source.chunks} chunks, not chunk {chunk}"
+            )
+        names = source._names()
+        if self.sizes:
+            steps = int(source._open(chunk, "mask").shape[1])
+            if steps != self.steps:
+                raise ConfigError(
+                    f"a stored chunk must have the {self.steps} steps of the chunks before it; "
+                    f"got {steps}"
+                )
+            if names != self._names():
+                raise ConfigError("a stored chunk must hold the same arrays as those before it")
+        self.folder.mkdir(parents=True, exist_ok=True)
+        target = self.chunks
+        for name in names:
+            path = source.path(chunk, name)
+            if not path.is_file():
+                raise CheckpointError(f"{path}: missing; the distillation dataset is incomplete")
+            dest = self.path(target, name)
+            temp = dest.with_name(f".{dest.name}.tmp")
+            temp.unlink(missing_ok=True)
+            try:
+                os.link(path, temp)
+                os.replace(temp, dest)
+            except OSError:  # another file system: a copy, written atomically
+                temp.unlink(missing_ok=True)
+                with path.open("rb") as f:
+                    atomic_write(dest, lambda out, f=f: shutil.copyfileobj(f, out))
+        self.sizes.append(source.sizes[chunk])
 
     def width(self, chunk: int) -> int:
         """The number of input slots in chunk ``chunk``'s episodes (its ``obs`` file's third

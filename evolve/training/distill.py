@@ -82,7 +82,7 @@ from evolve.seeds import distill_init_seed, distill_seeds, distill_stream, teach
 from evolve.training.dataset import Dataset, EpisodeStore
 from evolve.training.frame_replay import action_error, draw_windows, rows_loss, window_rows
 from evolve.training.held_out import held_out_score
-from evolve.training.run_folder import write_log_csv
+from evolve.training.run_folder import read_config, write_log_csv
 from evolve.training.stopping import StopRequest
 from sensoryneuron.actions import ActionMap
 from sensoryneuron.checkpoints import save_policy
@@ -99,6 +99,7 @@ log = get_logger()
 
 STATE_FORMAT = "sensoryneuron.distill-state"
 STATE_VERSION = 2  # 1: the dataset inline in state.npz, without the executed actions
+DISTILL_DIR = "distill"  # a run folder's distillation stage
 DATA_DIR = "data"
 BURN_IN = 16  # image tasks: steps the head runs through before each loss window
 FIT_LOG_EVERY = 50  # image tasks: Adam steps between progress lines within an iteration
@@ -663,12 +664,20 @@ def distill(
     backend: Backend,
     stop: StopRequest | None = None,
     device: str | None = None,
+    episodes_from: str | Path | None = None,
 ) -> DistillResult:
     """Run (or resume) the distillation stage of ``preset`` into ``stage_dir``.
 
     An image task plays whole episodes, records them as frames, and fits the student on
     random windows of them (:func:`evolve.training.frame_replay.window_loss`); a vector task
     plays the first ``distill.window`` steps and replays them from the start.
+
+    ``episodes_from`` names another run folder whose recorded episodes stand in for the
+    collection of every iteration that a scripted teacher (``teacher_controller``) drives
+    whole: where the two recipes collect alike (:func:`collection_recipe`) such an iteration
+    records what the other run recorded, bit for bit, so its chunk is taken (hard-linked)
+    instead of played again. Only the fit runs: a variant of a recipe that changes the
+    student or its fit costs the fit alone, and gives the results of a fresh run.
     """
     cfg = preset.distill
     if cfg is None:
@@ -688,6 +697,7 @@ def distill(
     attention_sensors = sensors if cfg.attention_weight > 0 else 0
     if cfg.backgrounds is not None:
         BackgroundPool(cfg.backgrounds)  # every image readable, before any episode is played
+    recorded = None if episodes_from is None else recorded_episodes(preset, Path(episodes_from))
     if resume and (stage_dir / "state.npz").exists():
         state = load_distill_state(stage_dir)
         if state.version != STATE_VERSION:
@@ -735,25 +745,31 @@ def distill(
         while state.iteration < cfg.iterations and not stop.should_stop(state.iteration):
             started = time.perf_counter()
             it = state.iteration
-            fraction = (
-                max(0.0, 1.0 - it / cfg.teacher_iterations) if cfg.teacher_iterations else 0.0
-            )
             stream = distill_stream(seed, it)
-            driven = stream.random(cfg.episodes) < fraction
-            student = Policy(preset.model, _numpy(params if average is None else average))
-            new = collect(
-                student,
-                teacher,
-                iteration_preset(preset, it),
-                distill_seeds(seed, it, cfg.episodes),
-                collected_steps,
-                driven,
-                noise=cfg.teacher_noise,
-                rng=teacher_noise_stream(seed, it),
-                progress=CollectProgress(it + 1, collected_steps) if image else None,
-                correlation=cfg.teacher_noise_correlation,
-            )
-            store.append(new)  # chunk ``it``; the state below is what makes it count
+            driven = stream.random(cfg.episodes) < teacher_fraction(cfg, it)
+            if recorded is not None and recorded.holds(it, driven):
+                store.take_chunk(recorded.store, it)  # what playing it would record
+                log.info(
+                    "[distill] iteration %d: the teacher's %d episodes taken from %s",
+                    it + 1,
+                    cfg.episodes,
+                    recorded.run,
+                )
+            else:
+                student = Policy(preset.model, _numpy(params if average is None else average))
+                new = collect(
+                    student,
+                    teacher,
+                    iteration_preset(preset, it),
+                    distill_seeds(seed, it, cfg.episodes),
+                    collected_steps,
+                    driven,
+                    noise=cfg.teacher_noise,
+                    rng=teacher_noise_stream(seed, it),
+                    progress=CollectProgress(it + 1, collected_steps) if image else None,
+                    correlation=cfg.teacher_noise_correlation,
+                )
+                store.append(new)  # chunk ``it``; the state below is what makes it count
             pools = store.pools()  # one per number of noise channels collected so far
             newest = store.episodes - store.sizes[-1]  # the first episode of this iteration
             loss, identity_loss, attention_loss = 0.0, math.nan, math.nan
@@ -856,6 +872,83 @@ def distill(
     if interrupted:
         log.info("interrupted: distillation saved at iteration %d", state.iteration)
     return DistillResult(stage_dir / "best.npz", state.iteration, state.best_test, interrupted)
+
+
+def teacher_fraction(cfg: DistillConfig, iteration: int) -> float:
+    """The share of iteration ``iteration``'s episodes that the teacher drives (each episode
+    draws whether it does)."""
+    if not cfg.teacher_iterations:
+        return 0.0
+    return max(0.0, 1.0 - iteration / cfg.teacher_iterations)
+
+
+# what decides the episodes of an iteration that a scripted teacher drives whole, besides
+# the iteration: the student only watches them
+COLLECTION_KEYS = ("env_id", "teacher_controller", "teacher_options", "perturbations")
+COLLECTION_DISTILL_KEYS = (
+    "episodes",
+    "episode_steps",
+    "window",
+    "teacher_noise",
+    "teacher_noise_correlation",
+    "backgrounds",
+    "noise_channels",
+)
+
+
+def collection_recipe(preset: TaskPreset) -> dict[str, Any]:
+    """The parts of ``preset`` that decide what an iteration that its scripted teacher drives
+    whole records: two recipes with equal ones record the same episodes there, bit for bit,
+    whatever their students."""
+    d = preset.to_dict()
+    return {
+        **{k: d.get(k) for k in COLLECTION_KEYS},
+        "seed": preset.training.seed,
+        **{k: (d.get("distill") or {}).get(k) for k in COLLECTION_DISTILL_KEYS},
+    }
+
+
+@dataclass
+class RecordedEpisodes:
+    """Another run's recorded episodes, for the iterations both recipes collect alike."""
+
+    run: Path
+    preset: TaskPreset
+    store: EpisodeStore
+
+    def holds(self, iteration: int, driven: np.ndarray) -> bool:
+        """Whether the run recorded iteration ``iteration`` as this one would: the teacher
+        drove every episode of it in both (``driven``: this recipe's draws)."""
+        cfg = self.preset.distill
+        assert cfg is not None
+        if iteration >= self.store.chunks or not driven.all():
+            return False
+        seed = self.preset.training.seed
+        theirs = distill_stream(seed, iteration).random(cfg.episodes)
+        return bool((theirs < teacher_fraction(cfg, iteration)).all())
+
+
+def recorded_episodes(preset: TaskPreset, run: Path) -> RecordedEpisodes:
+    """``run``'s recorded episodes, checked to be what ``preset`` would record.
+
+    Raises:
+        ConfigError: ``preset`` has no scripted teacher, or ``run`` collected otherwise.
+        CheckpointError: ``run`` is not a run folder with a distillation.
+    """
+    if preset.teacher_controller is None:
+        raise ConfigError(
+            "episodes can be taken from another run only where a scripted teacher "
+            "(teacher_controller) drives them"
+        )
+    theirs = read_config(run)[0]
+    ours, recipe = collection_recipe(preset), collection_recipe(theirs)
+    differ = [k for k in ours if ours[k] != recipe[k]]
+    if differ:
+        raise ConfigError(
+            f"{run} collected its episodes otherwise ({', '.join(differ)} differ): they are "
+            "not what this recipe records"
+        )
+    return RecordedEpisodes(run, theirs, load_distill_data(run / DISTILL_DIR))
 
 
 def _numpy(params: torch.Tensor) -> np.ndarray:

@@ -44,7 +44,13 @@ from evolve.training.budget import (
     StageDeadline,
     recipe_stages,
 )
-from evolve.training.distill import ControllerTeacher, distill, load_distill_state
+from evolve.training.distill import (
+    DISTILL_DIR,
+    ControllerTeacher,
+    distill,
+    load_distill_state,
+    recorded_episodes,
+)
 from evolve.training.held_out import held_out_score
 from evolve.training.run_folder import (
     RunState,
@@ -69,7 +75,6 @@ from tasks.teachers import make_teacher
 log = get_logger()
 
 TEACHER_DIR = "teacher"
-DISTILL_DIR = "distill"
 
 
 @dataclass(frozen=True)
@@ -138,6 +143,7 @@ def train(
     device: str | None = None,
     time_budget: float | None = None,
     clock: Callable[[], float] = time.monotonic,
+    episodes_from: str | Path | None = None,
 ) -> TrainResult:
     """Train ``preset`` into ``run_dir`` (or continue the run there with ``resume``).
 
@@ -166,6 +172,9 @@ def train(
             the recipe moves on; the run still ends with the closing table (not
             ``interrupted``). ``budget.json`` records the stages it cut.
         clock: the budget's clock (seconds, monotonic).
+        episodes_from: a run folder whose recorded episodes the distillation takes where
+            its scripted teacher drives an iteration whole and the two recipes collect alike
+            (see :func:`evolve.training.distill.distill`): checked before anything is written.
 
     A member whose fitness is NaN or infinite ranks last, and the generation's log line
     counts such members (``| 3 non-finite``); its statistics are those of the others.
@@ -193,7 +202,10 @@ def train(
                 device=device,
                 time_budget=time_budget,
                 clock=clock,
+                episodes_from=episodes_from,
             )
+    if episodes_from is not None:
+        recorded_episodes(preset, Path(episodes_from))  # a bad source writes nothing
     run_dir = Path(run_dir)
     backend = backend or LocalBackend(1)
     # one writer per run folder, held until the run ends (see evolve.training.run_lock)
@@ -233,6 +245,7 @@ def train(
                     stop,
                     device,
                     budget,
+                    episodes_from,
                 )
                 if stopped is not None:
                     return stopped
@@ -269,6 +282,7 @@ def _earlier_stages(
     stop: StopRequest,
     device: str | None = None,
     budget: Budget | None = None,
+    episodes_from: str | Path | None = None,
 ) -> tuple[TrainResult | None, np.ndarray | None]:
     """Teacher, then distillation: (a result if Ctrl-C stopped them, the distilled params).
 
@@ -335,6 +349,7 @@ def _earlier_stages(
             backend=backend,
             stop=stop,
             device=device,
+            episodes_from=episodes_from,
         )
         _end_stage(budget, stop)
         if distilled.interrupted:

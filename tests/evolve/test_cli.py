@@ -159,6 +159,11 @@ def test_feed_forward_rows_say_why_a_condition_does_not_apply(tmp_path):
             "argument --episodes: expected a positive integer, got '-3'",
         ),
         (
+            ["train", "cartpole-swingup-harder-es", "--episodes-from", "x"],
+            "episodes can be taken from another run only where a scripted teacher "
+            "(teacher_controller) drives them",
+        ),
+        (
             ["frobnicate"],
             "invalid choice: 'frobnicate' (choose from 'train', 'eval', 'record', 'demo', 'tasks')",
         ),

@@ -539,3 +539,55 @@ def test_the_teacher_benchmark_episodes_take_the_training_noise():
     assert (noisy < clean).all()  # 1 - (a - target)^2 a step, the executed action jittered
     np.testing.assert_array_equal(run((0.5,)), noisy)  # the same draws from the same seed
     assert not np.array_equal(run((0.5,), seed=1), noisy)
+
+
+def test_a_variant_takes_the_teachers_recorded_episodes_and_gets_a_fresh_runs_student(
+    tmp_path, monkeypatch
+):
+    from evolve.training import distill as distill_module
+    from evolve.training.loop import train
+
+    def run(preset, name, **kwargs):
+        train(preset, tmp_path / name, backend=LocalBackend(1), final_episodes=0, **kwargs)
+        return load_distill_state(tmp_path / name / "distill")
+
+    dart = dict(iterations=3, teacher_iterations=10_000, teacher_noise=(0.3,), test_every=3)
+    run(dot_preset(**dart), "source")  # the teacher drives every episode (DART)
+    wider = dataclasses.replace(MODEL, hidden=12)  # another student, another fit
+    variant = dot_preset(model=wider, **{**dart, "lr": 5e-3})
+    fresh = run(variant, "fresh")
+    played = distill_module.collect
+
+    def no_collection(*args, **kwargs):
+        raise AssertionError("an iteration the teacher drove whole was played again")
+
+    monkeypatch.setattr(distill_module, "collect", no_collection)
+    taken = run(variant, "taken", episodes_from=tmp_path / "source")
+    np.testing.assert_array_equal(taken.params, fresh.params)  # bit for bit a fresh run's
+    np.testing.assert_array_equal(taken.average, fresh.average)
+    chunk = tmp_path / "taken" / "distill" / "data" / "00002.obs.npy"
+    assert chunk.samefile(tmp_path / "source" / "distill" / "data" / "00002.obs.npy")
+    # DAgger: from iteration 2 the student drives some episodes, which are played
+    monkeypatch.setattr(distill_module, "collect", played)
+    dagger = dot_preset(model=wider, **{**dart, "teacher_iterations": 2})
+    with pytest.raises(ConfigError, match=r"collected its episodes otherwise \(teacher_noise"):
+        run(
+            dot_preset(**{**dart, "teacher_noise": (0.2,)}),
+            "other",
+            episodes_from=tmp_path / "source",
+        )
+    assert not (tmp_path / "other").exists()  # refused before anything was written
+    calls = []
+
+    def counted(*args, **kwargs):
+        calls.append(1)
+        return played(*args, **kwargs)
+
+    monkeypatch.setattr(distill_module, "collect", counted)
+    run(dagger, "dagger", episodes_from=tmp_path / "source")
+    assert len(calls) == 2  # iteration 1 taken; 2 and 3 hold the student's episodes
+    monkeypatch.setattr(distill_module, "collect", played)
+    np.testing.assert_array_equal(
+        load_distill_state(tmp_path / "dagger" / "distill").params,
+        run(dagger, "dagger-fresh").params,
+    )
