@@ -51,6 +51,17 @@ MODELS = {
     ),
     "cnn": ConvModel(),
 }
+# the preset's layer (pool head, key content) with one size changed at a time
+PRESET_LAYER = dict(head="pool", hidden=32, grid=16, pool_queries=8, key_content=True)
+for _name, _change in {
+    "content-msg32": {"msg_dim": 32},
+    "content-pos16": {"pos_dim": 16},
+    "content-pools16": {"pool_queries": 16, "query_dim": 8},
+    "content-hidden64": {"hidden": 64},
+    "content-grid24": {"grid": 24},
+    "content-pos16-pools16": {"pos_dim": 16, "pool_queries": 16, "query_dim": 8},
+}.items():
+    MODELS[_name] = VisionAttentionNeuronModel(**{**PRESET_LAYER, **_change})
 OUTPUTS = ("steer", "gas", "brake")
 
 
@@ -128,6 +139,7 @@ def main() -> None:
             "held_out_episodes": int(val_index.size),
             "steps": args.steps,
             "batch": args.batch,
+            "seed": args.seed,
             "label_variance": variance,
             "curve": curve,
         }

@@ -99,6 +99,12 @@ def main(
     )
     parser.add_argument("--seed-offset", type=int, default=5000, help="first held-out seed")
     parser.add_argument("--seed", type=int, default=0, help="the recipe's master seed")
+    parser.add_argument(
+        "--student-seed",
+        type=int,
+        help="distill.student_seed: another student from the same episodes (with "
+        "--episodes-from a run of the same variant and seed, only its fit runs)",
+    )
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--out", help=f"run folder (default runs/{runs_prefix}-VARIANT-sSEED)")
     parser.add_argument("--resume", metavar="RUN", help="continue this run folder")
@@ -128,7 +134,11 @@ def main(
 
     preset = get_preset(task).replace(**variants[args.variant])
     preset = preset.replace(training={"seed": args.seed})
-    run = Path(args.resume or args.out or f"runs/{runs_prefix}-{args.variant}-s{args.seed}")
+    name = f"runs/{runs_prefix}-{args.variant}-s{args.seed}"
+    if args.student_seed is not None:
+        preset = preset.replace(distill={"student_seed": args.student_seed})
+        name += f"-student{args.student_seed}"
+    run = Path(args.resume or args.out or name)
     backend = LocalBackend(args.workers)
     started = time.perf_counter()
     resume = args.resume is not None
@@ -167,6 +177,8 @@ def main(
         "seed": args.seed,
         "run": str(run),
     }
+    if args.student_seed is not None:
+        row["student_seed"] = args.student_seed
     if args.episodes_from:
         row["episodes_from"] = args.episodes_from
     if preset.distill is not None:

@@ -204,6 +204,12 @@ class DistillConfig:
             ``"none|camera|noise:*"``; gym engine), in place of the preset's background; the
             held-out tests keep the preset's. None: the preset's perturbations as they are.
             A student that sees the track on many backgrounds learns to read the track.
+        student_seed: another student from the same episodes (None: the master seed's own).
+            It seeds the student's initial parameters and the fit's minibatch draws, and
+            nothing else: the episodes, and which of them the teacher drives, still come
+            from ``training.seed``, so a recipe can fit several students to one set of
+            episodes (``evolve train --episodes-from``) and the spread between them is the
+            fit's alone.
     """
 
     iterations: int = 100
@@ -228,6 +234,7 @@ class DistillConfig:
     ema: float = 0.0
     episode_steps: int | None = None
     backgrounds: str | None = None
+    student_seed: int | None = None
 
     def __post_init__(self) -> None:
         if self.backgrounds is not None:
@@ -289,6 +296,13 @@ class DistillConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigError(f"distill.{name} must be a positive integer; got {value!r}")
+        value = self.student_seed
+        if value is not None and (
+            isinstance(value, bool) or not isinstance(value, int) or value < 0
+        ):
+            raise ConfigError(
+                f"distill.student_seed must be a non-negative integer or null; got {value!r}"
+            )
         value = self.teacher_iterations
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
             raise ConfigError(

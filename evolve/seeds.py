@@ -33,9 +33,11 @@ def training_seeds(master_seed: int, generation: int, repeats: int) -> list[int]
     return [int(s) for s in seq.generate_state(repeats, dtype=np.uint32)]
 
 
-def distill_init_seed(master_seed: int) -> int:
-    """The seed of a distilled student's initial parameters."""
-    return int(np.random.SeedSequence([master_seed, ROLE_DISTILL_INIT]).generate_state(1)[0])
+def distill_init_seed(master_seed: int, student: int | None = None) -> int:
+    """The seed of a distilled student's initial parameters (``student``: the recipe's
+    ``distill.student_seed``, None for the master seed's own student)."""
+    entropy = [master_seed, ROLE_DISTILL_INIT] + ([] if student is None else [student])
+    return int(np.random.SeedSequence(entropy).generate_state(1)[0])
 
 
 def distill_seeds(master_seed: int, iteration: int, episodes: int) -> list[int]:
@@ -44,11 +46,13 @@ def distill_seeds(master_seed: int, iteration: int, episodes: int) -> list[int]:
     return [int(s) for s in seq.generate_state(episodes, dtype=np.uint32)]
 
 
-def distill_stream(master_seed: int, iteration: int) -> np.random.Generator:
-    """The generator of one distillation iteration's other draws (who drives, minibatches)."""
-    return np.random.default_rng(
-        np.random.SeedSequence([master_seed, ROLE_DISTILL_DRAWS, iteration])
-    )
+def distill_stream(
+    master_seed: int, iteration: int, student: int | None = None
+) -> np.random.Generator:
+    """The generator of one distillation iteration's other draws: who drives, then the
+    minibatches; with ``student`` (``distill.student_seed``), that student's minibatches."""
+    entropy = [master_seed, ROLE_DISTILL_DRAWS, iteration] + ([] if student is None else [student])
+    return np.random.default_rng(np.random.SeedSequence(entropy))
 
 
 def teacher_noise_stream(master_seed: int, iteration: int) -> np.random.Generator:

@@ -183,9 +183,10 @@ class DistillResult:
     interrupted: bool
 
 
-def initial_params(model: Model, seed: int, std: float) -> np.ndarray:
-    """The student's starting point: N(0, std^2) parameters from the recipe's seed."""
-    rng = np.random.default_rng(distill_init_seed(seed))
+def initial_params(model: Model, seed: int, std: float, student: int | None = None) -> np.ndarray:
+    """The student's starting point: N(0, std^2) parameters from the recipe's seed (and its
+    ``distill.student_seed``)."""
+    rng = np.random.default_rng(distill_init_seed(seed, student))
     return (std * rng.standard_normal(model.num_params)).astype(np.float32)
 
 
@@ -714,7 +715,9 @@ def distill(
         stage_dir.mkdir(parents=True, exist_ok=True)
         size = classes * (model.slot_feature_dim + 1) if cfg.identity_weight > 0 else 0
         state = DistillState(
-            0, initial_params(model, seed, cfg.init_std), np.zeros(size, dtype=np.float32)
+            0,
+            initial_params(model, seed, cfg.init_std, cfg.student_seed),
+            np.zeros(size, dtype=np.float32),
         )
         store = EpisodeStore(stage_dir / DATA_DIR)
         store.discard_uncovered()  # a fresh start: no chunk is covered
@@ -747,6 +750,8 @@ def distill(
             it = state.iteration
             stream = distill_stream(seed, it)
             driven = stream.random(cfg.episodes) < teacher_fraction(cfg, it)
+            if cfg.student_seed is not None:  # another student's minibatches, same episodes
+                stream = distill_stream(seed, it, cfg.student_seed)
             if recorded is not None and recorded.holds(it, driven):
                 store.take_chunk(recorded.store, it)  # what playing it would record
                 log.info(

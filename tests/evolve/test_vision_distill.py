@@ -297,6 +297,10 @@ def test_the_learning_rate_decays_by_a_cosine_to_lr_final():
             {"teacher_noise_correlation": 1.0},
             "distill.teacher_noise_correlation must be a number in [0, 1); got 1.0",
         ),
+        (
+            {"student_seed": -1},
+            "distill.student_seed must be a non-negative integer or null; got -1",
+        ),
     ],
 )
 def test_bad_lever_settings_are_config_errors(change, message):
@@ -567,6 +571,11 @@ def test_a_variant_takes_the_teachers_recorded_episodes_and_gets_a_fresh_runs_st
     np.testing.assert_array_equal(taken.average, fresh.average)
     chunk = tmp_path / "taken" / "distill" / "data" / "00002.obs.npy"
     assert chunk.samefile(tmp_path / "source" / "distill" / "data" / "00002.obs.npy")
+    # another student of the same episodes: its own start and minibatches, nothing played
+    seeded = dot_preset(model=wider, **{**dart, "lr": 5e-3, "student_seed": 1})
+    other = run(seeded, "seeded", episodes_from=tmp_path / "source")
+    assert not np.allclose(other.params, taken.params)
+    assert other.chunks == taken.chunks
     # DAgger: from iteration 2 the student drives some episodes, which are played
     monkeypatch.setattr(distill_module, "collect", played)
     dagger = dot_preset(model=wider, **{**dart, "teacher_iterations": 2})
