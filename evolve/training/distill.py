@@ -665,7 +665,7 @@ def distill(
     backend: Backend,
     stop: StopRequest | None = None,
     device: str | None = None,
-    episodes_from: str | Path | None = None,
+    recorded: RecordedEpisodes | None = None,
 ) -> DistillResult:
     """Run (or resume) the distillation stage of ``preset`` into ``stage_dir``.
 
@@ -673,8 +673,8 @@ def distill(
     random windows of them (:func:`evolve.training.frame_replay.window_loss`); a vector task
     plays the first ``distill.window`` steps and replays them from the start.
 
-    ``episodes_from`` names another run folder whose recorded episodes stand in for the
-    collection of every iteration that a scripted teacher (``teacher_controller``) drives
+    ``recorded`` (:func:`recorded_episodes`) holds another run's episodes, which stand in
+    for the collection of every iteration that a scripted teacher (``teacher_controller``) drives
     whole: where the two recipes collect alike (:func:`collection_recipe`) such an iteration
     records what the other run recorded, bit for bit, so its chunk is taken (hard-linked)
     instead of played again. Only the fit runs: a variant of a recipe that changes the
@@ -698,7 +698,6 @@ def distill(
     attention_sensors = sensors if cfg.attention_weight > 0 else 0
     if cfg.backgrounds is not None:
         BackgroundPool(cfg.backgrounds)  # every image readable, before any episode is played
-    recorded = None if episodes_from is None else recorded_episodes(preset, Path(episodes_from))
     if resume and (stage_dir / "state.npz").exists():
         state = load_distill_state(stage_dir)
         if state.version != STATE_VERSION:

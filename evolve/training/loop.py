@@ -47,6 +47,7 @@ from evolve.training.budget import (
 from evolve.training.distill import (
     DISTILL_DIR,
     ControllerTeacher,
+    RecordedEpisodes,
     distill,
     load_distill_state,
     recorded_episodes,
@@ -204,8 +205,8 @@ def train(
                 clock=clock,
                 episodes_from=episodes_from,
             )
-    if episodes_from is not None:
-        recorded_episodes(preset, Path(episodes_from))  # a bad source writes nothing
+    # read and checked once, before anything is written
+    recorded = None if episodes_from is None else recorded_episodes(preset, Path(episodes_from))
     run_dir = Path(run_dir)
     backend = backend or LocalBackend(1)
     # one writer per run folder, held until the run ends (see evolve.training.run_lock)
@@ -245,7 +246,7 @@ def train(
                     stop,
                     device,
                     budget,
-                    episodes_from,
+                    recorded,
                 )
                 if stopped is not None:
                     return stopped
@@ -282,7 +283,7 @@ def _earlier_stages(
     stop: StopRequest,
     device: str | None = None,
     budget: Budget | None = None,
-    episodes_from: str | Path | None = None,
+    recorded: RecordedEpisodes | None = None,
 ) -> tuple[TrainResult | None, np.ndarray | None]:
     """Teacher, then distillation: (a result if Ctrl-C stopped them, the distilled params).
 
@@ -349,7 +350,7 @@ def _earlier_stages(
             backend=backend,
             stop=stop,
             device=device,
-            episodes_from=episodes_from,
+            recorded=recorded,
         )
         _end_stage(budget, stop)
         if distilled.interrupted:
