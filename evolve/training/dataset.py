@@ -148,15 +148,7 @@ class EpisodeStore:
         if data.executed is None:
             raise ConfigError("a stored chunk needs the executed actions")
         names = ARRAYS if data.sources is not None else OPTIONAL_FREE
-        if self.sizes:
-            steps = self._open(0, "mask").shape[1]
-            if data.steps != steps:
-                raise ConfigError(
-                    f"a stored chunk must have the {steps} steps of the chunks before it; "
-                    f"got {data.steps}"
-                )
-            if names != self._names():
-                raise ConfigError("a stored chunk must hold the same arrays as those before it")
+        self._check_next(data.steps, names)
         chunk = self.chunks
         for name in names:
             episode_major = np.ascontiguousarray(np.swapaxes(getattr(data, name), 0, 1))
@@ -179,15 +171,7 @@ class EpisodeStore:
                 f"{source.folder} holds {source.chunks} chunks, not chunk {chunk}"
             )
         names = source._names()
-        if self.sizes:
-            steps = int(source._open(chunk, "mask").shape[1])
-            if steps != self.steps:
-                raise ConfigError(
-                    f"a stored chunk must have the {self.steps} steps of the chunks before it; "
-                    f"got {steps}"
-                )
-            if names != self._names():
-                raise ConfigError("a stored chunk must hold the same arrays as those before it")
+        self._check_next(int(source._open(chunk, "mask").shape[1]), names)
         self.folder.mkdir(parents=True, exist_ok=True)
         target = self.chunks
         for name in names:
@@ -205,6 +189,19 @@ class EpisodeStore:
                 with path.open("rb") as f:
                     atomic_write(dest, lambda out, f=f: shutil.copyfileobj(f, out))
         self.sizes.append(source.sizes[chunk])
+
+    def _check_next(self, steps: int, names: tuple[str, ...]) -> None:
+        """ConfigError unless a chunk of ``steps`` steps holding ``names`` can follow the
+        chunks the store covers."""
+        if not self.sizes:
+            return
+        if steps != self.steps:
+            raise ConfigError(
+                f"a stored chunk must have the {self.steps} steps of the chunks before it; "
+                f"got {steps}"
+            )
+        if names != self._names():
+            raise ConfigError("a stored chunk must hold the same arrays as those before it")
 
     def width(self, chunk: int) -> int:
         """The number of input slots in chunk ``chunk``'s episodes (its ``obs`` file's third
