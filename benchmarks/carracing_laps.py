@@ -6,12 +6,12 @@ Gymnasium through the one episode loop (patches shuffled at reset) and reads eac
 (``view.task.env``, the gym engine) at every step: the tiles it visited of the track's, the
 steps it took, its mean speed and its steps with no wheel on the road. With ``--teacher``
 the privileged pursuit teacher drives instead (``--set`` its settings, ``--noise`` DART
-steering noise). Usage::
+steering noise, ``--excursions`` pushes held for some steps). Usage::
 
     python benchmarks/carracing_laps.py runs/levers-dart-content-s0/distill/best.npz \\
         [--episodes 6] [--seed-offset 7000] [--json PATH]
     python benchmarks/carracing_laps.py --teacher [--set lateral_accel=100 ...] [--noise 0.2]
-        [--noise 0.2 0.5 0.5 --correlation 0.95]
+        [--noise 0.2 0.5 0.5 --correlation 0.95] [--excursions 0.004 15 1.0]
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ import sensoryneuron as sn
 from evolve.logs import console
 from evolve.rollout import Observer, RolloutResult, StepView, batched_task, episodes
 from evolve.seeds import test_seeds
-from evolve.training.distill import ControllerTeacher, teacher_episodes
+from evolve.training.distill import ControllerTeacher, Excursions, teacher_episodes
 from sensoryneuron.models import VisionAttentionNeuronModel
 from tasks.perturbations import Perturbations
 from tasks.spec import get_task
@@ -114,6 +114,13 @@ def main() -> None:
     parser.add_argument(
         "--correlation", type=float, default=0.0, help="the noise's step-to-step correlation"
     )
+    parser.add_argument(
+        "--excursions",
+        type=float,
+        nargs="+",
+        metavar="X",
+        help="the teacher's excursions: RATE STEPS STEER [GAS BRAKE] (distill.excursion_*)",
+    )
     parser.add_argument("--episodes", type=int, default=6)
     parser.add_argument("--seed-offset", type=int, default=7000)
     parser.add_argument("--json", metavar="PATH", help="append one JSON line")
@@ -123,6 +130,12 @@ def main() -> None:
     if len(args.noise) not in (1, 3):
         parser.error("--noise takes one std (steering) or three (steering, gas, brake)")
     noise = tuple(args.noise) if len(args.noise) == 3 else (args.noise[0], 0.0, 0.0)
+    excursions = None
+    if args.excursions:
+        if len(args.excursions) not in (3, 5):
+            parser.error("--excursions takes RATE STEPS STEER, or RATE STEPS STEER GAS BRAKE")
+        rate, steps, *push = args.excursions
+        excursions = Excursions(rate, int(steps), tuple(push) + (0.0,) * (5 - len(args.excursions)))
     torch.set_num_threads(1)
     spec = get_task(CAR)
     seeds = test_seeds(args.episodes, args.seed_offset)
@@ -131,8 +144,10 @@ def main() -> None:
     with console():
         if args.teacher:
             settings = teacher_settings(args.set)
-            name = f"teacher {settings}, noise {args.noise}" + (
-                f", correlation {args.correlation:g}" if args.correlation else ""
+            name = (
+                f"teacher {settings}, noise {args.noise}"
+                + (f", correlation {args.correlation:g}" if args.correlation else "")
+                + (f", excursions {args.excursions}" if excursions else "")
             )
             result = teacher_episodes(
                 ControllerTeacher(CarRacingPursuit(**settings), spec.action),
@@ -143,6 +158,7 @@ def main() -> None:
                 rng=np.random.default_rng(args.seed_offset),
                 observers=[watch],
                 correlation=args.correlation,
+                excursions=excursions,
             )
         else:
             name = args.source

@@ -272,6 +272,20 @@ VARIANTS: dict[str, dict] = {
         },
         "training": {"generations": 30, "repeats": 1, "test_every": 10, "test_episodes": 16},
     },
+    # the preset with excursions in the teacher's episodes: about every 250 steps (chance
+    # 0.004 a step) the steering is pushed to full lock one way for 15 steps, and the car
+    # leaves the road. The preset's student loses its points off the road (tracks 5040-5049:
+    # 44-590 steps off on 6 of 10, 614.0; the teacher 849.4, never off), and the teacher's
+    # noisy episodes seldom leave it, so the data holds few recoveries from the grass. The
+    # teacher with these excursions (and the preset's noise): 7 of 8 tracks off the road for
+    # 22-191 steps, 734.3 (carracing_laps.py --excursions 0.004 15 1.0, tracks 7000-7007)
+    "preset-excursions": {
+        "distill": {
+            "excursion_rate": 0.004,
+            "excursion_steps": 15,
+            "excursion_push": (1.0, 0.0, 0.0),
+        }
+    },
     # the non-invariant baseline on its own (unshuffled) frames, the same recipe: does the
     # recipe drive when where things are on screen is known?
     "cnn-levers": {

@@ -191,6 +191,16 @@ class DistillConfig:
             out within a few steps and leaves the car's speed as the teacher drives it; a
             correlated one takes the car to speeds, and lateral offsets, that the teacher
             never drives at, and the labels show it correcting them.
+        excursion_rate: the chance, each step, that a teacher-driven episode that is not in
+            an excursion starts one (0: none): for ``excursion_steps`` steps it executes the
+            teacher's output plus ``excursion_push`` times a sign drawn for the excursion
+            (clipped to [-1, 1]; the labels stay clean). The Gaussian noise keeps a car near
+            the teacher's way; an excursion takes it far off (CarRacing: onto the grass,
+            turned away from the road), and the labels show the long recovery back, which a
+            student whose car has left the road needs and the noise's episodes seldom hold.
+        excursion_steps: the steps an excursion lasts.
+        excursion_push: the offset of an excursion, one number per action output (one
+            number: every output), applied with a random sign.
         ema: decay of an exponential moving average of the student's parameters over the
             Adam steps (0: off). With it, the average is the student: it plays the episodes,
             is tested and saved, while Adam moves the raw parameters. The decay of step
@@ -231,6 +241,9 @@ class DistillConfig:
     recent_fraction: float = 0.0
     teacher_noise: tuple[float, ...] = ()
     teacher_noise_correlation: float = 0.0
+    excursion_rate: float = 0.0
+    excursion_steps: int = 20
+    excursion_push: tuple[float, ...] = ()
     ema: float = 0.0
     episode_steps: int | None = None
     backgrounds: str | None = None
@@ -242,7 +255,7 @@ class DistillConfig:
                 BackgroundPool.parse(self.backgrounds)  # the images are read when training
             except ConfigError as exc:
                 raise ConfigError(f"distill.backgrounds: {exc}") from None
-        for name in ("action_weights", "teacher_noise"):
+        for name in ("action_weights", "teacher_noise", "excursion_push"):
             values = getattr(self, name)
             if not isinstance(values, (tuple, list)) or any(
                 isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v < math.inf
@@ -258,6 +271,12 @@ class DistillConfig:
                 f"distill.teacher_noise_correlation must be a number in [0, 1); got {c!r}"
             )
         object.__setattr__(self, "teacher_noise_correlation", float(c))
+        rate = self.excursion_rate
+        if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 <= rate < 1:
+            raise ConfigError(f"distill.excursion_rate must be in [0, 1); got {rate!r}")
+        object.__setattr__(self, "excursion_rate", float(rate))
+        if rate and not any(self.excursion_push):
+            raise ConfigError("distill.excursion_rate needs a non-zero distill.excursion_push")
         final = self.lr_final
         if final is not None and (
             isinstance(final, bool) or not isinstance(final, (int, float)) or not final > 0
@@ -292,6 +311,7 @@ class DistillConfig:
             "window",
             "test_every",
             "test_episodes",
+            "excursion_steps",
         ):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -390,7 +410,7 @@ class TaskPreset:
                 f"strategy.params: {self.model.kind} has no parameter(s) {unknown}; allowed: "
                 f"{', '.join(self.model.param_spec.names)}"
             )
-        for name in ("action_weights", "teacher_noise"):
+        for name in ("action_weights", "teacher_noise", "excursion_push"):
             values = getattr(self.distill, name) if self.distill is not None else ()
             if len(values) > 1 and len(values) != self.model.act_dim:
                 raise ConfigError(
@@ -466,9 +486,9 @@ class TaskPreset:
                 f"distilling {self.env_id} ({action.describe()}) fits the student's logits by "
                 "cross-entropy: it needs a model with output='logits'"
             )
-        if action.kind == "discrete" and cfg.teacher_noise:
+        if action.kind == "discrete" and (cfg.teacher_noise or cfg.excursion_rate):
             raise ConfigError(
-                "distill.teacher_noise jitters continuous actions; "
+                "distill.teacher_noise and distill.excursion_rate jitter continuous actions; "
                 f"{self.env_id} takes {action.describe()}"
             )
         if cfg.episode_steps is not None and isinstance(spec.observation, VectorObservation):

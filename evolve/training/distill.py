@@ -278,6 +278,49 @@ class ControllerTeacher:
         return np.array([bool(strayed(view.task.env(0, b))) for b in range(batch)])
 
 
+class Excursions:
+    """The teacher's excursions in its DART episodes: from time to time, a push held for
+    a few steps that takes the car far off the teacher's way (off the road), so that the data
+    shows long recoveries as well as the small corrections of the Gaussian noise.
+
+    Each step, a teacher-driven episode that is not in an excursion starts one with
+    probability ``rate``: for ``steps`` steps it executes the teacher's output plus ``sign *
+    push`` (clipped to [-1, 1]; the label stays the teacher's own output), the sign drawn
+    once for the excursion. See ``DistillConfig.excursion_rate``.
+    """
+
+    def __init__(self, rate: float, steps: int, push: tuple[float, ...]) -> None:
+        self.rate = float(rate)
+        self.steps = int(steps)
+        self.push = np.asarray(push, dtype=np.float64).reshape(-1)
+        self.remaining = np.zeros(0, dtype=np.int64)  # steps left of each episode's excursion
+        self.sign = np.zeros(0)
+        self.taken = 0  # steps executed in an excursion, over the loop's episodes
+
+    @classmethod
+    def of(cls, cfg: DistillConfig) -> Excursions | None:
+        """A recipe's excursions (None: it has none)."""
+        if not cfg.excursion_rate:
+            return None
+        return cls(cfg.excursion_rate, cfg.excursion_steps, cfg.excursion_push)
+
+    def reset(self, episodes: int) -> None:
+        self.remaining = np.zeros(episodes, dtype=np.int64)
+        self.sign = np.zeros(episodes)
+
+    def offsets(self, rng: np.random.Generator, driven: np.ndarray) -> np.ndarray:
+        """This step's push ``[B, A]`` (zero outside an excursion); the episodes ``driven``
+        ``[B]`` may start one."""
+        start = (self.remaining == 0) & driven & (rng.random(len(driven)) < self.rate)
+        signs = np.where(rng.random(len(driven)) < 0.5, -1.0, 1.0)
+        self.sign = np.where(start, signs, self.sign)
+        self.remaining = np.where(start, self.steps, self.remaining)
+        active = self.remaining > 0
+        self.taken += int(active.sum())
+        self.remaining = np.maximum(self.remaining - 1, 0)
+        return np.where(active[:, None], self.sign[:, None] * self.push, 0.0)
+
+
 class TeacherLabels(Observer):
     """Labels every step of the episode loop with the teacher's output on the true state.
 
@@ -303,6 +346,8 @@ class TeacherLabels(Observer):
         rng: the noise's generator (needed when ``noise`` > 0).
         correlation: the noise's correlation from step to step (0: independent draws; see
             ``DistillConfig.teacher_noise_correlation``).
+        excursions: pushes, held for some steps, on the outputs that the teacher-driven
+            episodes execute (:class:`Excursions`, drawn from ``rng``; None: none).
 
     One instance serves one call of the loop; :meth:`dataset` then holds its episodes.
     """
@@ -316,15 +361,18 @@ class TeacherLabels(Observer):
         noise: tuple[float, ...] = (),
         rng: np.random.Generator | None = None,
         correlation: float = 0.0,
+        excursions: Excursions | None = None,
     ) -> None:
         self.noise = np.asarray(noise, dtype=np.float64).reshape(-1)
+        self.excursions = excursions
         self.correlation = float(correlation)
         self.jitter: np.ndarray | None = None  # the correlated noise's last draw
-        if self.noise.any() and action_map.kind == "discrete":
+        jitters = self.noise.any() or excursions is not None
+        if jitters and action_map.kind == "discrete":
             raise ConfigError(
                 f"teacher noise jitters continuous actions; this task's are {action_map.describe()}"
             )
-        if self.noise.any() and rng is None:
+        if jitters and rng is None:
             raise ConfigError("teacher noise needs a generator (rng)")
         self.teacher = PolicyTeacher(teacher) if isinstance(teacher, Policy) else teacher
         self.rng = rng
@@ -345,6 +393,8 @@ class TeacherLabels(Observer):
             )
         self.teacher.reset(len(self.driven))
         self.jitter = None
+        if self.excursions is not None:
+            self.excursions.reset(len(self.driven))
 
     def drive(self, view: StepView) -> np.ndarray:
         """The teacher labels the step; the executed outputs ``[1, B, A]``."""
@@ -361,6 +411,10 @@ class TeacherLabels(Observer):
             self.jitter = jitter
             noisy = np.clip(self.label + jitter * driven[None, :, None], -1.0, 1.0)
             executed = noisy.astype(self.label.dtype)
+        if self.excursions is not None and driven.any():
+            assert self.rng is not None
+            push = self.excursions.offsets(self.rng, driven & view.alive[0])
+            executed = np.clip(executed + push[None], -1.0, 1.0).astype(self.label.dtype)
         takeover = getattr(self.teacher, "takeover", None)
         if takeover is not None:
             strayed = takeover(view)
@@ -450,11 +504,13 @@ def collect(
     rng: np.random.Generator | None = None,
     progress: Observer | None = None,
     correlation: float = 0.0,
+    excursions: Excursions | None = None,
 ) -> Dataset:
     """Play one episode per seed for at most ``steps`` steps; label every step by the teacher.
 
     ``teacher_driven[e]`` makes episode e execute the teacher's actions (plus ``noise`` with
-    its step-to-step ``correlation``, see :class:`TeacherLabels`) instead of the student's;
+    its step-to-step ``correlation`` and the ``excursions``, see :class:`TeacherLabels`)
+    instead of the student's;
     the student still reads its inputs, keeps its state, and reads the executed action as
     its previous action. A :class:`ControllerTeacher` plays on the gym engine (it reads the
     envs); an image task's episodes are recorded as frames.
@@ -469,6 +525,7 @@ def collect(
         noise=noise,
         rng=rng,
         correlation=correlation,
+        excursions=excursions,
     )
     engine = "gym" if isinstance(teacher, ControllerTeacher) else None
     episodes(
@@ -487,6 +544,12 @@ def collect(
     own = int(data.mask[:, ~np.asarray(teacher_driven, dtype=bool)].sum())
     if own and labels.takeovers:
         log.info("the teacher took over %d of the student's %d steps", labels.takeovers, own)
+    if excursions is not None:
+        log.info(
+            "the teacher's episodes spent %d of %d steps in excursions",
+            excursions.taken,
+            int(data.mask[:, np.asarray(teacher_driven, dtype=bool)].sum()),
+        )
     return data
 
 
@@ -499,12 +562,13 @@ def teacher_episodes(
     rng: np.random.Generator | None = None,
     observers: Sequence[Observer] = (),
     correlation: float = 0.0,
+    excursions: Excursions | None = None,
 ) -> RolloutResult:
     """The teacher drives one unperturbed episode per seed to its end on stock Gymnasium,
     over ``watcher`` (zero parameters) that only reads, as in a first DAgger iteration: the
     returns and steps ``[1, B]`` (what the teacher benchmarks measure). ``noise`` (drawn
-    from ``rng``, with its step-to-step ``correlation``) jitters the outputs it executes, as
-    in the DART episodes of training;
+    from ``rng``, with its step-to-step ``correlation``) and the ``excursions`` jitter the
+    outputs it executes, as in the DART episodes of training;
     ``observers`` watch the episodes after the teacher's labels."""
     spec = get_task(env_id)
     labels = TeacherLabels(
@@ -515,6 +579,7 @@ def teacher_episodes(
         noise=noise,
         rng=rng,
         correlation=correlation,
+        excursions=excursions,
     )
     plain = Perturbations(shuffle=False)
     return episodes(
@@ -772,6 +837,7 @@ def distill(
                     rng=teacher_noise_stream(seed, it),
                     progress=CollectProgress(it + 1, collected_steps) if image else None,
                     correlation=cfg.teacher_noise_correlation,
+                    excursions=Excursions.of(cfg),
                 )
                 store.append(new)  # chunk ``it``; the state below is what makes it count
             pools = store.pools()  # one per number of noise channels collected so far
@@ -895,6 +961,9 @@ COLLECTION_DISTILL_KEYS = (
     "window",
     "teacher_noise",
     "teacher_noise_correlation",
+    "excursion_rate",
+    "excursion_steps",
+    "excursion_push",
     "backgrounds",
     "noise_channels",
 )

@@ -251,6 +251,52 @@ def test_correlated_teacher_noise_holds_its_errors_from_step_to_step():
     np.testing.assert_array_equal(jitter(correlation=0.9), correlated)  # the generator decides
 
 
+def test_an_excursion_holds_its_push_and_sign_for_its_steps_in_driven_episodes_only():
+    from evolve.training.distill import Excursions
+
+    excursions = Excursions(0.2, 3, (0.5, 0.0))
+    excursions.reset(4)
+    rng = np.random.default_rng(0)
+    driven = np.array([True, True, True, False])
+    pushes = np.stack([excursions.offsets(rng, driven) for _ in range(2000)])  # [T, B, A]
+    assert not pushes[:, 3].any() and not pushes[..., 1].any()  # undriven; no push on output 1
+    steer = pushes[:-3, :3, 0]  # the last steps may hold an excursion cut short
+    assert set(np.unique(steer)) == {-0.5, 0.0, 0.5}
+    for episode in steer.T:  # every run of one push lasts a whole number of excursions
+        edges = np.flatnonzero(np.diff(episode) != 0) + 1
+        runs = np.split(episode, edges)
+        assert all(len(run) % 3 == 0 for run in runs[1:-1] if run[0] != 0)
+    # a chance of 0.2 a step outside one: about 0.6 / 1.6 of the steps spent in excursions
+    assert 0.3 < (steer != 0).mean() < 0.45
+    assert excursions.taken == int((pushes[..., 0] != 0).sum())
+
+
+def test_excursions_move_what_the_teacher_executes_and_leave_its_labels_and_the_student():
+    from evolve.training.distill import Excursions, collect, initial_params
+    from sensoryneuron.policy import Policy
+
+    preset = dot_preset()
+    student = Policy(MODEL, initial_params(MODEL, 0, 0.5))
+    teacher = ControllerTeacher(DotTeacher(), ActionMap.unit_box(1))
+    driven = np.array([True, True, True, False])
+    seeds = [0, 1, 2, 3]
+
+    def played(seed):
+        rng = np.random.default_rng(seed)
+        ex = Excursions(0.1, 4, (0.15,))
+        return collect(student, teacher, preset, seeds, STEPS, driven, (), rng, excursions=ex)
+
+    data = played(5)
+    alive = data.mask[:, :3]
+    pushed = (data.executed - data.labels)[:, :3, 0][alive]  # 0.8 + 0.15 is never clipped
+    np.testing.assert_allclose(np.unique(pushed), [-0.15, 0.0, 0.15], atol=1e-6)
+    np.testing.assert_array_equal(np.abs(data.labels[:, :3, 0][alive]), np.float32(0.8))
+    plain = collect(student, teacher, preset, seeds, STEPS, driven)  # the student's episode
+    np.testing.assert_array_equal(data.executed[:, 3], plain.executed[:, 3])
+    np.testing.assert_array_equal(played(5).executed, data.executed)  # the generator decides
+    assert not np.array_equal(played(6).executed, data.executed)
+
+
 def test_action_weights_weigh_each_outputs_squared_error():
     from evolve.training.frame_replay import weighted_error
 
@@ -301,6 +347,10 @@ def test_the_learning_rate_decays_by_a_cosine_to_lr_final():
             {"student_seed": -1},
             "distill.student_seed must be a non-negative integer or null; got -1",
         ),
+        ({"excursion_rate": 1.0}, "distill.excursion_rate must be in [0, 1); got 1.0"),
+        ({"excursion_rate": 0.01}, "distill.excursion_rate needs a non-zero distill.excursion"),
+        ({"excursion_steps": 0}, "distill.excursion_steps must be a positive integer; got 0"),
+        ({"excursion_push": (-1.0,)}, "distill.excursion_push must be a list of non-negative"),
     ],
 )
 def test_bad_lever_settings_are_config_errors(change, message):
@@ -456,7 +506,8 @@ def test_discrete_distillation_refuses_what_does_not_fit_choices():
     with pytest.raises(
         ConfigError,
         match=re.escape(
-            f"distill.teacher_noise jitters continuous actions; {DOT3_ID} takes Discrete(3)"
+            "distill.teacher_noise and distill.excursion_rate jitter continuous actions; "
+            f"{DOT3_ID} takes Discrete(3)"
         ),
     ):
         dot3_preset(teacher_noise=(0.3,))
