@@ -62,8 +62,11 @@ CORRELATED_NOISE = {"teacher_noise": (0.2, 0.5, 0.0), "teacher_noise_correlation
 # batches of 16 windows drawn uniformly, the moving average of the parameters (-steady)
 STEADY_FIT = {"batch": 16, "recent_fraction": 0.0, "ema": 0.99}
 VARIANTS: dict[str, dict] = {
-    # the preset as it is (the levers below until dart-content became the preset)
+    # the preset as it is (the levers below until dart-content became the preset; then
+    # dart-content-ou-steady; now preset-excursions)
     "preset": {},
+    # the preset before its excursions (dart-content-ou-steady, whole)
+    "preset-no-excursions": {"distill": {"excursion_rate": 0.0}},
     # a forgiving teacher (slower, DART noise on the steering it executes), steering weighted
     # up, a decaying learning rate, half of each batch from the newest iteration
     "levers": LEVERS,

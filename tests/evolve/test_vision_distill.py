@@ -160,7 +160,14 @@ def test_a_teacher_takes_over_the_steps_of_a_students_episode_where_it_strayed()
 
 
 LEVERS = dict(
-    action_weights=(3.0,), lr_final=1e-3, recent_fraction=0.5, teacher_noise=(0.3,), ema=0.9
+    action_weights=(3.0,),
+    lr_final=1e-3,
+    recent_fraction=0.5,
+    teacher_noise=(0.3,),
+    ema=0.9,
+    excursion_rate=0.05,
+    excursion_steps=3,
+    excursion_push=(0.5,),
 )
 
 
