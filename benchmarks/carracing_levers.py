@@ -281,7 +281,12 @@ VARIANTS: dict[str, dict] = {
     # 44-590 steps off on 6 of 10, 614.0; the teacher 849.4, never off), and the teacher's
     # noisy episodes seldom leave it, so the data holds few recoveries from the grass. The
     # teacher with these excursions (and the preset's noise): 7 of 8 tracks off the road for
-    # 22-191 steps, 734.3 (carracing_laps.py --excursions 0.004 15 1.0, tracks 7000-7007)
+    # 22-191 steps, 734.3 (carracing_laps.py --excursions 0.004 15 1.0, tracks 7000-7007).
+    # Seed 0: validation 574/718/761/762/772, held-out 784.3 +- 122.5 over the 50 tracks
+    # (iteration 10; the recipe without them, same seed: 695.2 +- 177.8), 764.8 +- 129.7 over
+    # the 100 fresh ones (10 under 600, the recipe before: 23; the published file: 776.6 and
+    # 11). Another student of its episodes (--student-seed 1): 722.7 +- 161.4 (iteration 8)
+    # and 746.5 +- 118.0 (iteration 10) over the 50. Now the preset
     "preset-excursions": {
         "distill": {
             "excursion_rate": 0.004,
