@@ -286,7 +286,9 @@ VARIANTS: dict[str, dict] = {
     # (iteration 10; the recipe without them, same seed: 695.2 +- 177.8), 764.8 +- 129.7 over
     # the 100 fresh ones (10 under 600, the recipe before: 23; the published file: 776.6 and
     # 11). Another student of its episodes (--student-seed 1): 722.7 +- 161.4 (iteration 8)
-    # and 746.5 +- 118.0 (iteration 10) over the 50. Now the preset
+    # and 746.5 +- 118.0 (iteration 10) over the 50. Seed 1 (cut at iteration 8 of 10 by its
+    # 42 min, sharing the cores): validation 683/655/640/723, 733.9 +- 209.4 over the 50
+    # (the recipe without them, seed 1: 659.5 and 701.4). Now the preset
     "preset-excursions": {
         "distill": {
             "excursion_rate": 0.004,
