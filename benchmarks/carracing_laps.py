@@ -27,7 +27,8 @@ import sensoryneuron as sn
 from evolve.logs import console
 from evolve.rollout import Observer, RolloutResult, StepView, batched_task, episodes
 from evolve.seeds import test_seeds
-from evolve.training.distill import ControllerTeacher, Excursions, teacher_episodes
+from evolve.training.distill import ControllerTeacher, Excursions, TeacherJitter, teacher_episodes
+from sensoryneuron.checkpoints import load_reference_policy
 from sensoryneuron.models import VisionAttentionNeuronModel
 from tasks.perturbations import Perturbations
 from tasks.spec import get_task
@@ -123,6 +124,11 @@ def main() -> None:
     )
     parser.add_argument("--episodes", type=int, default=6)
     parser.add_argument("--seed-offset", type=int, default=7000)
+    parser.add_argument(
+        "--reference",
+        action="store_true",
+        help="SOURCE is the published carracing_pi.npz (the paper's file)",
+    )
     parser.add_argument("--json", metavar="PATH", help="append one JSON line")
     args = parser.parse_args()
     if args.teacher == (args.source is not None):
@@ -154,15 +160,21 @@ def main() -> None:
                 CAR,
                 seeds,
                 VisionAttentionNeuronModel(head="pool", hidden=8),  # only watches
-                noise=noise if any(noise) else (),
-                rng=np.random.default_rng(args.seed_offset),
+                jitter=TeacherJitter(
+                    np.random.default_rng(args.seed_offset),
+                    noise if any(noise) else (),
+                    args.correlation,
+                    excursions,
+                ),
                 observers=[watch],
-                correlation=args.correlation,
-                excursions=excursions,
             )
         else:
             name = args.source
-            policy = sn.load_policy(args.source)
+            policy = (
+                load_reference_policy(args.source, "carracing_pi")
+                if args.reference
+                else sn.load_policy(args.source)
+            )
             params = torch.tensor(policy.params)[None]
             result = student_episodes(policy, params, seeds, [watch])
     rows = watch.rows(result.returns[0], seeds)

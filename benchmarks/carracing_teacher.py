@@ -20,7 +20,7 @@ import time
 import numpy as np
 
 from evolve.seeds import test_seeds
-from evolve.training.distill import ControllerTeacher, teacher_episodes
+from evolve.training.distill import ControllerTeacher, TeacherJitter, teacher_episodes
 from sensoryneuron.models import VisionAttentionNeuronModel
 from tasks.spec import get_task
 from tasks.teachers import CarRacingPursuit
@@ -44,7 +44,7 @@ def main() -> None:
     start = time.perf_counter()
     noise = (args.noise, 0.0, 0.0) if args.noise else ()
     rng = np.random.default_rng(args.seed_offset)
-    result = teacher_episodes(teacher, CAR, seeds, watcher, noise=noise, rng=rng)
+    result = teacher_episodes(teacher, CAR, seeds, watcher, jitter=TeacherJitter(rng, noise))
     returns, steps = result.returns[0], result.steps[0]
     laps = int((steps < spec.max_steps).sum())
     print(

@@ -321,6 +321,75 @@ class Excursions:
         return np.where(active[:, None], self.sign[:, None] * self.push, 0.0)
 
 
+class TeacherJitter:
+    """What the teacher-driven episodes execute beyond the teacher's outputs (DART): Gaussian
+    noise on each output, correlated from step to step, and :class:`Excursions`; the labels
+    stay the teacher's own outputs. One generator draws both, the noise first, so that a recipe
+    without excursions draws what it drew before they existed.
+
+    Args:
+        rng: the generator (None only when nothing is drawn: no noise, no excursions).
+        noise: standard deviations ``[A]`` (or one for all) of the Gaussian noise.
+        correlation: the noise's correlation from step to step (0: independent draws; see
+            ``DistillConfig.teacher_noise_correlation``).
+        excursions: pushes held for some steps (None: none).
+    """
+
+    def __init__(
+        self,
+        rng: np.random.Generator | None,
+        noise: tuple[float, ...] = (),
+        correlation: float = 0.0,
+        excursions: Excursions | None = None,
+    ) -> None:
+        self.noise = np.asarray(noise, dtype=np.float64).reshape(-1)
+        self.correlation = float(correlation)
+        self.excursions = excursions
+        if self.active and rng is None:
+            raise ConfigError("teacher noise needs a generator (rng)")
+        self.rng = rng
+        self.last: np.ndarray | None = None  # the correlated noise's last draw
+
+    @classmethod
+    def of(cls, cfg: DistillConfig, rng: np.random.Generator) -> TeacherJitter | None:
+        """A recipe's jitter (None: its teacher executes its outputs as they are)."""
+        excursions = Excursions.of(cfg)
+        if not any(cfg.teacher_noise) and excursions is None:
+            return None
+        return cls(rng, cfg.teacher_noise, cfg.teacher_noise_correlation, excursions)
+
+    @property
+    def active(self) -> bool:
+        """Whether it moves anything (noise or excursions)."""
+        return bool(self.noise.any()) or self.excursions is not None
+
+    def reset(self, episodes: int) -> None:
+        self.last = None
+        if self.excursions is not None:
+            self.excursions.reset(episodes)
+
+    def __call__(self, label: np.ndarray, driven: np.ndarray, alive: np.ndarray) -> np.ndarray:
+        """What the episodes execute ``[1, B, A]``: ``label`` jittered in the episodes
+        ``driven`` ``[B]`` (clipped to [-1, 1]); ``alive`` ``[B]``: the running episodes."""
+        executed = label
+        if not driven.any():
+            return executed
+        rng = self.rng
+        if self.noise.any():
+            assert rng is not None
+            draw = self.noise * rng.standard_normal(label.shape)
+            if self.correlation and self.last is not None:
+                c = self.correlation
+                draw = c * self.last + math.sqrt(1.0 - c * c) * draw
+            self.last = draw
+            executed = np.clip(label + draw * driven[None, :, None], -1.0, 1.0).astype(label.dtype)
+        if self.excursions is not None:
+            assert rng is not None
+            push = self.excursions.offsets(rng, driven & alive)
+            executed = np.clip(executed + push[None], -1.0, 1.0).astype(label.dtype)
+        return executed
+
+
 class TeacherLabels(Observer):
     """Labels every step of the episode loop with the teacher's output on the true state.
 
@@ -339,15 +408,9 @@ class TeacherLabels(Observer):
         teacher_driven: bool ``[B]``, the episodes that follow the teacher.
         action_map: the task's map from outputs to env actions.
         frames: record frames (image tasks), not observations.
-        noise: standard deviations ``[A]`` (or one for all) of Gaussian noise on the outputs
-            that the teacher-driven episodes execute (DART; the label stays the teacher's own
-            output), drawn from ``rng``; the steps a teacher takes over execute its outputs as
-            they are. A discrete task takes none (ConfigError).
-        rng: the noise's generator (needed when ``noise`` > 0).
-        correlation: the noise's correlation from step to step (0: independent draws; see
-            ``DistillConfig.teacher_noise_correlation``).
-        excursions: pushes, held for some steps, on the outputs that the teacher-driven
-            episodes execute (:class:`Excursions`, drawn from ``rng``; None: none).
+        jitter: what the teacher-driven episodes execute beyond the teacher's outputs
+            (:class:`TeacherJitter`; None: nothing); the steps a teacher takes over execute
+            its outputs as they are. A discrete task takes none (ConfigError).
 
     One instance serves one call of the loop; :meth:`dataset` then holds its episodes.
     """
@@ -358,24 +421,14 @@ class TeacherLabels(Observer):
         teacher_driven: np.ndarray,
         action_map: ActionMap,
         frames: bool = False,
-        noise: tuple[float, ...] = (),
-        rng: np.random.Generator | None = None,
-        correlation: float = 0.0,
-        excursions: Excursions | None = None,
+        jitter: TeacherJitter | None = None,
     ) -> None:
-        self.noise = np.asarray(noise, dtype=np.float64).reshape(-1)
-        self.excursions = excursions
-        self.correlation = float(correlation)
-        self.jitter: np.ndarray | None = None  # the correlated noise's last draw
-        jitters = self.noise.any() or excursions is not None
-        if jitters and action_map.kind == "discrete":
+        if jitter is not None and jitter.active and action_map.kind == "discrete":
             raise ConfigError(
                 f"teacher noise jitters continuous actions; this task's are {action_map.describe()}"
             )
-        if jitters and rng is None:
-            raise ConfigError("teacher noise needs a generator (rng)")
+        self.jitter = jitter if jitter is not None and jitter.active else None
         self.teacher = PolicyTeacher(teacher) if isinstance(teacher, Policy) else teacher
-        self.rng = rng
         self.driven = np.asarray(teacher_driven, dtype=bool)
         self.action_map = action_map
         self.frames = frames
@@ -392,9 +445,8 @@ class TeacherLabels(Observer):
                 f"{len(self.driven)} flags"
             )
         self.teacher.reset(len(self.driven))
-        self.jitter = None
-        if self.excursions is not None:
-            self.excursions.reset(len(self.driven))
+        if self.jitter is not None:
+            self.jitter.reset(len(self.driven))
 
     def drive(self, view: StepView) -> np.ndarray:
         """The teacher labels the step; the executed outputs ``[1, B, A]``."""
@@ -402,19 +454,8 @@ class TeacherLabels(Observer):
         self.label = self.teacher.label(view)
         driven = self.driven
         executed = self.label
-        if self.noise.any() and driven.any():
-            assert self.rng is not None
-            jitter = self.noise * self.rng.standard_normal(self.label.shape)
-            if self.correlation and self.jitter is not None:
-                c = self.correlation
-                jitter = c * self.jitter + math.sqrt(1.0 - c * c) * jitter
-            self.jitter = jitter
-            noisy = np.clip(self.label + jitter * driven[None, :, None], -1.0, 1.0)
-            executed = noisy.astype(self.label.dtype)
-        if self.excursions is not None and driven.any():
-            assert self.rng is not None
-            push = self.excursions.offsets(self.rng, driven & view.alive[0])
-            executed = np.clip(executed + push[None], -1.0, 1.0).astype(self.label.dtype)
+        if self.jitter is not None:
+            executed = self.jitter(self.label, driven, view.alive[0])
         takeover = getattr(self.teacher, "takeover", None)
         if takeover is not None:
             strayed = takeover(view)
@@ -500,18 +541,13 @@ def collect(
     seeds: list[int],
     steps: int,
     teacher_driven: np.ndarray,
-    noise: tuple[float, ...] = (),
-    rng: np.random.Generator | None = None,
+    jitter: TeacherJitter | None = None,
     progress: Observer | None = None,
-    correlation: float = 0.0,
-    excursions: Excursions | None = None,
 ) -> Dataset:
     """Play one episode per seed for at most ``steps`` steps; label every step by the teacher.
 
-    ``teacher_driven[e]`` makes episode e execute the teacher's actions (plus ``noise`` with
-    its step-to-step ``correlation`` and the ``excursions``, see :class:`TeacherLabels`)
-    instead of the student's;
-    the student still reads its inputs, keeps its state, and reads the executed action as
+    ``teacher_driven[e]`` makes episode e execute the teacher's actions (plus the ``jitter``)
+    instead of the student's; the student still reads its inputs, keeps its state, and reads the executed action as
     its previous action. A :class:`ControllerTeacher` plays on the gym engine (it reads the
     envs); an image task's episodes are recorded as frames.
     """
@@ -522,10 +558,7 @@ def collect(
         teacher_driven,
         spec.action,
         frames=frames,
-        noise=noise,
-        rng=rng,
-        correlation=correlation,
-        excursions=excursions,
+        jitter=jitter,
     )
     engine = "gym" if isinstance(teacher, ControllerTeacher) else None
     episodes(
@@ -544,6 +577,7 @@ def collect(
     own = int(data.mask[:, ~np.asarray(teacher_driven, dtype=bool)].sum())
     if own and labels.takeovers:
         log.info("the teacher took over %d of the student's %d steps", labels.takeovers, own)
+    excursions = labels.jitter.excursions if labels.jitter is not None else None
     if excursions is not None:
         log.info(
             "the teacher's episodes spent %d of %d steps in excursions",
@@ -558,28 +592,20 @@ def teacher_episodes(
     env_id: str,
     seeds: list[int],
     watcher: Model,
-    noise: tuple[float, ...] = (),
-    rng: np.random.Generator | None = None,
+    jitter: TeacherJitter | None = None,
     observers: Sequence[Observer] = (),
-    correlation: float = 0.0,
-    excursions: Excursions | None = None,
 ) -> RolloutResult:
     """The teacher drives one unperturbed episode per seed to its end on stock Gymnasium,
     over ``watcher`` (zero parameters) that only reads, as in a first DAgger iteration: the
-    returns and steps ``[1, B]`` (what the teacher benchmarks measure). ``noise`` (drawn
-    from ``rng``, with its step-to-step ``correlation``) and the ``excursions`` jitter the
-    outputs it executes, as in the DART episodes of training;
-    ``observers`` watch the episodes after the teacher's labels."""
+    returns and steps ``[1, B]`` (what the teacher benchmarks measure). The ``jitter``
+    moves the outputs it executes, as in the DART episodes of training; ``observers`` watch the episodes after the teacher's labels."""
     spec = get_task(env_id)
     labels = TeacherLabels(
         teacher,
         np.ones(len(seeds), dtype=bool),
         spec.action,
         frames=isinstance(spec.observation, PatchObservation),
-        noise=noise,
-        rng=rng,
-        correlation=correlation,
-        excursions=excursions,
+        jitter=jitter,
     )
     plain = Perturbations(shuffle=False)
     return episodes(
@@ -833,11 +859,8 @@ def distill(
                     distill_seeds(seed, it, cfg.episodes),
                     collected_steps,
                     driven,
-                    noise=cfg.teacher_noise,
-                    rng=teacher_noise_stream(seed, it),
+                    jitter=TeacherJitter.of(cfg, teacher_noise_stream(seed, it)),
                     progress=CollectProgress(it + 1, collected_steps) if image else None,
-                    correlation=cfg.teacher_noise_correlation,
-                    excursions=Excursions.of(cfg),
                 )
                 store.append(new)  # chunk ``it``; the state below is what makes it count
             pools = store.pools()  # one per number of noise channels collected so far
@@ -974,10 +997,16 @@ def collection_recipe(preset: TaskPreset) -> dict[str, Any]:
     whole records: two recipes with equal ones record the same episodes there, bit for bit,
     whatever their students."""
     d = preset.to_dict()
+    distill = dict(d.get("distill") or {})
+    # settings that draw nothing decide nothing: no excursions, no noise to correlate
+    if not distill.get("excursion_rate"):
+        distill.update(excursion_steps=None, excursion_push=None)
+    if not any(distill.get("teacher_noise") or ()):
+        distill["teacher_noise_correlation"] = None
     return {
         **{k: d.get(k) for k in COLLECTION_KEYS},
         "seed": preset.training.seed,
-        **{k: (d.get("distill") or {}).get(k) for k in COLLECTION_DISTILL_KEYS},
+        **{k: distill.get(k) for k in COLLECTION_DISTILL_KEYS},
     }
 
 

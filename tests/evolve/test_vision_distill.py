@@ -206,7 +206,7 @@ def test_with_ema_the_parameter_average_is_the_student_that_is_saved(tmp_path):
 
 
 def test_teacher_noise_moves_what_teacher_driven_episodes_execute_not_their_labels():
-    from evolve.training.distill import collect, initial_params
+    from evolve.training.distill import TeacherJitter, collect, initial_params
     from sensoryneuron.policy import Policy
 
     preset = dot_preset()
@@ -216,7 +216,7 @@ def test_teacher_noise_moves_what_teacher_driven_episodes_execute_not_their_labe
 
     def played(seed):
         rng = np.random.default_rng(seed)
-        return collect(student, teacher, preset, [0, 1], STEPS, driven, (0.3,), rng)
+        return collect(student, teacher, preset, [0, 1], STEPS, driven, TeacherJitter(rng, (0.3,)))
 
     data = played(7)
     np.testing.assert_array_equal(np.abs(data.labels), np.float32(0.8))  # the teacher's
@@ -228,11 +228,11 @@ def test_teacher_noise_moves_what_teacher_driven_episodes_execute_not_their_labe
     np.testing.assert_array_equal(played(7).executed, data.executed)  # the generator decides
     assert not np.array_equal(played(8).executed, data.executed)
     with pytest.raises(ConfigError, match=re.escape("teacher noise needs a generator (rng)")):
-        collect(student, teacher, preset, [0], STEPS, driven[:1], (0.3,), None)
+        TeacherJitter(None, (0.3,))
 
 
 def test_correlated_teacher_noise_holds_its_errors_from_step_to_step():
-    from evolve.training.distill import collect, initial_params
+    from evolve.training.distill import TeacherJitter, collect, initial_params
     from sensoryneuron.policy import Policy
 
     preset = dot_preset()
@@ -243,7 +243,8 @@ def test_correlated_teacher_noise_holds_its_errors_from_step_to_step():
     def jitter(**correlation):
         rng = np.random.default_rng(3)
         driven = np.ones(len(seeds), dtype=bool)
-        data = collect(student, teacher, preset, seeds, STEPS, driven, (0.05,), rng, **correlation)
+        jitter = TeacherJitter(rng, (0.05,), **correlation)
+        data = collect(student, teacher, preset, seeds, STEPS, driven, jitter)
         return (data.executed - data.labels)[..., 0]  # [steps, episodes]; 0.05: never clipped
 
     def lag1(x):
@@ -279,7 +280,7 @@ def test_an_excursion_holds_its_push_and_sign_for_its_steps_in_driven_episodes_o
 
 
 def test_excursions_move_what_the_teacher_executes_and_leave_its_labels_and_the_student():
-    from evolve.training.distill import Excursions, collect, initial_params
+    from evolve.training.distill import Excursions, TeacherJitter, collect, initial_params
     from sensoryneuron.policy import Policy
 
     preset = dot_preset()
@@ -291,7 +292,9 @@ def test_excursions_move_what_the_teacher_executes_and_leave_its_labels_and_the_
     def played(seed):
         rng = np.random.default_rng(seed)
         ex = Excursions(0.1, 4, (0.15,))
-        return collect(student, teacher, preset, seeds, STEPS, driven, (), rng, excursions=ex)
+        return collect(
+            student, teacher, preset, seeds, STEPS, driven, TeacherJitter(rng, excursions=ex)
+        )
 
     data = played(5)
     alive = data.mask[:, :3]
@@ -500,7 +503,7 @@ def test_a_tiny_dagger_run_learns_the_discrete_dot_with_logits(tmp_path):
 
 
 def test_discrete_distillation_refuses_what_does_not_fit_choices():
-    from evolve.training.distill import TeacherLabels
+    from evolve.training.distill import TeacherJitter, TeacherLabels
 
     with pytest.raises(
         ConfigError,
@@ -531,8 +534,8 @@ def test_discrete_distillation_refuses_what_does_not_fit_choices():
         match=re.escape("teacher noise jitters continuous actions; this task's are Discrete(3)"),
     ):
         TeacherLabels(
-            DiscreteDotTeacher(), np.ones(1, bool), ActionMap.discrete(3), True, (0.3,),
-            np.random.default_rng(0),
+            DiscreteDotTeacher(), np.ones(1, bool), ActionMap.discrete(3), True,
+            TeacherJitter(np.random.default_rng(0), (0.3,)),
         )  # fmt: skip
     # class weights: one per choice
     assert dot3_preset(action_weights=(1.0, 0.5, 1.0)).distill.action_weights == (1.0, 0.5, 1.0)
@@ -586,14 +589,15 @@ def test_the_recipes_background_pool_reaches_the_collected_frames_only():
 
 
 def test_the_teacher_benchmark_episodes_take_the_training_noise():
-    from evolve.training.distill import teacher_episodes
+    from evolve.training.distill import TeacherJitter, teacher_episodes
 
     teacher = ControllerTeacher(DotTeacher(), ActionMap.unit_box(1))
     seeds = [0, 1, 2]
 
     def run(noise=(), seed=0):
         rng = np.random.default_rng(seed)
-        return teacher_episodes(teacher, DOT_ID, seeds, MODEL, noise=noise, rng=rng).returns[0]
+        jitter = TeacherJitter(rng, noise)
+        return teacher_episodes(teacher, DOT_ID, seeds, MODEL, jitter=jitter).returns[0]
 
     clean = run()
     assert np.allclose(clean, STEPS)  # the teacher follows the dot: reward 1 a step
@@ -601,6 +605,25 @@ def test_the_teacher_benchmark_episodes_take_the_training_noise():
     assert (noisy < clean).all()  # 1 - (a - target)^2 a step, the executed action jittered
     np.testing.assert_array_equal(run((0.5,)), noisy)  # the same draws from the same seed
     assert not np.array_equal(run((0.5,), seed=1), noisy)
+
+
+def test_settings_that_draw_nothing_do_not_part_two_collection_recipes():
+    from evolve.training.distill import collection_recipe
+
+    noisy = dict(teacher_iterations=10_000, teacher_noise=(0.3,))
+    base = collection_recipe(dot_preset(**noisy))
+    # no excursions (rate 0): their length and push draw nothing
+    assert collection_recipe(dot_preset(**noisy, excursion_steps=7, excursion_push=(0.5,))) == base
+    # no noise: its correlation draws nothing
+    assert collection_recipe(dot_preset()) == collection_recipe(
+        dot_preset(teacher_noise_correlation=0.9)
+    )
+    for differs in (
+        dict(excursion_rate=0.01, excursion_push=(0.5,)),
+        dict(teacher_noise_correlation=0.9),
+        dict(teacher_noise=(0.2,)),
+    ):
+        assert collection_recipe(dot_preset(**{**noisy, **differs})) != base, differs
 
 
 def test_a_variant_takes_the_teachers_recorded_episodes_and_gets_a_fresh_runs_student(
