@@ -207,6 +207,21 @@ def test_the_shipped_cnn_baseline_drives_its_own_frames_and_not_shuffled_ones():
     assert min(own["returns"]) > 120 and max(shuffled["returns"]) < 40
 
 
+def test_the_shipped_carracing_agent_drives_shuffled_and_reshuffled_patches():
+    pytest.importorskip("Box2D")
+    import sensoryneuron as sn
+
+    agent = sn.load_policy("carracing")
+    assert agent.model == get_preset("carracing").model
+    conditions = [parse_condition("shuffled"), parse_condition("reshuffle=25")]
+    # 300 steps of 2 held-out tracks (training and validation used seeds below 5000): 231.6
+    # and 220.0 shuffled, 231.6 and 212.9 reshuffled every 25 steps (the CNN shuffled: -8.5)
+    shuffled, reshuffled = evaluate_policy(
+        agent, CAR, conditions, episodes=2, seed_offset=5000, max_steps=300, engine="gym"
+    )
+    assert min(shuffled["returns"]) > 180 and min(reshuffled["returns"]) > 180
+
+
 def test_the_table_takes_only_a_cnn_as_its_baseline(vision_policy, tmp_path, capsys):
     save_policy(tmp_path / "agent.npz", vision_policy)
     argv = ["eval", str(tmp_path / "agent.npz"), "--paper-table", str(tmp_path / "t")]
