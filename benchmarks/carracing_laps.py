@@ -9,7 +9,8 @@ the privileged pursuit teacher drives instead (``--set`` its settings, ``--noise
 steering noise, ``--excursions`` pushes held for some steps). Usage::
 
     python benchmarks/carracing_laps.py runs/levers-dart-content-s0/distill/best.npz \\
-        [--episodes 6] [--seed-offset 7000] [--json PATH]
+        [--episodes 6] [--seed-offset 7000] [--json PATH] [--brake-below 0.1]
+    python benchmarks/carracing_laps.py ../shared/reference/carracing_pi.npz --reference
     python benchmarks/carracing_laps.py --teacher [--set lateral_accel=100 ...] [--noise 0.2]
         [--noise 0.2 0.5 0.5 --correlation 0.95] [--excursions 0.004 15 1.0]
 """
@@ -17,6 +18,7 @@ steering noise, ``--excursions`` pushes held for some steps). Usage::
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import time
 
@@ -28,6 +30,7 @@ from evolve.logs import console
 from evolve.rollout import Observer, RolloutResult, StepView, batched_task, episodes
 from evolve.seeds import test_seeds
 from evolve.training.distill import ControllerTeacher, Excursions, TeacherJitter, teacher_episodes
+from sensoryneuron.actions import ActionMap
 from sensoryneuron.checkpoints import load_reference_policy
 from sensoryneuron.models import VisionAttentionNeuronModel
 from tasks.perturbations import Perturbations
@@ -42,18 +45,39 @@ def off_road(car) -> bool:
     return all(len(wheel.tiles) == 0 for wheel in car.wheels)
 
 
-def student_episodes(policy: sn.Policy, params: torch.Tensor, seeds, observers) -> RolloutResult:
+@dataclasses.dataclass(frozen=True)
+class BrakeFloor(ActionMap):
+    """CarRacing's action map with every brake under ``below`` set to 0 (what the policy
+    reads back as its previous action too): an experiment on a student that brakes a little
+    on every step, since its tanh never reaches the -1 that means no brake."""
+
+    below: float = 0.0
+
+    def to_env(self, output: np.ndarray) -> np.ndarray:
+        action = super().to_env(output)
+        brake = action[..., 2]
+        action[..., 2] = np.where(brake < self.below, 0.0, brake)
+        return action
+
+
+def student_episodes(
+    policy: sn.Policy, params: torch.Tensor, seeds, observers, brake_below: float = 0.0
+) -> RolloutResult:
     """``policy``'s model with ``params`` ``[1, D]`` drives one track per seed of stock
-    Gymnasium, its patches shuffled at reset, watched by ``observers``."""
+    Gymnasium, its patches shuffled at reset, watched by ``observers``; brakes under
+    ``brake_below`` are set to 0 (:class:`BrakeFloor`)."""
     spec = get_task(CAR)
     plain = Perturbations(shuffle=True)
+    action_map = spec.action
+    if brake_below:
+        action_map = BrakeFloor("box", spec.action.low, spec.action.high, below=brake_below)
     return episodes(
         policy.model,
         params,
         batched_task(CAR, "gym", plain),
         plain,
         seeds,
-        action_map=spec.action,
+        action_map=action_map,
         observers=observers,
         observation=spec.observation,
     )
@@ -65,13 +89,15 @@ def teacher_settings(items: list[str]) -> dict[str, float]:
 
 
 class LapWatch(Observer):
-    """Per episode: steps, summed speed and steps with every wheel off the road."""
+    """Per episode: steps, summed speed, summed brake and steps with every wheel off the
+    road."""
 
     def on_reset(self, view: StepView) -> None:
         batch = view.raw.shape[1]
         self.task = view.task
         self.steps = np.zeros(batch, dtype=int)
         self.speed = np.zeros(batch)
+        self.brake = np.zeros(batch)
         self.grass = np.zeros(batch, dtype=int)
 
     def on_step(self, view: StepView) -> None:
@@ -79,6 +105,7 @@ class LapWatch(Observer):
             car = view.task.env(0, b).car
             self.steps[b] += 1
             self.speed[b] += float(np.hypot(*car.hull.linearVelocity))
+            self.brake[b] += float(car.wheels[0].brake)
             self.grass[b] += off_road(car)
 
     def rows(self, returns: np.ndarray, seeds: list[int]) -> list[dict]:
@@ -93,6 +120,7 @@ class LapWatch(Observer):
                     "tiles": int(env.tile_visited_count),
                     "track_tiles": len(env.track),
                     "mean_speed": round(float(self.speed[b] / max(self.steps[b], 1)), 1),
+                    "mean_brake": round(float(self.brake[b] / max(self.steps[b], 1)), 3),
                     "steps_off_road": int(self.grass[b]),
                 }
             )
@@ -124,6 +152,13 @@ def main() -> None:
     )
     parser.add_argument("--episodes", type=int, default=6)
     parser.add_argument("--seed-offset", type=int, default=7000)
+    parser.add_argument(
+        "--brake-below",
+        type=float,
+        default=0.0,
+        metavar="B",
+        help="a student's brakes under B are set to 0 (BrakeFloor)",
+    )
     parser.add_argument(
         "--reference",
         action="store_true",
@@ -176,13 +211,16 @@ def main() -> None:
                 else sn.load_policy(args.source)
             )
             params = torch.tensor(policy.params)[None]
-            result = student_episodes(policy, params, seeds, [watch])
+            result = student_episodes(policy, params, seeds, [watch], args.brake_below)
+            if args.brake_below:
+                name += f", brakes under {args.brake_below:g} set to 0"
     rows = watch.rows(result.returns[0], seeds)
     for row in rows:
         print(
             f"track {row['seed']}: {row['return']:7.1f} | {row['tiles']:3d} of "
             f"{row['track_tiles']} tiles in {row['steps']} steps | mean speed "
-            f"{row['mean_speed']:.1f} | {row['steps_off_road']} steps off the road"
+            f"{row['mean_speed']:.1f} | mean brake {row['mean_brake']:.3f} | "
+            f"{row['steps_off_road']} steps off the road"
         )
     laps = sum(row["tiles"] == row["track_tiles"] for row in rows)
     print(

@@ -327,6 +327,17 @@ VARIANTS: dict[str, dict] = {
     # its student (iteration 10) 703.9 +- 127.1 over the 50 held-out tracks (the narrow
     # students of the same episodes: 784.3, and 722.7-746.5): no
     "preset-wide": {"model": dataclasses.replace(CONTENT_MODEL, hidden=64)},
+    # the preset with its outputs clip(1.25 * tanh(.), -1, 1) (model.output_gain), fitted on
+    # preset-excursions' episodes (--episodes-from). A tanh never reaches -1, which the action
+    # map makes a brake of 0: the shipped student brakes on every step (brake above 0.02 on
+    # 85% of the steps of 2 tracks, median 0.033), and in CarRacing's physics a brake b takes
+    # 15 b rad/s off every wheel's spin each step, while the gas adds about 6 g on the rear
+    # wheels at speed 45: a brake of 0.03 costs about what 0.08 of gas gives. The shipped
+    # student with brakes under 0.1 set to 0 (tracks 5040-5049): mean speed 51.7 (45.6 as
+    # it is; its teacher 46.8), 5 laps of 10 finished, but 1,386 steps off the road (368) and
+    # 758.9 (793.2): faster than what it learned to steer. Can a student trained to reach the
+    # bounds drive at its teacher's speed?
+    "preset-gain": {"model": dataclasses.replace(CONTENT_MODEL, output_gain=1.25)},
     # the non-invariant baseline on its own (unshuffled) frames, the same recipe: does the
     # recipe drive when where things are on screen is known?
     "cnn-levers": {

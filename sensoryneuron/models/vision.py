@@ -40,7 +40,10 @@ concatenation feeds an LSTMCell, then ``action = tanh(W_o h + b_o)``.
 With ``output="logits"`` either head's last layer is linear, ``W_o h + b_o``: one logit per
 choice of a discrete task (``ActionMap.discrete``: the env gets the argmax, the policy reads
 back the executed action's one-hot as its previous action), which distillation fits by
-cross-entropy. The default ``"tanh"`` squashes the outputs into ``(-1, 1)``, for a Box.
+cross-entropy. The default ``"tanh"`` squashes the outputs into ``(-1, 1)``, for a Box;
+``output_gain`` g > 1 makes them ``clip(g * tanh(W_o h + b_o), -1, 1)``, so the bounds are
+reached at finite pre-activations: a tanh never outputs exactly -1, which CarRacing's action
+map turns into a brake of 0, so a tanh student brakes a little on every step.
 
 The top-k choice breaks ties by the lowest index (a stable sort). It is tie-prone: at reset
 the stacked frames are copies, every key is the same and every code too, so float32
@@ -112,6 +115,8 @@ class VisionAttentionNeuronModel(Model):
         key_content: append the newest frame's ``p*p`` pixels to the key, so the codes can
             select patches by what they show, not only by how they change (off in the
             published model).
+        output_gain: ``"tanh"`` outputs become ``clip(output_gain * tanh(.), -1, 1)`` (1: the
+            plain tanh, as published; see the module doc).
     """
 
     kind: ClassVar[str] = "vision-attention-neuron"
@@ -131,6 +136,7 @@ class VisionAttentionNeuronModel(Model):
     output: str = "tanh"
     value_stats: bool = False
     key_content: bool = False
+    output_gain: float = 1.0
 
     def __post_init__(self) -> None:
         check_positive(
@@ -160,6 +166,12 @@ class VisionAttentionNeuronModel(Model):
             raise ConfigError(
                 f"output must be one of {', '.join(VISION_OUTPUTS)}; got {self.output!r}"
             )
+        gain = self.output_gain
+        if isinstance(gain, bool) or not isinstance(gain, (int, float)) or not 1.0 <= gain < 10:
+            raise ConfigError(f"output_gain must be a number in [1, 10); got {gain!r}")
+        object.__setattr__(self, "output_gain", float(gain))
+        if gain != 1.0 and self.output != "tanh":
+            raise ConfigError(f"output_gain scales tanh outputs; output={self.output!r} has none")
         if self.head == "top-k" and self.top_k > self.num_codes:
             raise ConfigError(
                 f"top_k={self.top_k} exceeds the {self.num_codes} codes of a {self.grid}x"
@@ -407,6 +419,8 @@ class VisionAttentionNeuronModel(Model):
         action = linear(h, weights["out.weight"], weights["out.bias"])
         if self.output == "tanh":
             action = torch.tanh(action)
+            if self.output_gain != 1.0:
+                action = torch.clamp(self.output_gain * action, -1.0, 1.0)
         if self.head == "top-k":
             both = torch.cat([h, action], -1)
             mix = torch.tanh(linear(both, weights["mixing0.weight"], weights["mixing0.bias"]))

@@ -354,6 +354,30 @@ def test_the_logits_output_is_the_tanh_output_before_its_tanh(head):
     torch.testing.assert_close(torch.tanh(out_logits), out_tanh, rtol=0, atol=1e-12)
 
 
+@pytest.mark.parametrize("head", ["top-k", "pool"])
+def test_an_output_gain_reaches_the_bounds_that_a_tanh_never_does(head, tmp_path):
+    plain = VisionAttentionNeuronModel(**SMALL, head=head, act_dim=6)
+    gained = VisionAttentionNeuronModel(**SMALL, head=head, act_dim=6, output_gain=1.25)
+    assert gained.num_params == plain.num_params  # no parameter of its own
+    params = random_params(plain, seed=6, scale=2.0)
+    x = torch.from_numpy(to_patches(frames_sequence(2, size=48, seed=1)[1:], 6) / 255.0)[None]
+    out, _ = plain.step(params, x, plain.init_state(1, 1, dtype=torch.float64))
+    out_gained, state = gained.step(params, x, gained.init_state(1, 1, dtype=torch.float64))
+    torch.testing.assert_close(out_gained, (1.25 * out).clamp(-1, 1), rtol=0, atol=1e-12)
+    assert out.abs().max() < 1.0 and (out_gained.abs() == 1.0).any()  # the bounds, exactly
+    torch.testing.assert_close(state.carry["prev_action"], out_gained)  # what it fed back
+    policy = sn.Policy(gained, params[0].to(torch.float32).numpy())
+    sn.save_policy(tmp_path / "p.npz", policy)
+    assert sn.read_policy_file(tmp_path / "p.npz").model.output_gain == 1.25
+    for bad in (0.5, float("nan"), True, "2"):
+        with pytest.raises(ConfigError, match=r"output_gain must be a number in \[1, 10\)"):
+            VisionAttentionNeuronModel(**SMALL, output_gain=bad)
+    with pytest.raises(
+        ConfigError, match=re.escape("output_gain scales tanh outputs; output='logits' has none")
+    ):
+        VisionAttentionNeuronModel(**SMALL, output="logits", output_gain=1.25)
+
+
 def test_a_discrete_policy_acts_by_the_argmax_reads_back_the_one_hot_and_round_trips(tmp_path):
     model = VisionAttentionNeuronModel(**SMALL, head="pool", act_dim=6, output="logits")
     params = random_params(model, seed=7, scale=2.0)[0].to(torch.float32).numpy()
