@@ -329,14 +329,19 @@ VARIANTS: dict[str, dict] = {
     "preset-wide": {"model": dataclasses.replace(CONTENT_MODEL, hidden=64)},
     # the preset with its outputs clip(1.25 * tanh(.), -1, 1) (model.output_gain), fitted on
     # preset-excursions' episodes (--episodes-from). A tanh never reaches -1, which the action
-    # map makes a brake of 0: the shipped student brakes on every step (brake above 0.02 on
+    # map makes a brake of 0: the shipped student brakes a little on every step (above 0.02 on
     # 85% of the steps of 2 tracks, median 0.033), and in CarRacing's physics a brake b takes
     # 15 b rad/s off every wheel's spin each step, while the gas adds about 6 g on the rear
-    # wheels at speed 45: a brake of 0.03 costs about what 0.08 of gas gives. The shipped
-    # student with brakes under 0.1 set to 0 (tracks 5040-5049): mean speed 51.7 (45.6 as
-    # it is; its teacher 46.8), 5 laps of 10 finished, but 1,386 steps off the road (368) and
-    # 758.9 (793.2): faster than what it learned to steer. Can a student trained to reach the
-    # bounds drive at its teacher's speed?
+    # wheels at speed 45. The shipped student with its brakes under 0.1 set to 0
+    # (carracing_laps.py --brake-below 0.1, tracks 5040-5049): mean speed 51.7 (45.6 as it
+    # is), 5 laps of 10 finished, but 1,386 steps off the road (368) and 758.9 (793.2). Can a
+    # student trained to reach the bounds drive at its teacher's speed? No: validation
+    # 616/614/628 after iterations 2/4/6 (the preset's student of the same episodes:
+    # 574/718/761), stopped in iteration 7 (17 min); on tracks 5040-5043 its iteration-6
+    # student scores 404.5, at mean speeds 27-37 with a mean brake of 0.027-0.051 (the shipped
+    # student: 764.1, 44-49, 0.036-0.043). And the premise was wrong: the teacher's own mean
+    # brake on those tracks is 0.031-0.037, about the shipped student's (carracing_laps.py
+    # --teacher ... --episodes 4 --seed-offset 5040)
     "preset-gain": {"model": dataclasses.replace(CONTENT_MODEL, output_gain=1.25)},
     # the non-invariant baseline on its own (unshuffled) frames, the same recipe: does the
     # recipe drive when where things are on screen is known?
