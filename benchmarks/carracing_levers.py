@@ -317,7 +317,8 @@ VARIANTS: dict[str, dict] = {
     # never off (849.4); this one: 48.0, 32 steps off (863.6; carracing_laps.jsonl), and 748.9
     # over tracks 7000-7007 with the preset's noise and excursions (the preset's: 734.3). The
     # brisk student fell behind from the start; is it the bends taken faster that it cannot
-    # follow?
+    # follow? Not measured yet: stopped after its first iteration to free the cores (resume
+    # with --resume runs/levers-preset-straights-s0 --minutes 48)
     "preset-straights": {"teacher_options": {**RECOVERING_TEACHER, "top_speed": 68.0}},
     # the preset with a head LSTM of 64 units, not 32 (71,207 parameters, not 33,991; the
     # patch attention, 80% of the cost, unchanged). The student loses more to its teacher
