@@ -547,9 +547,9 @@ def collect(
     """Play one episode per seed for at most ``steps`` steps; label every step by the teacher.
 
     ``teacher_driven[e]`` makes episode e execute the teacher's actions (plus the ``jitter``)
-    instead of the student's; the student still reads its inputs, keeps its state, and reads the executed action as
-    its previous action. A :class:`ControllerTeacher` plays on the gym engine (it reads the
-    envs); an image task's episodes are recorded as frames.
+    instead of the student's; the student still reads its inputs, keeps its state, and reads
+    the executed action as its previous action. A :class:`ControllerTeacher` plays on the gym
+    engine (it reads the envs); an image task's episodes are recorded as frames.
     """
     spec = get_task(preset.env_id)
     frames = isinstance(spec.observation, PatchObservation)
@@ -598,7 +598,8 @@ def teacher_episodes(
     """The teacher drives one unperturbed episode per seed to its end on stock Gymnasium,
     over ``watcher`` (zero parameters) that only reads, as in a first DAgger iteration: the
     returns and steps ``[1, B]`` (what the teacher benchmarks measure). The ``jitter``
-    moves the outputs it executes, as in the DART episodes of training; ``observers`` watch the episodes after the teacher's labels."""
+    moves the outputs it executes, as in the DART episodes of training; ``observers`` watch
+    the episodes after the teacher's labels."""
     spec = get_task(env_id)
     labels = TeacherLabels(
         teacher,
