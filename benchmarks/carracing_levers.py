@@ -331,7 +331,7 @@ VARIANTS: dict[str, dict] = {
     # the preset with its outputs clip(1.25 * tanh(.), -1, 1) (model.output_gain), fitted on
     # preset-excursions' episodes (--episodes-from). A tanh never reaches -1, which the action
     # map makes a brake of 0: the shipped student brakes a little on every step (above 0.02 on
-    # 85% of the steps of 2 tracks, median 0.033), and in CarRacing's physics a brake b takes
+    # 85% of the first 400 steps of tracks 5040-5041, median 0.033), and in CarRacing's physics a brake b takes
     # 15 b rad/s off every wheel's spin each step, while the gas adds about 6 g on the rear
     # wheels at speed 45. The shipped student with its brakes under 0.1 set to 0
     # (carracing_laps.py --brake-below 0.1, tracks 5040-5049): mean speed 51.7 (45.6 as it
