@@ -197,7 +197,7 @@ def main() -> None:
                 VisionAttentionNeuronModel(head="pool", hidden=8),  # only watches
                 jitter=TeacherJitter(
                     np.random.default_rng(args.seed_offset),
-                    noise if any(noise) else (),
+                    noise,
                     args.correlation,
                     excursions,
                 ),

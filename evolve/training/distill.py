@@ -423,11 +423,11 @@ class TeacherLabels(Observer):
         frames: bool = False,
         jitter: TeacherJitter | None = None,
     ) -> None:
-        if jitter is not None and jitter.active and action_map.kind == "discrete":
+        self.jitter = jitter if jitter is not None and jitter.active else None
+        if self.jitter is not None and action_map.kind == "discrete":
             raise ConfigError(
                 f"teacher noise jitters continuous actions; this task's are {action_map.describe()}"
             )
-        self.jitter = jitter if jitter is not None and jitter.active else None
         self.teacher = PolicyTeacher(teacher) if isinstance(teacher, Policy) else teacher
         self.driven = np.asarray(teacher_driven, dtype=bool)
         self.action_map = action_map
