@@ -15,6 +15,8 @@ from pathlib import Path
 from distill_levers import main  # benchmarks/ is on the path when run
 
 from evolve.presets import get_preset
+from sensoryneuron.models import ConvModel
+from tasks.perturbations import Perturbations
 from tasks.teachers import PONG_DOWN, PONG_UP
 
 RESULTS = Path(__file__).parent / "results" / "pong_levers.jsonl"
@@ -31,6 +33,16 @@ VARIANTS: dict[str, dict] = {
     "moves-content": {
         "distill": {"action_weights": MOVES_UP},
         "model": dataclasses.replace(get_preset("pong").model, key_content=True),
+    },
+    # The non-invariant baseline on Pong's frames in their true order, by the same recipe
+    # (moves weighed up): does the planner's play, cloned by DAgger in this budget, win
+    # points when where the ball and the paddles are is on the screen? If it does, what the
+    # shuffled student lacks is position; if not, the recipe itself does not yet clone the
+    # planner. A CNN of 3 convolutions on the 84x84 stack (4x4x16 features), 24,078 params.
+    "cnn": {
+        "distill": {"action_weights": MOVES_UP},
+        "model": ConvModel(act_dim=6, height=84, width=84, output="logits"),
+        "perturbations": Perturbations(shuffle=False),
     },
 }
 

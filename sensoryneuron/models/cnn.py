@@ -14,7 +14,10 @@ call):
    stride from ``kernels`` and ``strides``, no padding;
 2. the flattened feature map through ``Linear -> ReLU`` to ``features`` values (the "codes"
    of :meth:`codes`, which depend on the frames only);
-3. an LSTMCell on ``[features, previous action]``, then ``action = tanh(W_o h + b_o)``.
+3. an LSTMCell on ``[features, previous action]``, then ``action = tanh(W_o h + b_o)``; with
+   ``output="logits"``, ``W_o h + b_o`` as it is: one logit per choice of a discrete task (the
+   env gets the argmax and the policy reads back the one-hot choice it executed, as the
+   vision AttentionNeuron's logits do).
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from sensoryneuron.errors import ConfigError
 from sensoryneuron.layers import linear, lstm_cell
 from sensoryneuron.models.base import Model, Weights, check_members, check_positive, contiguous
 from sensoryneuron.models.heads import fuse_lstm, lstm_entries, lstm_head_carry
-from sensoryneuron.models.vision import frame_patches
+from sensoryneuron.models.vision import VISION_OUTPUTS, frame_patches
 from sensoryneuron.params import ParamSpec
 from sensoryneuron.patches import check_grid
 from sensoryneuron.state import PolicyState
@@ -51,7 +54,7 @@ class ConvModel(Model):
     """A CNN policy on the frame stack rebuilt from patches in their index order.
 
     Attributes:
-        act_dim: size of the action (tanh outputs).
+        act_dim: size of the action: a Box's size, or one score per discrete choice.
         frames: stacked frames per patch, ``F``.
         patch: the side of a patch in pixels.
         height: frame height in pixels.
@@ -61,6 +64,8 @@ class ConvModel(Model):
         strides: stride of each convolution.
         features: width of the linear layer after the convolutions.
         hidden: the head LSTM's hidden size.
+        output: ``"tanh"`` (actions in ``[-1, 1]``) or ``"logits"`` (linear: one logit per
+            choice of a discrete task).
     """
 
     kind: ClassVar[str] = "vision-cnn"
@@ -74,6 +79,7 @@ class ConvModel(Model):
     strides: tuple[int, ...] = (4, 2, 2)
     features: int = 32
     hidden: int = 32
+    output: str = "tanh"
 
     def __post_init__(self) -> None:
         check_positive(
@@ -91,6 +97,10 @@ class ConvModel(Model):
             raise ConfigError(
                 "channels, kernels and strides need one entry per convolution; got "
                 f"{len(self.channels)}, {len(self.kernels)} and {len(self.strides)}"
+            )
+        if self.output not in VISION_OUTPUTS:
+            raise ConfigError(
+                f"output must be one of {', '.join(VISION_OUTPUTS)}; got {self.output!r}"
             )
         check_grid(self.height, self.width, self.patch)
         if min(self.feature_map) < 1:
@@ -194,7 +204,9 @@ class ConvModel(Model):
             weights["head_lstm.weight"],
             weights["head_lstm.bias"],
         )
-        action = torch.tanh(linear(h, weights["out.weight"], weights["out.bias"]))
+        action = linear(h, weights["out.weight"], weights["out.bias"])
+        if self.output == "tanh":
+            action = torch.tanh(action)
         return action, PolicyState(slots={}, carry=dict(prev_action=action, head_h=h, head_c=c))
 
     def step_prepared(

@@ -3,6 +3,7 @@ equals looped, and what invariance it lacks (a shuffle of the patches changes it
 
 from __future__ import annotations
 
+import dataclasses
 import re
 
 import numpy as np
@@ -10,6 +11,7 @@ import pytest
 import torch
 
 import sensoryneuron as sn
+from sensoryneuron.actions import ActionMap
 from sensoryneuron.errors import ConfigError
 from sensoryneuron.models import ConvModel, model_from_dict
 from sensoryneuron.patches import to_patches
@@ -98,6 +100,28 @@ def test_policy_acts_on_stacked_frames_and_round_trips_through_a_checkpoint(tmp_
         policy.act(frames[:, :, :12], policy.reset(3))
 
 
+def test_logits_are_the_tanh_outputs_before_the_tanh_and_the_choice_is_read_back(tmp_path):
+    logits = dataclasses.replace(SMALL, act_dim=3, output="logits")
+    tanh = dataclasses.replace(logits, output="tanh")
+    assert logits.num_params == tanh.num_params  # no parameter of its own
+    torch.manual_seed(3)
+    params = 2.0 * torch.randn(1, logits.num_params, dtype=torch.float64)
+    obs = patches_of(stacks(1, logits)[0], logits)[None].double()
+    scores, state = logits.step(params, obs, logits.init_state(1, 3, dtype=torch.float64))
+    squashed, _ = tanh.step(params, obs, tanh.init_state(1, 3, dtype=torch.float64))
+    torch.testing.assert_close(torch.tanh(scores), squashed, rtol=0, atol=1e-12)
+    assert scores.abs().max() > 1.0  # not squashed
+    policy = sn.Policy(logits, params[0].numpy(), action=ActionMap.discrete(3))
+    frames = stacks(2, logits)
+    choice, state = policy.act(frames[0], policy.reset(3))
+    assert choice.dtype == np.int64 and choice.shape == (3,)
+    np.testing.assert_array_equal(state.carry["prev_action"][0].numpy(), np.eye(3)[choice])
+    sn.save_policy(tmp_path / "cnn.npz", policy)
+    again = sn.read_policy_file(tmp_path / "cnn.npz")
+    assert again.model == logits and again.action == policy.action
+    np.testing.assert_array_equal(again.act(frames[0], again.reset(3))[0], choice)
+
+
 @pytest.mark.parametrize(
     ("settings", "message"),
     [
@@ -105,6 +129,7 @@ def test_policy_acts_on_stacked_frames_and_round_trips_through_a_checkpoint(tmp_
         ({"kernels": (8, 4)}, "one entry per convolution; got 3, 2 and 3"),
         ({"height": 12, "width": 12}, "the convolutions leave no pixels of a 12x12 frame"),
         ({"height": 97}, "a 97x96 frame does not split into 6x6 patches"),
+        ({"output": "softmax"}, "output must be one of tanh, logits; got 'softmax'"),
     ],
 )
 def test_bad_settings_are_refused(settings, message):
