@@ -20,6 +20,7 @@ reused only for the same policy (its parameters' digest) and the same settings.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 import json
@@ -162,8 +163,17 @@ def measure_carracing_table(
 
 def policy_digest(policy: Policy) -> str:
     """SHA-256 of a policy's model description and parameters: what a kept row was measured
-    with."""
-    digest = hashlib.sha256(json.dumps(policy.model.to_dict(), sort_keys=True).encode())
+    with.
+
+    The description leaves out the settings at their defaults, so that a setting a later
+    version adds (whose default computes what the model computed before it) keeps the rows
+    measured before it."""
+    model = policy.model
+    description = model.to_dict()
+    for field in dataclasses.fields(model):  # type: ignore[arg-type]
+        if field.default is not dataclasses.MISSING and getattr(model, field.name) == field.default:
+            del description[field.name]
+    digest = hashlib.sha256(json.dumps(description, sort_keys=True).encode())
     digest.update(policy.params.astype("<f4").tobytes())
     return digest.hexdigest()
 
@@ -281,6 +291,7 @@ def plot_carracing_table(result: dict[str, Any], path: str | os.PathLike) -> Non
         .replace("background ", "bg\n")
         .replace("reshuffle every ", "t=")
         .replace(", ", "\n")
+        .replace("_", "\n")  # hubble_deep_field: narrow enough for its bar
         for r in rows
     ]
     _bars(

@@ -192,6 +192,26 @@ def test_a_killed_carracing_table_resumes_from_the_rows_it_kept(
         measure_carracing_table(vision_policy, **run)
 
 
+def test_a_model_setting_added_at_its_default_keeps_the_rows_measured_before_it():
+    import dataclasses
+
+    from evolve.evaluation.carracing_table import policy_digest
+
+    @dataclasses.dataclass(frozen=True)
+    class Later(ConvModel):  # a later version of the model, with one more setting
+        added: float = 1.0
+
+    base = ConvModel(act_dim=2, height=24, width=24, channels=(2,), kernels=(4,), strides=(4,))
+    params = np.random.default_rng(0).standard_normal(base.num_params)
+    later = Later(**{f.name: getattr(base, f.name) for f in dataclasses.fields(base)})
+    digest = policy_digest(Policy(base, params))
+    assert policy_digest(Policy(later, params)) == digest
+    assert policy_digest(Policy(dataclasses.replace(later, added=2.0), params)) != digest
+    smaller = dataclasses.replace(base, hidden=31)
+    assert policy_digest(Policy(smaller, params[: smaller.num_params])) != digest
+    assert policy_digest(Policy(base, params + 1e-6)) != digest
+
+
 def test_the_shipped_cnn_baseline_drives_its_own_frames_and_not_shuffled_ones():
     pytest.importorskip("Box2D")
     import sensoryneuron as sn
