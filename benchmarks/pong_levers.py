@@ -64,6 +64,29 @@ VARIANTS: dict[str, dict] = {
         "model": PONG_CNN,
         "perturbations": Perturbations(shuffle=False),
     },
+    # ... from a closed-loop teacher instead (tasks.teachers.PongInterceptor: each step it
+    # moves the paddle towards the ball's predicted meeting point; 0.5 +- 11.8 over 4 games,
+    # `python benchmarks/pong_teacher.py --teacher pong-interceptor --games 4`), whose move
+    # at each step follows from the screen; it moves often, so no weights. DAgger as the
+    # preset: the student drives from iteration 3, the teacher labels its steps. Seed 0
+    # (stopped in iteration 7): -21.0 at each validation; from iteration 3 its student plays
+    # one action on every step (NOOP, then DOWN, UP, DOWN, UP), as the planner's did.
+    "cnn-interceptor": {
+        "teacher_controller": "pong-interceptor",
+        "model": PONG_CNN,
+        "perturbations": Perturbations(shuffle=False),
+    },
+    # ... and a head that does not read the previous action (ConvModel(action_input=False)):
+    # the students above fit the labels' runs by repeating their last move (the copycat
+    # problem), and then, driving, never change it. Seed 0: it collapses just the same (NOOP,
+    # DOWN, UP, DOWN, UP on every step of iterations 3 to 7), and its logits over 200 steps of a
+    # held-out game vary by 0.02-0.11 while UP leads DOWN by 1.35: not the copycat problem;
+    # the CNN's features hardly depend on Pong's frames (a still background, small objects).
+    "cnn-interceptor-blind": {
+        "teacher_controller": "pong-interceptor",
+        "model": dataclasses.replace(PONG_CNN, action_input=False),
+        "perturbations": Perturbations(shuffle=False),
+    },
 }
 
 if __name__ == "__main__":

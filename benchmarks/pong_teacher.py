@@ -1,13 +1,15 @@
-"""How well the privileged Pong teacher plays: its score over full games, and its speed.
+"""How well a privileged Pong teacher plays: its score over full games, and its speed.
 
-The teacher (:class:`tasks.teachers.PongPlanner`) searches plans on copies of the emulator,
-never the pixels. It plays whole games of ``ALE/Pong-v5`` as the task prepares it (frame skip
+The teachers (``--teacher``: ``pong-planner``, :class:`tasks.teachers.PongPlanner`, which
+searches plans on copies of the emulator; ``pong-interceptor``,
+:class:`tasks.teachers.PongInterceptor`, which aims the paddle at the ball's predicted
+meeting point every step) read the emulator, never the pixels. It plays whole games of ``ALE/Pong-v5`` as the task prepares it (frame skip
 4, sticky actions 0.25) on held-out seeds, through the one episode loop exactly as in the
 first DAgger iteration (a driver over a small student that only watches), on stock
 Gymnasium; the speed counts the watcher too. Each run appends a JSON line to
 ``benchmarks/results/pong_teacher.jsonl``. Usage::
 
-    python benchmarks/pong_teacher.py [--games 2] [--set max_moves=8 ...]
+    python benchmarks/pong_teacher.py [--teacher pong-planner] [--games 2] [--set max_moves=8 ...]
 """
 
 from __future__ import annotations
@@ -31,11 +33,13 @@ RESULTS = Path(__file__).parent / "results" / "pong_teacher.jsonl"
 log = logging.getLogger("pong_teacher")
 
 
-def play(seeds: list[int], options: dict[str, int]) -> tuple[np.ndarray, np.ndarray, int, float]:
-    """Games from ``seeds``, side by side: their scores (ours minus theirs) and agent steps,
-    the teacher's searches, and the seconds they took."""
+def play(
+    name: str, seeds: list[int], options: dict[str, float]
+) -> tuple[np.ndarray, np.ndarray, int, float]:
+    """Games of teacher ``name`` from ``seeds``, side by side: their scores (ours minus
+    theirs) and agent steps, the teacher's searches, and the seconds they took."""
     spec = get_task(PONG)
-    planner = make_teacher("pong-planner", PONG, options)
+    planner = make_teacher(name, PONG, options)
     teacher = ControllerTeacher(planner, spec.action)
     watcher = VisionAttentionNeuronModel(  # only watches: the teacher drives
         act_dim=6, grid=4, msg_dim=8, head="pool", hidden=8, output="logits"
@@ -47,14 +51,17 @@ def play(seeds: list[int], options: dict[str, int]) -> tuple[np.ndarray, np.ndar
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument(
+        "--teacher", default="pong-planner", choices=["pong-planner", "pong-interceptor"]
+    )
     parser.add_argument("--games", type=int, default=2)
     parser.add_argument("--seed-offset", type=int, default=0)
     parser.add_argument("--set", nargs="*", default=[], metavar="NAME=VALUE")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    options = {k: int(v) for k, v in (item.split("=", 1) for item in args.set)}
+    options = {k: _number(v) for k, v in (item.split("=", 1) for item in args.set)}
     seeds = test_seeds(args.games, args.seed_offset)
-    scores, steps, searches, seconds = play(seeds, options)
+    scores, steps, searches, seconds = play(args.teacher, seeds, options)
     games = [
         {"seed": seed, "score": float(score), "steps": int(n)}
         for seed, score, n in zip(seeds, scores, steps, strict=True)
@@ -63,7 +70,8 @@ def main() -> None:
         log.info("[game] seed %d: %+.0f in %d steps", game["seed"], game["score"], game["steps"])
     steps_per_s = float(steps.sum()) / seconds
     log.info(
-        "PongPlanner(%s): %.1f +- %.1f over %d games (min %+.0f), %.0f steps/s",
+        "%s(%s): %.1f +- %.1f over %d games (min %+.0f), %.0f steps/s",
+        args.teacher,
         ", ".join(f"{k}={v}" for k, v in options.items()),
         scores.mean(),
         scores.std(),
@@ -72,6 +80,7 @@ def main() -> None:
         steps_per_s,
     )
     record = {
+        "teacher": args.teacher,
         "options": options,
         "games": games,
         "searches": searches,
@@ -84,6 +93,11 @@ def main() -> None:
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     with RESULTS.open("a") as f:
         f.write(json.dumps(record) + "\n")
+
+
+def _number(text: str) -> float:
+    """An option's value: an int where it is one (``max_moves=8``), else a float."""
+    return float(text) if any(c in text for c in ".eE") else int(text)
 
 
 if __name__ == "__main__":

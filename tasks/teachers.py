@@ -309,9 +309,116 @@ class PongPlanner:
         self.memory.clear()
 
 
+PONG_PADDLE_Y = 51  # our paddle's height on screen (38 at the top wall, 203 at the bottom)
+PONG_MEET_X = 185  # the ball's x where our paddle meets it (the planner's hits: 184-190)
+
+
+@dataclass
+class PongInterceptor:
+    """Plays Pong closed-loop: every step it aims our paddle at where the coming ball will
+    meet it, and moves towards that aim. It reads the emulator, so it teaches, never
+    competes.
+
+    The :class:`PongPlanner` decides a whole point's moves in the steps after the opponent's
+    hit, from a search that the screen of that moment hardly explains; a student cloning it
+    has no second chance. This teacher's move at each step follows from what the screen
+    shows (where the ball will cross our paddle's line, where the paddle is and how it
+    moves), and a late or wrong move is corrected at the next step.
+
+    When the ball starts coming it plays NOOP on a clone of the emulator, its random
+    generator included, until the ball reaches our paddle's line (x 185) or leaves the
+    screen, and takes the ball's height there as the meeting point (the ball's flight does not depend on
+    our paddle until they meet, so one prediction serves the flight); the emulator is then
+    restored exactly. The aim for the paddle's height is the meeting point minus
+    ``contact``; with no ball coming, the middle of the court. Each step it moves UP or DOWN
+    while the paddle's height, led by its last move times ``lead``, is more than
+    ``deadband`` off the aim, else NOOP.
+
+    Attributes:
+        contact: the ball's height minus the paddle's where they should meet, in RAM units.
+            The planner's hits spread from -9 to 23 (median 7.5): about 7 is the paddle's
+            centre, the ends of that range its edges, whose returns are steeper.
+        deadband: how far off the aim the paddle may be before it moves.
+        lead: how many steps of the paddle's last move to add to its height (it moves about
+            20 a step and coasts).
+        horizon: the most agent steps a prediction is simulated.
+        frames_per_step: emulator frames per agent step (the task's frame skip).
+        memory: per env, the paddle's height at the step before, and the meeting point of
+            the ball now coming (None: none coming).
+    """
+
+    contact: int = 7
+    deadband: int = 8
+    lead: float = 1.0
+    horizon: int = 120
+    frames_per_step: int = 4
+    memory: dict[int, tuple[int, int | None]] = field(default_factory=dict, repr=False)
+    searches: int = field(default=0, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        for name, least in (("deadband", 0), ("horizon", 1), ("frames_per_step", 1)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < least:
+                raise ConfigError(f"{name} must be an integer >= {least}; got {value!r}")
+        if isinstance(self.contact, bool) or not isinstance(self.contact, int):
+            raise ConfigError(f"contact must be an integer; got {self.contact!r}")
+        lead = self.lead
+        if isinstance(lead, bool) or not isinstance(lead, (int, float)) or not 0 <= lead <= 10:
+            raise ConfigError(f"lead must be a number in [0, 10]; got {lead!r}")
+
+    def act(self, env: Any) -> np.int64:
+        """The action for ``env`` (an unwrapped ``AtariEnv`` of Pong) now: an index."""
+        ram = env.ale.getRAM()
+        paddle = int(ram[PONG_PADDLE_Y])
+        before, meeting = self.memory.get(id(env), (paddle, None))
+        if ram[PONG_BALL_Y] == 0 or ram[PONG_BALL_DX] != 255:  # no ball coming
+            meeting = None
+        elif meeting is None:
+            meeting = self.meeting_point(env)
+        self.memory[id(env)] = (paddle, meeting)
+        aim = 120 if meeting is None else meeting - self.contact
+        led = paddle + self.lead * (paddle - before)
+        if led > aim + self.deadband:
+            return np.int64(PONG_UP)  # up the screen: the height decreases
+        if led < aim - self.deadband:
+            return np.int64(PONG_DOWN)
+        return np.int64(PONG_NOOP)
+
+    def meeting_point(self, env: Any) -> int:
+        """The ball's height where it reaches our paddle's line (x :data:`PONG_MEET_X`; its
+        last height if it leaves the screen first) if nobody moves; ``env``'s state is left
+        as it was."""
+        ale = env.ale
+        ram = ale.getRAM()
+        height = int(ram[PONG_BALL_Y])
+        if ram[PONG_BALL_X] >= PONG_MEET_X:
+            return height
+        start = ale.cloneState(include_rng=True)
+        self.searches += 1
+        noop = ale.getMinimalActionSet()[PONG_NOOP]
+        try:
+            for _ in range(self.horizon):
+                for _ in range(self.frames_per_step):
+                    ale.act(noop)
+                ram = ale.getRAM()
+                if ram[PONG_BALL_Y] == 0 or ram[PONG_BALL_DX] != 255:
+                    break
+                height = int(ram[PONG_BALL_Y])
+                if ram[PONG_BALL_X] >= PONG_MEET_X:
+                    break
+        finally:
+            ale.restoreState(start)
+        return height
+
+    def forget(self) -> None:
+        """Drops what it kept of past envs (call between batches of episodes)."""
+        self.memory.clear()
+
+
 TEACHERS: dict[str, tuple[type, str]] = {
     "car-racing-pursuit": (CarRacingPursuit, "CarRacing-v3"),
     "pong-planner": (PongPlanner, "ALE/Pong-v5"),
+    "pong-interceptor": (PongInterceptor, "ALE/Pong-v5"),
 }
 """Privileged teachers by name: the class, and the task whose internals it reads."""
 

@@ -14,7 +14,8 @@ call):
    stride from ``kernels`` and ``strides``, no padding;
 2. the flattened feature map through ``Linear -> ReLU`` to ``features`` values (the "codes"
    of :meth:`codes`, which depend on the frames only);
-3. an LSTMCell on ``[features, previous action]``, then ``action = tanh(W_o h + b_o)``; with
+3. an LSTMCell on ``[features, previous action]`` (on the features alone with
+   ``action_input=False``), then ``action = tanh(W_o h + b_o)``; with
    ``output="logits"``, ``W_o h + b_o`` as it is: one logit per choice of a discrete task (the
    env gets the argmax and the policy reads back the one-hot choice it executed, as the
    vision AttentionNeuron's logits do).
@@ -66,6 +67,9 @@ class ConvModel(Model):
         hidden: the head LSTM's hidden size.
         output: ``"tanh"`` (actions in ``[-1, 1]``) or ``"logits"`` (linear: one logit per
             choice of a discrete task).
+        action_input: whether the head reads the previous action. A student cloned from a
+            teacher whose moves come in runs can fit its labels by repeating its last move
+            and then, driving, never stop (the copycat problem of behaviour cloning).
     """
 
     kind: ClassVar[str] = "vision-cnn"
@@ -80,6 +84,7 @@ class ConvModel(Model):
     features: int = 32
     hidden: int = 32
     output: str = "tanh"
+    action_input: bool = True
 
     def __post_init__(self) -> None:
         check_positive(
@@ -98,6 +103,8 @@ class ConvModel(Model):
                 "channels, kernels and strides need one entry per convolution; got "
                 f"{len(self.channels)}, {len(self.kernels)} and {len(self.strides)}"
             )
+        if not isinstance(self.action_input, bool):
+            raise ConfigError(f"action_input must be true or false; got {self.action_input!r}")
         if self.output not in VISION_OUTPUTS:
             raise ConfigError(
                 f"output must be one of {', '.join(VISION_OUTPUTS)}; got {self.output!r}"
@@ -132,7 +139,8 @@ class ConvModel(Model):
             ("fc.weight", (self.features, inputs * rows * cols)),
             ("fc.bias", (self.features,)),
         ]
-        entries += lstm_entries("head_lstm", self.features + self.act_dim, self.hidden)
+        head_in = self.features + (self.act_dim if self.action_input else 0)
+        entries += lstm_entries("head_lstm", head_in, self.hidden)
         entries += [("out.weight", (self.act_dim, self.hidden)), ("out.bias", (self.act_dim,))]
         return ParamSpec.of(entries)
 
@@ -196,7 +204,9 @@ class ConvModel(Model):
     ) -> tuple[torch.Tensor, PolicyState]:
         """The head on this step's features ``[P, B, features]``: ``(action [P, B, A], state)``."""
         carry = state.carry
-        head_in = torch.cat([codes, carry["prev_action"].to(codes.dtype)], dim=-1)
+        head_in = codes
+        if self.action_input:
+            head_in = torch.cat([codes, carry["prev_action"].to(codes.dtype)], dim=-1)
         h, c = lstm_cell(
             head_in,
             carry["head_h"],

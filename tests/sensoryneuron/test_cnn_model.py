@@ -122,6 +122,21 @@ def test_logits_are_the_tanh_outputs_before_the_tanh_and_the_choice_is_read_back
     np.testing.assert_array_equal(again.act(frames[0], again.reset(3))[0], choice)
 
 
+def test_without_the_action_input_the_previous_action_changes_nothing():
+    blind = dataclasses.replace(SMALL, action_input=False)
+    assert SMALL.num_params - blind.num_params == 4 * SMALL.hidden * SMALL.act_dim
+    torch.manual_seed(4)
+    params = torch.randn(1, blind.num_params)
+    obs = patches_of(stacks(1)[0])[None]
+    outputs = []
+    for prev in (torch.zeros(1, 3, 2), torch.ones(1, 3, 2)):
+        state = blind.with_previous_action(blind.init_state(1, 3), prev)
+        outputs.append(blind.step(params, obs, state)[0])
+    torch.testing.assert_close(outputs[0], outputs[1], rtol=0, atol=0)
+    reading, _ = SMALL.step(torch.randn(1, SMALL.num_params), obs, SMALL.init_state(1, 3))
+    assert reading.shape == outputs[0].shape
+
+
 @pytest.mark.parametrize(
     ("settings", "message"),
     [
@@ -130,6 +145,7 @@ def test_logits_are_the_tanh_outputs_before_the_tanh_and_the_choice_is_read_back
         ({"height": 12, "width": 12}, "the convolutions leave no pixels of a 12x12 frame"),
         ({"height": 97}, "a 97x96 frame does not split into 6x6 patches"),
         ({"output": "softmax"}, "output must be one of tanh, logits; got 'softmax'"),
+        ({"action_input": 1}, "action_input must be true or false; got 1"),
     ],
 )
 def test_bad_settings_are_refused(settings, message):

@@ -92,3 +92,52 @@ def test_make_teacher_builds_and_checks_the_pong_planner():
         make_teacher("pong-planner", PONG, {"horizon": 2.5})
     with pytest.raises(ConfigError, match=re.escape("teacher 'pong-planner' drives ALE/Pong-v5")):
         make_teacher("pong-planner", "CarRacing-v3")
+
+
+def test_the_interceptors_prediction_leaves_the_episode_as_it_was_and_comes_true():
+    from tasks.teachers import PONG_BALL_X, PONG_MEET_X, PongInterceptor
+
+    env, _ = pong(0)
+    for _ in range(50):  # at step 50 of seed 0 the ball is coming
+        env.step(0)
+    ale = env.unwrapped.ale
+    ram = ale.getRAM()
+    assert ram[PONG_BALL_Y] != 0 and ram[PONG_BALL_DX] == 255
+    teacher = PongInterceptor()
+    predicted = teacher.meeting_point(env.unwrapped)
+    np.testing.assert_array_equal(ale.getRAM(), ram)  # restored, random generator included
+    for _ in range(120):  # nobody moves: the ball reaches our paddle's line where it said
+        env.step(0)
+        ram = ale.getRAM()
+        if ram[PONG_BALL_X] >= PONG_MEET_X:
+            break
+    assert ram[PONG_BALL_DX] == 255 and int(ram[PONG_BALL_Y]) == predicted
+    env.close()
+
+
+def test_the_interceptor_moves_towards_its_aim_and_its_options_are_checked():
+    from tasks.teachers import PONG_DOWN, PONG_NOOP, PONG_PADDLE_Y, PONG_UP, PongInterceptor
+
+    env, _ = pong(0)
+    teacher = PongInterceptor()
+    wrapped = env.unwrapped
+    # no ball on screen: the aim is the middle of the court (height 120)
+    for paddle, want in ((200, PONG_UP), (40, PONG_DOWN), (122, PONG_NOOP)):
+        for index, value in ((PONG_PADDLE_Y, paddle), (PONG_BALL_Y, 0)):
+            wrapped.ale.setRAM(index, value)
+        teacher.forget()  # no move before: no lead
+        assert teacher.act(wrapped) == want
+    # led by its last move (40 down the screen), a paddle at 110 is already past the aim
+    wrapped.ale.setRAM(PONG_PADDLE_Y, 70)
+    teacher.forget()
+    assert teacher.act(wrapped) == PONG_DOWN
+    wrapped.ale.setRAM(PONG_PADDLE_Y, 110)
+    assert teacher.act(wrapped) == PONG_UP
+    env.close()
+    for options, message in (
+        ({"deadband": -1}, "deadband must be an integer >= 0; got -1"),
+        ({"contact": 1.5}, "contact must be an integer; got 1.5"),
+        ({"lead": 11}, "lead must be a number in [0, 10]; got 11"),
+    ):
+        with pytest.raises(ConfigError, match=re.escape(message)):
+            make_teacher("pong-interceptor", PONG, options)
