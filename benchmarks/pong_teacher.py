@@ -3,13 +3,13 @@
 The teachers (``--teacher``: ``pong-planner``, :class:`tasks.teachers.PongPlanner`, which
 searches plans on copies of the emulator; ``pong-interceptor``,
 :class:`tasks.teachers.PongInterceptor`, which aims the paddle at the ball's predicted
-meeting point every step) read the emulator, never the pixels. It plays whole games of ``ALE/Pong-v5`` as the task prepares it (frame skip
-4, sticky actions 0.25) on held-out seeds, through the one episode loop exactly as in the
-first DAgger iteration (a driver over a small student that only watches), on stock
-Gymnasium; the speed counts the watcher too. Each run appends a JSON line to
-``benchmarks/results/pong_teacher.jsonl``. Usage::
+meeting point every step) read the emulator, never the pixels. A teacher plays whole games
+of ``ALE/Pong-v5`` as the task prepares it (frame skip 4, sticky actions 0.25) on held-out
+seeds, through the one episode loop exactly as in the first DAgger iteration (a driver over
+a small student that only watches), on stock Gymnasium; the speed counts the watcher too.
+Each run appends a JSON line to ``benchmarks/results/pong_teacher.jsonl``. Usage::
 
-    python benchmarks/pong_teacher.py [--teacher pong-planner] [--games 2] [--set max_moves=8 ...]
+    python benchmarks/pong_teacher.py [--teacher pong-planner] [--games 2] [--set NAME=VALUE ...]
 """
 
 from __future__ import annotations

@@ -311,6 +311,7 @@ class PongPlanner:
 
 PONG_PADDLE_Y = 51  # our paddle's height on screen (38 at the top wall, 203 at the bottom)
 PONG_MEET_X = 185  # the ball's x where our paddle meets it (the planner's hits: 184-190)
+PONG_MIDDLE = 120  # a paddle height about the middle of the court
 
 
 @dataclass
@@ -327,9 +328,9 @@ class PongInterceptor:
 
     When the ball starts coming it plays NOOP on a clone of the emulator, its random
     generator included, until the ball reaches our paddle's line (x 185) or leaves the
-    screen, and takes the ball's height there as the meeting point (the ball's flight does not depend on
-    our paddle until they meet, so one prediction serves the flight); the emulator is then
-    restored exactly. The aim for the paddle's height is the meeting point minus
+    screen, and takes the ball's height there as the meeting point (the ball's flight does
+    not depend on our paddle until they meet, so one prediction serves the flight); the
+    emulator is then restored exactly. The aim for the paddle's height is the meeting point minus
     ``contact``; with no ball coming, the middle of the court. Each step it moves UP or DOWN
     while the paddle's height, led by its last move times ``lead``, is more than
     ``deadband`` off the aim, else NOOP.
@@ -376,7 +377,7 @@ class PongInterceptor:
         elif meeting is None:
             meeting = self.meeting_point(env)
         self.memory[id(env)] = (paddle, meeting)
-        aim = 120 if meeting is None else meeting - self.contact
+        aim = PONG_MIDDLE if meeting is None else meeting - self.contact
         led = paddle + self.lead * (paddle - before)
         if led > aim + self.deadband:
             return np.int64(PONG_UP)  # up the screen: the height decreases
