@@ -1,0 +1,134 @@
+"""Can a Pong student tell the teacher's moves apart? Students fitted offline to its episodes.
+
+Reads the labelled Pong episodes of a distillation (``RUN/distill/data``; ``--chunks``: the
+iterations to use, by default the first two, which the teacher drives), holds the last
+``--held-out`` episodes out, and fits each model from scratch on the rest with
+distillation's own window loss (:func:`evolve.training.frame_replay.rows_loss`, the
+cross-entropy of the logits against the teacher's choice, 32-step windows after 16 of
+burn-in, Adam with a cosine decay). Every ``--eval-every`` steps it reports the held-out
+cross-entropy beside that of the best constant guess (the training labels' frequencies):
+a model that does not beat the constant does not see what the teacher acts on. No env
+runs. One JSON line per model is appended to ``benchmarks/results/pong_offline_fit.jsonl``.
+Usage::
+
+    python benchmarks/pong_offline_fit.py RUN [--steps 400] [--models cnn-blind pool-content]
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from evolve.presets import get_preset
+from evolve.training.distill import BURN_IN, load_distill_data
+from evolve.training.frame_replay import draw_windows, rows_loss, window_rows
+from sensoryneuron.models import ConvModel
+
+RESULTS = Path(__file__).parent / "results" / "pong_offline_fit.jsonl"
+PONG_CNN = ConvModel(act_dim=6, height=84, width=84, output="logits")
+MODELS = {
+    "cnn": PONG_CNN,
+    "cnn-blind": dataclasses.replace(PONG_CNN, action_input=False),
+    # the shuffled student of `pong_levers.py moves-content`: keys of frame differences and
+    # the newest frame, the pooling head on M = 400 codes
+    "pool-content": dataclasses.replace(get_preset("pong").model, key_content=True),
+}
+
+
+def held_out_loss(model, params, store, index, steps, window, draws) -> float:
+    """Mean cross-entropy over ``draws`` windows of each held-out episode."""
+    rng = np.random.default_rng(1)
+    total = 0.0
+    with torch.no_grad():
+        for _ in range(draws):
+            first = draw_windows(store.lengths(index), rng, window, BURN_IN, steps)
+            rows = window_rows(first, min(BURN_IN + window, steps), model.frames)
+            batch = store.gather(index, rows)
+            total += float(rows_loss(model, params, batch, rows, BURN_IN, discrete=True))
+    return round(total / draws, 4)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("run", help="a pong run folder (its distill/data is read)")
+    parser.add_argument("--models", nargs="*", default=["cnn-blind", "pool-content"])
+    parser.add_argument("--chunks", type=int, default=2, help="the first CHUNKS iterations")
+    parser.add_argument("--held-out", type=int, default=2, help="episodes held out")
+    parser.add_argument("--steps", type=int, default=400, help="Adam steps per model")
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--window", type=int, default=32)
+    parser.add_argument("--lr", type=float, default=2e-3)
+    parser.add_argument("--eval-every", type=int, default=200)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    unknown = sorted(set(args.models) - set(MODELS))
+    if unknown:
+        parser.error(f"unknown model {unknown[0]!r}; allowed: {', '.join(sorted(MODELS))}")
+    store = load_distill_data(Path(args.run) / "distill")
+    steps = store.steps
+    episodes = sum(store.sizes[: args.chunks])
+    train_index = np.arange(episodes - args.held_out)
+    val_index = np.arange(episodes - args.held_out, episodes)
+
+    def choices(index: np.ndarray) -> np.ndarray:
+        data = store.gather(index, np.arange(steps)[None].repeat(len(index), 0))
+        return data.labels[data.mask].argmax(-1)
+
+    train_freq = np.bincount(choices(train_index), minlength=6) + 1.0  # add-one: no log 0
+    train_freq /= train_freq.sum()
+    val_choices = choices(val_index)
+    constant = round(float(-np.log(train_freq[val_choices]).mean()), 4)
+    print(f"training labels {np.round(train_freq, 3).tolist()}; constant guess {constant}")
+    for name in args.models:
+        model = MODELS[name]
+        torch.manual_seed(args.seed)
+        rng = np.random.default_rng(args.seed)
+        theta = torch.nn.Parameter(0.1 * torch.randn(model.num_params))
+        opt = torch.optim.Adam([theta], lr=args.lr)
+        curve = []
+        started = time.perf_counter()
+        for step in range(args.steps):
+            for group in opt.param_groups:
+                group["lr"] = 1e-4 + 0.5 * (args.lr - 1e-4) * (
+                    1 + np.cos(np.pi * step / args.steps)
+                )
+            index = np.sort(rng.choice(train_index, size=args.batch))
+            first = draw_windows(store.lengths(index), rng, args.window, BURN_IN, steps)
+            rows = window_rows(first, min(BURN_IN + args.window, steps), model.frames)
+            loss = rows_loss(model, theta, store.gather(index, rows), rows, BURN_IN, discrete=True)
+            opt.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_([theta], 1.0)
+            opt.step()
+            if (step + 1) % args.eval_every == 0 or step + 1 == args.steps:
+                held = held_out_loss(
+                    model, theta.detach(), store, val_index, steps, args.window, draws=8
+                )
+                curve.append([step + 1, round(time.perf_counter() - started, 1), held])
+                print(f"{name} step {step + 1}: held-out {held} (constant {constant})", flush=True)
+        row = {
+            "model": name,
+            "params": model.num_params,
+            "run": args.run,
+            "chunks": args.chunks,
+            "train_episodes": int(train_index.size),
+            "held_out_episodes": int(val_index.size),
+            "steps": args.steps,
+            "batch": args.batch,
+            "seed": args.seed,
+            "constant_cross_entropy": constant,
+            "curve": curve,
+        }
+        RESULTS.parent.mkdir(parents=True, exist_ok=True)
+        with RESULTS.open("a") as f:
+            f.write(json.dumps(row) + "\n")
+
+
+if __name__ == "__main__":
+    main()
