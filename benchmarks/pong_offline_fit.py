@@ -8,8 +8,10 @@ cross-entropy of the logits against the teacher's choice, 32-step windows after 
 burn-in, Adam with a cosine decay). Every ``--eval-every`` steps it reports the held-out
 cross-entropy beside that of the best constant guess (the training labels' frequencies):
 a model that does not beat the constant does not see what the teacher acts on. No env
-runs. One JSON line per model is appended to ``benchmarks/results/pong_offline_fit.jsonl``.
-Usage::
+runs. ``--court`` replaces each frame by its distance from the court's gray (level 87):
+the court reads 0 and the ball, the paddles and the walls stand out (an input change for
+this experiment only). One JSON line per model is appended to
+``benchmarks/results/pong_offline_fit.jsonl``. Usage::
 
     python benchmarks/pong_offline_fit.py RUN [--steps 400] [--models cnn-blind pool-content]
 """
@@ -26,11 +28,13 @@ import numpy as np
 import torch
 
 from evolve.presets import get_preset
+from evolve.training.dataset import Dataset
 from evolve.training.distill import BURN_IN, load_distill_data
 from evolve.training.frame_replay import draw_windows, rows_loss, window_rows
 from sensoryneuron.models import ConvModel
 
 RESULTS = Path(__file__).parent / "results" / "pong_offline_fit.jsonl"
+COURT = 87  # the gray level of Pong's court in the task's frames
 PONG_CNN = ConvModel(act_dim=6, height=84, width=84, output="logits")
 MODELS = {
     "cnn": PONG_CNN,
@@ -41,15 +45,21 @@ MODELS = {
 }
 
 
-def held_out_loss(model, params, store, index, steps, window, draws) -> float:
+def court_removed(data: Dataset) -> Dataset:
+    """``data`` with each frame's pixels replaced by their distance from the court's gray."""
+    distance = np.abs(data.obs.astype(np.int16) - COURT).astype(np.uint8)
+    return dataclasses.replace(data, obs=distance)
+
+
+def held_out_loss(model, params, read, lengths, index, steps, window, draws) -> float:
     """Mean cross-entropy over ``draws`` windows of each held-out episode."""
     rng = np.random.default_rng(1)
     total = 0.0
     with torch.no_grad():
         for _ in range(draws):
-            first = draw_windows(store.lengths(index), rng, window, BURN_IN, steps)
+            first = draw_windows(lengths(index), rng, window, BURN_IN, steps)
             rows = window_rows(first, min(BURN_IN + window, steps), model.frames)
-            batch = store.gather(index, rows)
+            batch = read(index, rows)
             total += float(rows_loss(model, params, batch, rows, BURN_IN, discrete=True))
     return round(total / draws, 4)
 
@@ -66,11 +76,17 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=2e-3)
     parser.add_argument("--eval-every", type=int, default=200)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--court", action="store_true", help="frames less the court's gray")
     args = parser.parse_args()
     unknown = sorted(set(args.models) - set(MODELS))
     if unknown:
         parser.error(f"unknown model {unknown[0]!r}; allowed: {', '.join(sorted(MODELS))}")
     store = load_distill_data(Path(args.run) / "distill")
+
+    def read(index: np.ndarray, rows: np.ndarray) -> Dataset:
+        data = store.gather(index, rows)
+        return court_removed(data) if args.court else data
+
     steps = store.steps
     episodes = sum(store.sizes[: args.chunks])
     train_index = np.arange(episodes - args.held_out)
@@ -101,14 +117,14 @@ def main() -> None:
             index = np.sort(rng.choice(train_index, size=args.batch))
             first = draw_windows(store.lengths(index), rng, args.window, BURN_IN, steps)
             rows = window_rows(first, min(BURN_IN + args.window, steps), model.frames)
-            loss = rows_loss(model, theta, store.gather(index, rows), rows, BURN_IN, discrete=True)
+            loss = rows_loss(model, theta, read(index, rows), rows, BURN_IN, discrete=True)
             opt.zero_grad()
             loss.backward()
             torch.nn.utils.clip_grad_norm_([theta], 1.0)
             opt.step()
             if (step + 1) % args.eval_every == 0 or step + 1 == args.steps:
                 held = held_out_loss(
-                    model, theta.detach(), store, val_index, steps, args.window, draws=8
+                    model, theta.detach(), read, store.lengths, val_index, steps, args.window, 8
                 )
                 curve.append([step + 1, round(time.perf_counter() - started, 1), held])
                 print(f"{name} step {step + 1}: held-out {held} (constant {constant})", flush=True)
@@ -122,6 +138,7 @@ def main() -> None:
             "steps": args.steps,
             "batch": args.batch,
             "seed": args.seed,
+            "court_removed": args.court,
             "constant_cross_entropy": constant,
             "curve": curve,
         }
