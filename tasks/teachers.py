@@ -164,6 +164,11 @@ PONG_BALL_X, PONG_BALL_Y, PONG_BALL_DX, PONG_BALL_DY = 49, 54, 58, 56
 PONG_NOOP, PONG_UP, PONG_DOWN = 0, 2, 3  # action indices: NOOP, RIGHT (up), LEFT (down)
 
 
+def ball_coming(ram: np.ndarray) -> bool:
+    """Whether Pong's RAM ``ram`` shows a ball on screen moving towards our paddle."""
+    return bool(ram[PONG_BALL_Y] != 0 and ram[PONG_BALL_DX] == 255)
+
+
 @dataclass
 class PongPlanner:
     """Plays Pong (``ALE/Pong-v5`` as the task prepares it) by searching open-loop plans on
@@ -229,7 +234,7 @@ class PongPlanner:
                 self.memory[key] = (actions, rams, k + 1, cached[3])
                 return np.int64(actions[k])
             del self.memory[key]
-        if ram[PONG_BALL_Y] == 0 or ram[PONG_BALL_DX] != 255:  # no ball coming
+        if not ball_coming(ram):
             return np.int64(PONG_NOOP)
         actions, rams, meet = self.plan(env)
         self.memory[key] = (actions, rams, 1, meet)
@@ -372,7 +377,7 @@ class PongInterceptor:
         ram = env.ale.getRAM()
         paddle = int(ram[PONG_PADDLE_Y])
         before, meeting = self.memory.get(id(env), (paddle, None))
-        if ram[PONG_BALL_Y] == 0 or ram[PONG_BALL_DX] != 255:  # no ball coming
+        if not ball_coming(ram):
             meeting = None
         elif meeting is None:
             meeting = self.meeting_point(env)
@@ -402,7 +407,7 @@ class PongInterceptor:
                 for _ in range(self.frames_per_step):
                     ale.act(noop)
                 ram = ale.getRAM()
-                if ram[PONG_BALL_Y] == 0 or ram[PONG_BALL_DX] != 255:
+                if not ball_coming(ram):
                     break
                 height = int(ram[PONG_BALL_Y])
                 if ram[PONG_BALL_X] >= PONG_MEET_X:

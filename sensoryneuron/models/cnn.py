@@ -33,8 +33,14 @@ import torch.nn.functional as F
 from sensoryneuron.errors import ConfigError
 from sensoryneuron.layers import linear, lstm_cell
 from sensoryneuron.models.base import Model, Weights, check_members, check_positive, contiguous
-from sensoryneuron.models.heads import fuse_lstm, lstm_entries, lstm_head_carry
-from sensoryneuron.models.vision import VISION_OUTPUTS, frame_patches
+from sensoryneuron.models.heads import (
+    check_output,
+    fuse_lstm,
+    head_output,
+    lstm_entries,
+    lstm_head_carry,
+)
+from sensoryneuron.models.vision import frame_patches
 from sensoryneuron.params import ParamSpec
 from sensoryneuron.patches import check_grid
 from sensoryneuron.state import PolicyState
@@ -105,10 +111,7 @@ class ConvModel(Model):
             )
         if not isinstance(self.action_input, bool):
             raise ConfigError(f"action_input must be true or false; got {self.action_input!r}")
-        if self.output not in VISION_OUTPUTS:
-            raise ConfigError(
-                f"output must be one of {', '.join(VISION_OUTPUTS)}; got {self.output!r}"
-            )
+        check_output(self.output)
         check_grid(self.height, self.width, self.patch)
         if min(self.feature_map) < 1:
             raise ConfigError(
@@ -214,9 +217,7 @@ class ConvModel(Model):
             weights["head_lstm.weight"],
             weights["head_lstm.bias"],
         )
-        action = linear(h, weights["out.weight"], weights["out.bias"])
-        if self.output == "tanh":
-            action = torch.tanh(action)
+        action = head_output(linear(h, weights["out.weight"], weights["out.bias"]), self.output)
         return action, PolicyState(slots={}, carry=dict(prev_action=action, head_h=h, head_c=c))
 
     def step_prepared(

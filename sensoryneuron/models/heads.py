@@ -4,9 +4,24 @@ from __future__ import annotations
 
 import torch
 
+from sensoryneuron.errors import ConfigError
 from sensoryneuron.layers import fuse_lstm_weights, linear
 
 Weights = dict[str, torch.Tensor]
+# What an image model's last layer outputs: actions squashed into (-1, 1) for a Box, or one
+# logit per choice of a discrete task
+HEAD_OUTPUTS = ("tanh", "logits")
+
+
+def check_output(output: str) -> None:
+    """ConfigError unless ``output`` is one of :data:`HEAD_OUTPUTS`."""
+    if output not in HEAD_OUTPUTS:
+        raise ConfigError(f"output must be one of {', '.join(HEAD_OUTPUTS)}; got {output!r}")
+
+
+def head_output(pre: torch.Tensor, output: str) -> torch.Tensor:
+    """The last layer's pre-activations ``pre`` as ``output`` has them: tanh, or as they are."""
+    return torch.tanh(pre) if output == "tanh" else pre
 
 
 def lstm_entries(prefix: str, input_size: int, hidden: int) -> list[tuple[str, tuple[int, ...]]]:

@@ -72,13 +72,18 @@ from sensoryneuron.layers import (
     sinusoidal_table,
 )
 from sensoryneuron.models.base import Model, Weights, check_members, check_positive, contiguous
-from sensoryneuron.models.heads import fuse_lstm, lstm_entries, lstm_head_carry
+from sensoryneuron.models.heads import (
+    check_output,
+    fuse_lstm,
+    head_output,
+    lstm_entries,
+    lstm_head_carry,
+)
 from sensoryneuron.params import ParamSpec
 from sensoryneuron.patches import to_patches
 from sensoryneuron.state import PolicyState
 
 VISION_HEADS = ("top-k", "pool")
-VISION_OUTPUTS = ("tanh", "logits")
 LAYER_NORM_EPS = 1e-5  # nn.LayerNorm's default, as in the published model
 
 
@@ -162,10 +167,7 @@ class VisionAttentionNeuronModel(Model):
             raise ConfigError("head_memory=False needs the pool head")
         if self.head not in VISION_HEADS:
             raise ConfigError(f"head must be one of {', '.join(VISION_HEADS)}; got {self.head!r}")
-        if self.output not in VISION_OUTPUTS:
-            raise ConfigError(
-                f"output must be one of {', '.join(VISION_OUTPUTS)}; got {self.output!r}"
-            )
+        check_output(self.output)
         gain = self.output_gain
         if isinstance(gain, bool) or not isinstance(gain, (int, float)) or not 1.0 <= gain < 10:
             raise ConfigError(f"output_gain must be a number in [1, 10); got {gain!r}")
@@ -416,11 +418,9 @@ class VisionAttentionNeuronModel(Model):
         else:
             h = torch.tanh(linear(head_in, weights["head_fc.weight"], weights["head_fc.bias"]))
             c = carry["head_c"]
-        action = linear(h, weights["out.weight"], weights["out.bias"])
-        if self.output == "tanh":
-            action = torch.tanh(action)
-            if self.output_gain != 1.0:
-                action = torch.clamp(self.output_gain * action, -1.0, 1.0)
+        action = head_output(linear(h, weights["out.weight"], weights["out.bias"]), self.output)
+        if self.output_gain != 1.0:  # tanh outputs only (checked at construction)
+            action = torch.clamp(self.output_gain * action, -1.0, 1.0)
         if self.head == "top-k":
             both = torch.cat([h, action], -1)
             mix = torch.tanh(linear(both, weights["mixing0.weight"], weights["mixing0.bias"]))
