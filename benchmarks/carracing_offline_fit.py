@@ -19,11 +19,14 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
+from evolve.training.dataset import Dataset
 from evolve.training.distill import BURN_IN, load_distill_data
 from evolve.training.frame_replay import draw_windows, rows_loss, window_rows
 from sensoryneuron.models import ConvModel, VisionAttentionNeuronModel
@@ -82,6 +85,46 @@ def held_out_error(model, params, store, index, steps, window, seed) -> list[flo
     return (errors / len(index)).round(4).tolist()
 
 
+def fit_offline(
+    model,
+    read: Callable[[np.ndarray, np.ndarray], Dataset],
+    lengths: Callable[[np.ndarray], np.ndarray],
+    train_index: np.ndarray,
+    steps: int,
+    args: argparse.Namespace,
+    evaluate: Callable[[int, torch.Tensor], Any],
+    discrete: bool = False,
+) -> list[list]:
+    """Fit ``model`` from scratch (seed ``args.seed``, parameters N(0, 0.1)) on windows of the
+    episodes ``train_index`` that ``read(index, rows)`` returns (episodes of at most ``steps``
+    steps, lengths from ``lengths(index)``), with distillation's window loss: ``args.steps``
+    Adam steps of ``args.batch`` windows of ``args.window`` steps after ``BURN_IN``, the
+    learning rate decaying by a cosine from ``args.lr`` to 1e-4, gradients clipped to norm
+    1. Every ``args.eval_every`` steps and at the end, ``evaluate(step, params)``; returns
+    its values as ``[step, seconds, value]`` rows."""
+    torch.manual_seed(args.seed)
+    rng = np.random.default_rng(args.seed)
+    theta = torch.nn.Parameter(0.1 * torch.randn(model.num_params))
+    opt = torch.optim.Adam([theta], lr=args.lr)
+    curve = []
+    started = time.perf_counter()
+    for step in range(args.steps):
+        for group in opt.param_groups:
+            group["lr"] = 1e-4 + 0.5 * (args.lr - 1e-4) * (1 + np.cos(np.pi * step / args.steps))
+        index = np.sort(rng.choice(train_index, size=args.batch))
+        first = draw_windows(lengths(index), rng, args.window, BURN_IN, steps)
+        rows = window_rows(first, min(BURN_IN + args.window, steps), model.frames)
+        loss = rows_loss(model, theta, read(index, rows), rows, BURN_IN, discrete=discrete)
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_([theta], 1.0)
+        opt.step()
+        if (step + 1) % args.eval_every == 0 or step + 1 == args.steps:
+            value = evaluate(step + 1, theta.detach())
+            curve.append([step + 1, round(time.perf_counter() - started, 1), value])
+    return curve
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("run", help="a carracing run folder (its distill/data is read)")
@@ -105,32 +148,14 @@ def main() -> None:
     print(f"held-out label variance (the error of a constant) {variance}")
     for name in args.models:
         model = MODELS[name]
-        torch.manual_seed(args.seed)
-        rng = np.random.default_rng(args.seed)
-        theta = torch.nn.Parameter(0.1 * torch.randn(model.num_params))
-        opt = torch.optim.Adam([theta], lr=args.lr)
-        curve = []
-        started = time.perf_counter()
-        for step in range(args.steps):
-            for group in opt.param_groups:
-                group["lr"] = 1e-4 + 0.5 * (args.lr - 1e-4) * (
-                    1 + np.cos(np.pi * step / args.steps)
-                )
-            index = np.sort(rng.choice(train_index, size=args.batch))
-            first = draw_windows(store.lengths(index), rng, args.window, BURN_IN, steps)
-            rows = window_rows(first, min(BURN_IN + args.window, steps), model.frames)
-            loss = rows_loss(model, theta, store.gather(index, rows), rows, BURN_IN)
-            opt.zero_grad()
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_([theta], 1.0)
-            opt.step()
-            if (step + 1) % args.eval_every == 0 or step + 1 == args.steps:
-                error = held_out_error(
-                    model, theta.detach(), store, val_index, steps, args.window, 1
-                )
-                curve.append([step + 1, round(time.perf_counter() - started, 1), error])
-                errors = dict(zip(OUTPUTS, error, strict=True))
-                print(f"{name} step {step + 1}: held-out error {errors}", flush=True)
+
+        def evaluate(step: int, params: torch.Tensor, name: str = name, model=model) -> list:
+            error = held_out_error(model, params, store, val_index, steps, args.window, 1)
+            errors = dict(zip(OUTPUTS, error, strict=True))
+            print(f"{name} step {step}: held-out error {errors}", flush=True)
+            return error
+
+        curve = fit_offline(model, store.gather, store.lengths, train_index, steps, args, evaluate)
         row = {
             "model": name,
             "params": model.num_params,

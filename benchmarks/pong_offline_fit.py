@@ -21,11 +21,11 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
+from carracing_offline_fit import fit_offline  # benchmarks/ is on the path when run
 
 from evolve.presets import get_preset
 from evolve.training.dataset import Dataset
@@ -103,31 +103,17 @@ def main() -> None:
     print(f"training labels {np.round(train_freq, 3).tolist()}; constant guess {constant}")
     for name in args.models:
         model = MODELS[name]
-        torch.manual_seed(args.seed)
-        rng = np.random.default_rng(args.seed)
-        theta = torch.nn.Parameter(0.1 * torch.randn(model.num_params))
-        opt = torch.optim.Adam([theta], lr=args.lr)
-        curve = []
-        started = time.perf_counter()
-        for step in range(args.steps):
-            for group in opt.param_groups:
-                group["lr"] = 1e-4 + 0.5 * (args.lr - 1e-4) * (
-                    1 + np.cos(np.pi * step / args.steps)
-                )
-            index = np.sort(rng.choice(train_index, size=args.batch))
-            first = draw_windows(store.lengths(index), rng, args.window, BURN_IN, steps)
-            rows = window_rows(first, min(BURN_IN + args.window, steps), model.frames)
-            loss = rows_loss(model, theta, read(index, rows), rows, BURN_IN, discrete=True)
-            opt.zero_grad()
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_([theta], 1.0)
-            opt.step()
-            if (step + 1) % args.eval_every == 0 or step + 1 == args.steps:
-                held = held_out_loss(
-                    model, theta.detach(), read, store.lengths, val_index, steps, args.window, 8
-                )
-                curve.append([step + 1, round(time.perf_counter() - started, 1), held])
-                print(f"{name} step {step + 1}: held-out {held} (constant {constant})", flush=True)
+
+        def evaluate(step: int, params: torch.Tensor, name: str = name, model=model) -> float:
+            held = held_out_loss(
+                model, params, read, store.lengths, val_index, steps, args.window, 8
+            )
+            print(f"{name} step {step}: held-out {held} (constant {constant})", flush=True)
+            return held
+
+        curve = fit_offline(
+            model, read, store.lengths, train_index, steps, args, evaluate, discrete=True
+        )
         row = {
             "model": name,
             "params": model.num_params,
