@@ -3,10 +3,12 @@
 The teachers (``--teacher``: ``pong-planner``, :class:`tasks.teachers.PongPlanner`, which
 searches plans on copies of the emulator; ``pong-interceptor``,
 :class:`tasks.teachers.PongInterceptor`, which aims the paddle at the ball's predicted
-meeting point every step) read the emulator, never the pixels. A teacher plays whole games
-of ``ALE/Pong-v5`` as the task prepares it (frame skip 4, sticky actions 0.25) on held-out
-seeds, through the one episode loop exactly as in the first DAgger iteration (a driver over
-a small student that only watches), on stock Gymnasium; the speed counts the watcher too.
+meeting point every step; ``pong-aimer``, :class:`tasks.teachers.PongAimer`, the interceptor
+choosing where on the paddle to meet each ball by trying each choice on a copy) read the
+emulator, never the pixels. A teacher plays whole games of ``ALE/Pong-v5`` as the task
+prepares it (frame skip 4, sticky actions 0.25) on held-out seeds, through the one episode
+loop exactly as in the first DAgger iteration (a driver over a small student that only
+watches), on stock Gymnasium; the speed counts the watcher too.
 Each run appends a JSON line to ``benchmarks/results/pong_teacher.jsonl``. Usage::
 
     python benchmarks/pong_teacher.py [--teacher pong-planner] [--games 2] [--set NAME=VALUE ...]
@@ -26,7 +28,7 @@ from evolve.seeds import test_seeds
 from evolve.training.distill import ControllerTeacher, teacher_episodes
 from sensoryneuron.models import VisionAttentionNeuronModel
 from tasks.spec import get_task
-from tasks.teachers import make_teacher
+from tasks.teachers import TEACHERS, make_teacher
 
 PONG = "ALE/Pong-v5"
 RESULTS = Path(__file__).parent / "results" / "pong_teacher.jsonl"
@@ -52,7 +54,7 @@ def play(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument(
-        "--teacher", default="pong-planner", choices=["pong-planner", "pong-interceptor"]
+        "--teacher", default="pong-planner", choices=sorted(n for n in TEACHERS if "pong" in n)
     )
     parser.add_argument("--games", type=int, default=2)
     parser.add_argument("--seed-offset", type=int, default=0)

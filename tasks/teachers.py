@@ -349,8 +349,17 @@ class PongInterceptor:
             20 a step and coasts).
         horizon: the most agent steps a prediction is simulated.
         frames_per_step: emulator frames per agent step (the task's frame skip).
-        memory: per env, the paddle's height at the step before, and the meeting point of
-            the ball now coming (None: none coming).
+        contacts: contacts to choose from for each coming ball (empty: ``contact`` always).
+            The centre returns a ball the opponent returns too, the edges lose balls. So
+            when the ball starts coming it plays this teacher's own closed-loop control
+            with each of them on a clone of the emulator (random generator included) until
+            the point ends or the opponent returns the ball, and keeps the one under which
+            the opponent misses soonest; if none, the one that returns the ball steepest;
+            if none returns it, the one that loses latest; ties go to the one nearest
+            ``contact``. Its choice holds for that ball's flight; the control stays
+            closed-loop, so a student's late move is still corrected.
+        memory: per env, the paddle's height at the step before, the meeting point of the
+            ball now coming (None: none coming) and the contact chosen for it.
     """
 
     contact: int = 7
@@ -358,7 +367,8 @@ class PongInterceptor:
     lead: float = 1.0
     horizon: int = 120
     frames_per_step: int = 4
-    memory: dict[int, tuple[int, int | None]] = field(default_factory=dict, repr=False)
+    contacts: tuple[int, ...] = ()
+    memory: dict[int, tuple[int, int | None, int]] = field(default_factory=dict, repr=False)
     searches: int = field(default=0, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -371,24 +381,87 @@ class PongInterceptor:
         lead = self.lead
         if isinstance(lead, bool) or not isinstance(lead, (int, float)) or not 0 <= lead <= 10:
             raise ConfigError(f"lead must be a number in [0, 10]; got {lead!r}")
+        contacts = self.contacts
+        if not isinstance(contacts, (tuple, list)) or any(
+            isinstance(c, bool) or not isinstance(c, int) for c in contacts
+        ):
+            raise ConfigError(f"contacts must be a list of integers; got {contacts!r}")
+        self.contacts = tuple(contacts)
 
     def act(self, env: Any) -> np.int64:
         """The action for ``env`` (an unwrapped ``AtariEnv`` of Pong) now: an index."""
         ram = env.ale.getRAM()
         paddle = int(ram[PONG_PADDLE_Y])
-        before, meeting = self.memory.get(id(env), (paddle, None))
+        before, meeting, contact = self.memory.get(id(env), (paddle, None, self.contact))
         if not ball_coming(ram):
-            meeting = None
+            meeting, contact = None, self.contact
         elif meeting is None:
             meeting = self.meeting_point(env)
-        self.memory[id(env)] = (paddle, meeting)
-        aim = PONG_MIDDLE if meeting is None else meeting - self.contact
+            contact = self.choose_contact(env, before, meeting)
+        self.memory[id(env)] = (paddle, meeting, contact)
+        return self._move(paddle, before, meeting, contact)
+
+    def _move(self, paddle: int, before: int, meeting: int | None, contact: int) -> np.int64:
+        """The control law: the move towards ``meeting - contact`` (the middle with no ball
+        coming) of a paddle at height ``paddle`` that was at ``before`` a step ago."""
+        aim = PONG_MIDDLE if meeting is None else meeting - contact
         led = paddle + self.lead * (paddle - before)
         if led > aim + self.deadband:
             return np.int64(PONG_UP)  # up the screen: the height decreases
         if led < aim - self.deadband:
             return np.int64(PONG_DOWN)
         return np.int64(PONG_NOOP)
+
+    def choose_contact(self, env: Any, before: int, meeting: int) -> int:
+        """The contact of :attr:`contacts` that does best against the coming ball (see
+        there; ``contact`` itself when there are none); ``env``'s state is left as it was."""
+        if not self.contacts:
+            return self.contact
+        ale = env.ale
+        start = ale.cloneState(include_rng=True)
+        self.searches += 1
+        codes = ale.getMinimalActionSet()
+        best: tuple[float, int] | None = None
+        try:
+            for contact in self.contacts:
+                ale.restoreState(start)
+                score = self._outcome(ale, codes, before, meeting, contact)
+                score -= 0.01 * abs(contact - self.contact)
+                if best is None or score > best[0]:
+                    best = (score, contact)
+        finally:
+            ale.restoreState(start)
+        assert best is not None
+        return best[1]
+
+    def _outcome(self, ale: Any, codes: Any, before: int, meeting: int, contact: int) -> float:
+        """How the point goes if this teacher plays ``contact`` from ``ale``'s state (scored
+        as :meth:`PongPlanner._simulate` scores a plan)."""
+        hit = False
+        steep = 0
+        aiming: int | None = meeting
+        for t in range(self.horizon):
+            ram = ale.getRAM()
+            paddle = int(ram[PONG_PADDLE_Y])
+            if not ball_coming(ram):
+                aiming = None
+            action = self._move(paddle, before, aiming, contact)
+            before = paddle
+            reward = 0
+            for _ in range(self.frames_per_step):
+                reward += ale.act(codes[action])
+            if reward > 0:  # the opponent missed
+                return 1e6 - t
+            if reward < 0:  # we missed
+                return -1e6 + t
+            ram = ale.getRAM()
+            moving_right = ram[PONG_BALL_DX] == 255
+            if not hit and not moving_right and ram[PONG_BALL_Y] != 0:
+                hit = True
+                steep = abs(int(np.int8(ram[PONG_BALL_DY])))
+            elif hit and moving_right:  # the opponent returned it
+                break
+        return 1e3 * steep if hit else 0.0
 
     def meeting_point(self, env: Any) -> int:
         """The ball's height where it reaches our paddle's line (x :data:`PONG_MEET_X`; its
@@ -421,10 +494,22 @@ class PongInterceptor:
         self.memory.clear()
 
 
+PONG_CONTACTS = (-8, -4, 0, 3, 7, 11, 15, 19, 23)  # the spread of the planner's hits
+
+
+@dataclass
+class PongAimer(PongInterceptor):
+    """:class:`PongInterceptor` choosing where on the paddle to meet each coming ball from
+    :data:`PONG_CONTACTS` (its ``contacts``; see there)."""
+
+    contacts: tuple[int, ...] = PONG_CONTACTS
+
+
 TEACHERS: dict[str, tuple[type, str]] = {
     "car-racing-pursuit": (CarRacingPursuit, "CarRacing-v3"),
     "pong-planner": (PongPlanner, "ALE/Pong-v5"),
     "pong-interceptor": (PongInterceptor, "ALE/Pong-v5"),
+    "pong-aimer": (PongAimer, "ALE/Pong-v5"),
 }
 """Privileged teachers by name: the class, and the task whose internals it reads."""
 

@@ -11,7 +11,14 @@ import pytest
 
 from sensoryneuron.errors import ConfigError
 from tasks.spec import get_task
-from tasks.teachers import PONG_BALL_DX, PONG_BALL_Y, PongPlanner, make_teacher
+from tasks.teachers import (
+    PONG_BALL_DX,
+    PONG_BALL_Y,
+    PONG_PADDLE_Y,
+    PongAimer,
+    PongPlanner,
+    make_teacher,
+)
 
 pytest.importorskip("ale_py")
 
@@ -26,26 +33,37 @@ def pong(seed: int = 0) -> tuple[gym.Env, np.ndarray]:
     return env, obs
 
 
-def frames(seed: int, actions: list[int], search_at: int | None) -> list[np.ndarray]:
+def frames(
+    seed: int, actions: list[int], search_at: int | None, search: str = "planner"
+) -> list[np.ndarray]:
     """The observations of an episode that plays ``actions``; before step ``search_at`` a
-    planner searches its plans on the env (and its result is not played)."""
+    teacher searches on the env (``search``: the planner its plans, the aimer its contacts),
+    and its result is not played."""
     env, obs = pong(seed)
     out = [obs]
     for t, action in enumerate(actions):
         if t == search_at:
             ram = env.unwrapped.ale.getRAM()
             assert ram[PONG_BALL_Y] != 0 and ram[PONG_BALL_DX] == 255  # a ball is coming
-            PongPlanner(max_moves=3).plan(env.unwrapped)
+            if search == "planner":
+                PongPlanner(max_moves=3).plan(env.unwrapped)
+            else:
+                aimer = PongAimer()
+                paddle = int(ram[PONG_PADDLE_Y])
+                meeting = aimer.meeting_point(env.unwrapped)
+                aimer.choose_contact(env.unwrapped, paddle, meeting)
+                assert aimer.searches == 2
         out.append(env.step(action)[0])
     env.close()
     return out
 
 
-def test_a_search_leaves_the_episode_as_it_was():
+@pytest.mark.parametrize("search", ["planner", "aimer"])
+def test_a_search_leaves_the_episode_as_it_was(search):
     actions = [int(a) for a in np.random.default_rng(1).integers(0, 6, size=120)]
     # at step 50 of seed 0 the ball is coming: the search plays whole points out
     plain = frames(0, actions, None)
-    searched = frames(0, actions, 50)
+    searched = frames(0, actions, 50, search)
     for want, got in zip(plain, searched, strict=True):
         np.testing.assert_array_equal(got, want)
 
@@ -62,9 +80,10 @@ def test_a_search_that_kept_the_old_random_stream_would_change_the_episode(monke
     assert any((want != got).any() for want, got in zip(plain, searched, strict=True))
 
 
-def test_the_planner_wins_the_first_points():
+@pytest.mark.parametrize("name", ["pong-planner", "pong-aimer"])
+def test_the_teacher_wins_the_first_points(name):
     env, _ = pong(0)
-    teacher = PongPlanner()
+    teacher = make_teacher(name, PONG)
     ours = theirs = 0
     for _ in range(1500):
         action = teacher.act(env.unwrapped)
@@ -141,3 +160,25 @@ def test_the_interceptor_moves_towards_its_aim_and_its_options_are_checked():
     ):
         with pytest.raises(ConfigError, match=re.escape(message)):
             make_teacher("pong-interceptor", PONG, options)
+
+
+def test_the_aimers_contacts_are_checked_and_an_empty_list_is_the_interceptor():
+    from tasks.teachers import PONG_CONTACTS, PongInterceptor
+
+    assert make_teacher("pong-aimer", PONG).contacts == PONG_CONTACTS
+    assert make_teacher("pong-aimer", PONG, {"contacts": [0, 7]}).contacts == (0, 7)
+    with pytest.raises(
+        ConfigError, match=re.escape("contacts must be a list of integers; got (0, 1.5)")
+    ):
+        make_teacher("pong-aimer", PONG, {"contacts": (0, 1.5)})
+    # with no contacts to choose from, it plays as the interceptor, step for step
+    actions = []
+    for teacher in (PongInterceptor(), PongAimer(contacts=())):
+        env, _ = pong(3)
+        played = []
+        for _ in range(300):
+            played.append(int(teacher.act(env.unwrapped)))
+            env.step(played[-1])
+        actions.append(played)
+        env.close()
+    assert actions[0] == actions[1] and len(set(actions[0])) == 3
