@@ -50,6 +50,13 @@ from evolve.evaluation.paper_table import (
     measure_paper_table,
     plot_paper_table,
 )
+from evolve.evaluation.pong_table import (
+    PONG_EPISODES,
+    PONG_ID,
+    format_pong_table,
+    measure_pong_table,
+    plot_pong_table,
+)
 from evolve.logs import console
 from evolve.presets import DEFAULT_PRESET, PRESETS, TaskPreset, generic_preset, get_preset
 from evolve.rollout import check_device
@@ -266,7 +273,7 @@ def build_parser() -> argparse.ArgumentParser:
     e = sub.add_parser(
         "eval",
         help="evaluate a run, checkpoint or shipped agent; or, with --paper-table, "
-        "reproduce the paper's cart-pole, Ant or CarRacing tables",
+        "reproduce the paper's cart-pole, Ant, CarRacing or Pong tables",
     )
     e.add_argument(
         "source",
@@ -291,7 +298,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--paper-table",
         metavar="DIR",
         help="measure the conditions of the paper's CartPoleSwingUpHarder or Ant tables in "
-        "float64 (CarRacing: its own table), "
+        "float64 (CarRacing and Pong: their own tables), "
         "print them beside the published figures, write DIR/paper_table.json and "
         "DIR/paper_table.png",
     )
@@ -312,6 +319,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SOURCE",
         help="with --paper-table on CarRacing: the non-invariant baseline (a carracing-cnn "
         "agent), measured on its own frames, shuffled and on the four backgrounds",
+    )
+    e.add_argument(
+        "--occluded",
+        metavar="SOURCE",
+        help="with --paper-table on Pong: the agent trained on occluded patches (a "
+        "pong-occluded agent), measured at each occlusion",
     )
     e.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
     e.add_argument("--workers", type=workers_arg, default=2, help="worker processes, or 'max'")
@@ -661,13 +674,17 @@ def cmd_paper_table(args: argparse.Namespace, policy: Policy) -> int:
             "agent as SOURCE (the baseline goes in --fnn)"
         )
     env_id = _eval_env_id(args, policy)
+    if args.occluded and env_id != PONG_ID:
+        raise UsageError(f"--occluded is for the {PONG_ID} table, not {env_id}'s")
+    if env_id == PONG_ID:
+        return _pong_table(args, policy)
     if env_id == CARRACING_ID:
         return _carracing_table(args, policy)
     for option, value in (("--published", args.published), ("--cnn", args.cnn)):
         if value:
             raise UsageError(f"{option} is for the {CARRACING_ID} table, not {env_id}'s")
     if env_id not in PAPER_TABLES:
-        tables = ", ".join([*PAPER_TABLES, CARRACING_ID])
+        tables = ", ".join([*PAPER_TABLES, CARRACING_ID, PONG_ID])
         raise UsageError(
             f"--paper-table reproduces the paper's tables of {tables}, not {env_id}'s; "
             f"use --env-id {PAPER_ENV_ID}"
@@ -741,12 +758,46 @@ def _carracing_table(args: argparse.Namespace, policy: Policy) -> int:
     )
 
 
+def _pong_table(args: argparse.Namespace, policy: Policy) -> int:
+    """`evolve eval SOURCE --paper-table DIR` for Pong: the paper's figures beside ours."""
+    for option, value in (
+        ("--fnn", args.fnn),
+        ("--published", args.published),
+        ("--cnn", args.cnn),
+    ):
+        if value:
+            raise UsageError(f"{option} is not measured by the {PONG_ID} table")
+    occluded = None if args.occluded is None else load_policy(args.occluded)
+    if occluded is not None and (occluded.task or {}).get("env_id") != PONG_ID:
+        raise UsageError(
+            f"--occluded {args.occluded}: an agent of {(occluded.task or {}).get('env_id')}, "
+            f"not {PONG_ID}"
+        )
+    out = Path(args.paper_table)
+    with console(), make_backend("local", args.workers) as backend:
+        result = measure_pong_table(
+            policy,
+            args.episodes or PONG_EPISODES,
+            backend,
+            occluded=occluded,
+            seed_offset=args.seed_offset,
+            agent_source=str(args.source),
+            occluded_source=str(args.occluded or ""),
+            cells=out / "cells",  # each row kept as measured: a killed table resumes
+        )
+    return _write_table(out, "pong_table", result, format_pong_table, plot_pong_table)
+
+
 def _check_paper_table_options(args: argparse.Namespace) -> None:
     """Options that --paper-table excludes, or that need it: checked before any loading."""
     if args.paper_table is None:
         if args.fnn:
             raise UsageError("--fnn names the baseline of --paper-table; add --paper-table DIR")
-        for option, value in (("--published", args.published), ("--cnn", args.cnn)):
+        for option, value in (
+            ("--published", args.published),
+            ("--cnn", args.cnn),
+            ("--occluded", args.occluded),
+        ):
             if value:
                 raise UsageError(f"{option} is measured by --paper-table; add --paper-table DIR")
         return

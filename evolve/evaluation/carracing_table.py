@@ -48,7 +48,9 @@ from sensoryneuron.policy import Policy
 CARRACING_ID = "CarRacing-v3"
 CARRACING_EPISODES = 100
 FORMAT = "sensoryneuron.carracing-table"
-CELL_FORMAT = "sensoryneuron.carracing-table-cell"
+# one measured row of an image table (CarRacing's, Pong's); the rows kept before Pong's table
+# say "sensoryneuron.carracing-table-cell", and read the same
+CELL_FORMAT = "sensoryneuron.table-cell"
 BACKGROUNDS = ("astronaut", "coffee", "chelsea", "hubble_deep_field")
 RESHUFFLE_INTERVALS = (25, 50, 100, 200, 500)
 BACKGROUND_RANGE = "171 to 661"  # the paper's range over its own backgrounds
@@ -121,7 +123,7 @@ def measure_carracing_table(
     cells_dir = None if cells is None else Path(cells)
 
     def measure(who: str, policy: Policy, source: str, conditions: list[str]) -> dict:
-        return _measure_cells(who, policy, source, conditions, run, settings, cells_dir)
+        return measure_cells(who, policy, source, conditions, run, settings, cells_dir)
 
     # the short rows first (one for the published file; the CNN's steps are cheap), so that a
     # table cut short keeps them
@@ -138,9 +140,9 @@ def measure_carracing_table(
     baseline_rows = None
     if baseline is not None:
         by_condition = measure("cnn", baseline, baseline_source, [c for _, c, _ in BASELINE_ROWS])
-        baseline_rows = _table_rows(BASELINE_ROWS, by_condition)
+        baseline_rows = table_rows(BASELINE_ROWS, by_condition)
     measured = measure("agent", agent, agent_source, [c for _, c, _ in ROWS])
-    rows = _table_rows(ROWS, measured)
+    rows = table_rows(ROWS, measured)
     return {
         "format": FORMAT,
         "paper": {"citation": PAPER_CITATION},
@@ -178,7 +180,7 @@ def policy_digest(policy: Policy) -> str:
     return digest.hexdigest()
 
 
-def _measure_cells(
+def measure_cells(
     who: str,
     policy: Policy,
     source: str,
@@ -187,8 +189,9 @@ def _measure_cells(
     settings: dict[str, Any],
     cells: Path | None,
 ) -> dict[str, dict[str, Any]]:
-    """condition -> ``policy``'s evaluation row under it, each read from ``cells`` where it
-    was measured before with the same policy and settings, else measured (and kept there)."""
+    """condition -> ``policy``'s evaluation row under it on ``settings["env_id"]``, each read
+    from ``cells`` where it was measured before with the same policy and settings, else
+    measured (and kept there as ``cells/WHO-CONDITION.json``)."""
     log = get_logger()
     key = {"policy": policy_digest(policy), **settings}
     measured: dict[str, dict[str, Any]] = {}
@@ -213,7 +216,7 @@ def _measure_cells(
             log.info("%s, %s: %.1f (kept in %s)", who, condition, row["mean"], path)
             measured[condition] = row
             continue
-        (row,) = evaluate_policy(policy, CARRACING_ID, [parse_condition(condition)], **run)
+        (row,) = evaluate_policy(policy, settings["env_id"], [parse_condition(condition)], **run)
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
             cell = {"format": CELL_FORMAT, "key": key, "source": source, "row": row}
@@ -228,7 +231,7 @@ def _file_stem(condition: str) -> str:
     return condition.replace("=", "-").replace("/", "_")
 
 
-def _table_rows(
+def table_rows(
     table: tuple[tuple[str, str, PaperFigure | str], ...], measured: dict[str, dict[str, Any]]
 ) -> list[dict[str, Any]]:
     """One row per entry of ``table``: its condition, the paper's cell, and ours."""
@@ -251,7 +254,7 @@ def _all_rows(result: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
-def _paper_cell(cell: dict[str, Any]) -> str:
+def paper_cell(cell: dict[str, Any]) -> str:
     if "range" not in cell:
         return _paper_text(cell)
     return f"{cell['range']} (range)" if cell["range"][0].isdigit() else cell["range"]
@@ -267,7 +270,7 @@ def format_carracing_table(result: dict[str, Any]) -> str:
         "",
     ]
     rows = _all_rows(result)
-    body = [[r["row"], _paper_cell(r["paper"]), _ours_text(r["ours"])] for r in rows]
+    body = [[r["row"], paper_cell(r["paper"]), _ours_text(r["ours"])] for r in rows]
     lines += _markdown(["condition", "paper", "ours"], body)
     notes = {f"* {r['paper']['note']}" for r in rows if r["paper"].get("note")}
     return "\n".join([*lines, "", *sorted(notes)])
