@@ -23,6 +23,7 @@ from gymnasium.envs.registration import register, registry
 
 from sensoryneuron.actions import ActionMap
 from sensoryneuron.errors import ConfigError
+from tasks.atari_frames import PONG_SCORE_ROWS, AtariFramePreparation
 from tasks.batched import BatchedTask
 from tasks.cartpole import MAX_STEPS
 from tasks.cartpole_batched import VecCartPoleSwingUp
@@ -382,13 +383,10 @@ prepare_car_racing = FramePreparation(frames=4, crop_bottom=CAR_RACING_DASHBOARD
 the dashboard (the bottom 12 rows) zeroed; on the gym engine and, batched, on envpool."""
 
 
-def prepare_pong(env: gym.Env) -> gym.Env:
-    """Pong frames as the agent reads them: Gymnasium's ``AtariPreprocessing`` (4 frames
-    skipped per step, up to 30 no-ops at reset, 84x84 grayscale from the ALE), then the last 4
-    frames stacked, oldest first."""
-    from gymnasium.wrappers import AtariPreprocessing, FrameStackObservation
-
-    return FrameStackObservation(AtariPreprocessing(env, frame_skip=4, screen_size=84), 4)
+prepare_pong = AtariFramePreparation(frames=4, frame_skip=4, zero_top=PONG_SCORE_ROWS)
+"""Pong frames as the agent reads them: Gymnasium's ``AtariPreprocessing`` (4 frames skipped
+per step, up to 30 no-ops at reset, 84x84 grayscale from the ALE), the score (the top 9 rows)
+zeroed, then the last 4 frames stacked, oldest first."""
 
 
 if importlib.util.find_spec("ale_py") is not None:  # the atari extra: ALE/ ids for gym.make

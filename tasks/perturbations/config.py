@@ -126,16 +126,19 @@ class Perturbations:
         """``spec`` whose envs swap the background (beneath its ``prepare``); ``spec`` itself
         without a background.
 
-        The envs see the swap only where the frame preparation reads the env's observation
-        (CarRacing's does; Gymnasium's ``AtariPreprocessing`` reads the ALE screen itself).
+        A frame preparation of this project swaps it itself, on every engine (CarRacing's on
+        the RGB frames; Pong's on the 84x84 gray frames, since Gymnasium's
+        ``AtariPreprocessing`` reads the ALE screen, not the env's observation); beneath any
+        other ``prepare``, the env's RGB observations are swapped.
         """
         if self.background is None:
             return spec
         if not isinstance(spec.observation, _patch_observation()):
             self._check_vector_task(spec.observation.size)
-        from tasks.frame_preparation import FramePreparation  # it imports this package
+        from tasks.atari_frames import AtariFramePreparation  # they import this package
+        from tasks.frame_preparation import FramePreparation
 
-        if isinstance(spec.prepare, FramePreparation):  # swapped on every engine
+        if isinstance(spec.prepare, (FramePreparation, AtariFramePreparation)):
             return dataclasses.replace(spec, prepare=spec.prepare.with_background(self.background))
         return dataclasses.replace(spec, prepare=SwapThenPrepare(self.background, spec.prepare))
 
