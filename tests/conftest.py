@@ -3,6 +3,7 @@ tiny ES runs for quick training, and the staged recipe in miniature."""
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import pytest
@@ -78,3 +79,25 @@ def tiny_staged_preset():
         )
 
     return preset
+
+
+@pytest.fixture
+def evolve_cli(capsys):
+    """``run(*args)``: ``evolve ARGS`` in this process (``evolve.cli.main``), returning its exit
+    code, stdout and stderr (an argparse exit is a code too)."""
+    from evolve import cli
+
+    def run(*args) -> tuple[int, str, str]:
+        try:
+            code = cli.main([str(a) for a in args])
+        except SystemExit as exc:
+            code = exc.code
+        finally:  # the console handler writes to this test's captured stderr: drop it
+            logger = logging.getLogger("evolve")
+            for handler in [h for h in logger.handlers if getattr(h, "_evolve_console", False)]:
+                logger.removeHandler(handler)
+            logger.propagate = True
+        out = capsys.readouterr()
+        return code, out.out, out.err
+
+    return run

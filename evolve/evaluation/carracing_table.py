@@ -278,17 +278,9 @@ def format_carracing_table(result: dict[str, Any]) -> str:
 
 def plot_carracing_table(result: dict[str, Any], path: str | os.PathLike) -> None:
     """Write a PNG: paper vs ours as bars, one group per row."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from sensoryneuron.files import atomic_write
-
     rows = _all_rows(result)
     if result["published"] is not None:
         rows[0] = {**rows[0], "row": "published file"}
-    fig, ax = plt.subplots(figsize=(13 + 0.8 * len(result.get("baseline") or []), 4.8), dpi=100)
     labels = [
         r["row"]
         .replace("background ", "bg\n")
@@ -297,6 +289,33 @@ def plot_carracing_table(result: dict[str, Any], path: str | os.PathLike) -> Non
         .replace("_", "\n")  # hubble_deep_field: narrow enough for its bar
         for r in rows
     ]
+    title = (
+        f"CarRacing, patches shuffled: paper vs ours ({result['episodes']} held-out tracks, "
+        f"{result['engine']}); the paper reports only a range (171-661) for backgrounds, and "
+        "'below 0' for its non-invariant agent on them"
+    )
+    width = 13 + 0.8 * len(result.get("baseline") or [])
+    plot_rows(rows, labels, title, path, width)
+
+
+def plot_rows(
+    rows: list[dict[str, Any]],
+    labels: list[str],
+    title: str,
+    path: str | os.PathLike,
+    width: float,
+    ylim: tuple[float, float] | None = None,
+) -> None:
+    """Write a PNG of a table's ``rows``: the paper's figure (where it gives one) beside ours,
+    one group of bars per row, under ``labels``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from sensoryneuron.files import atomic_write
+
+    fig, ax = plt.subplots(figsize=(width, 4.8), dpi=100)
     _bars(
         ax,
         labels,
@@ -309,11 +328,10 @@ def plot_carracing_table(result: dict[str, Any], path: str | os.PathLike) -> Non
             ("ours", "#2b6cb0", [_mean(r["ours"]) for r in rows]),
         ],
     )
-    ax.set_title(
-        f"CarRacing, patches shuffled: paper vs ours ({result['episodes']} held-out tracks, "
-        f"{result['engine']}); the paper reports only a range (171-661) for backgrounds, and "
-        "'below 0' for its non-invariant agent on them"
-    )
+    if ylim is not None:
+        ax.axhline(0, color="0.6", linewidth=0.8)
+        ax.set_ylim(*ylim)
+    ax.set_title(title)
     ax.legend(fontsize=8)
     fig.tight_layout()
     buffer = io.BytesIO()

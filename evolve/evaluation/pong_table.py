@@ -16,21 +16,13 @@ killed part way resumes from the rows on disk.
 
 from __future__ import annotations
 
-import io
 import os
 from pathlib import Path
 from typing import Any
 
 from evolve.backends import Backend
-from evolve.evaluation.carracing_table import measure_cells, paper_cell, table_rows
-from evolve.evaluation.paper_table import (
-    PAPER_CITATION,
-    PaperFigure,
-    _bars,
-    _markdown,
-    _mean,
-    _ours_text,
-)
+from evolve.evaluation.carracing_table import measure_cells, paper_cell, plot_rows, table_rows
+from evolve.evaluation.paper_table import PAPER_CITATION, PaperFigure, _markdown, _ours_text
 from sensoryneuron.policy import Policy
 
 PONG_ID = "ALE/Pong-v5"
@@ -137,15 +129,7 @@ def format_pong_table(result: dict[str, Any]) -> str:
 
 def plot_pong_table(result: dict[str, Any], path: str | os.PathLike) -> None:
     """Write a PNG: paper vs ours as bars, one group per row."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from sensoryneuron.files import atomic_write
-
     rows = [*result["rows"], *(result["occluded"] or [])]
-    fig, ax = plt.subplots(figsize=(4 + 0.9 * len(rows), 4.8), dpi=100)
     labels = [
         r["row"]
         .replace("reshuffle every ", "t=")
@@ -153,27 +137,8 @@ def plot_pong_table(result: dict[str, Any], path: str | os.PathLike) -> None:
         .replace(" occluded", "\noccluded")
         for r in rows
     ]
-    _bars(
-        ax,
-        labels,
-        [
-            (
-                "paper",
-                "#a6c8e8",
-                [None if "range" in r["paper"] else _mean(r["paper"]) for r in rows],
-            ),
-            ("ours", "#2b6cb0", [_mean(r["ours"]) for r in rows]),
-        ],
-    )
-    ax.axhline(0, color="0.6", linewidth=0.8)
-    ax.set_ylim(-21.5, 21.5)
-    ax.set_title(
+    title = (
         f"Pong, patches shuffled: paper vs ours ({result['episodes']} held-out games, "
         "sticky actions); the paper's reshuffle and occlusion figures are read off its plots"
     )
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png")
-    plt.close(fig)
-    atomic_write(path, lambda f: f.write(buffer.getvalue()))
+    plot_rows(rows, labels, title, path, 4 + 0.9 * len(rows), ylim=(-21.5, 21.5))

@@ -6,7 +6,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from evolve import cli
 from evolve.evaluation.conditions import (
     DEFAULT_CONDITIONS,
     IMAGE_CONDITIONS,
@@ -22,15 +21,6 @@ from sensoryneuron.models import ConvModel
 from tasks.spec import get_task
 
 CAR = "CarRacing-v3"
-
-
-def run_cli(capsys, *args):
-    try:
-        code = cli.main([str(a) for a in args])
-    except SystemExit as exc:
-        code = exc.code
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 def test_image_conditions_parse_and_are_the_default_for_image_tasks():
@@ -63,8 +53,8 @@ def test_the_carracing_recipe_checks_its_teacher():
         )
 
 
-def test_train_flags_of_a_trained_teacher_are_refused_for_a_privileged_one(capsys):
-    code, _, err = run_cli(capsys, "train", "carracing", "--teacher-generations", "3")
+def test_train_flags_of_a_trained_teacher_are_refused_for_a_privileged_one(evolve_cli):
+    code, _, err = evolve_cli("train", "carracing", "--teacher-generations", "3")
     assert code == 2
     assert err.strip().endswith(
         "--teacher-generations is for staged recipes only; 'carracing' has a privileged "
@@ -72,14 +62,14 @@ def test_train_flags_of_a_trained_teacher_are_refused_for_a_privileged_one(capsy
     )
 
 
-def test_record_refuses_vector_options_on_an_image_task(capsys, tmp_path, vision_policy):
+def test_record_refuses_vector_options_on_an_image_task(evolve_cli, tmp_path, vision_policy):
     save_policy(tmp_path / "agent.npz", vision_policy)
     agent, video = tmp_path / "agent.npz", tmp_path / "v.mp4"
-    code, _, err = run_cli(capsys, "record", agent, "-o", video, "--noise-channels", "2")
+    code, _, err = evolve_cli("record", agent, "-o", video, "--noise-channels", "2")
     assert code == 2 and "noise_channels=2 is for vector tasks" in err
-    code, _, err = run_cli(capsys, "record", agent, "-o", video, "--occlude", "1")
+    code, _, err = evolve_cli("record", agent, "-o", video, "--occlude", "1")
     assert code == 2 and "expected a fraction in [0, 1), got '1'" in err
-    code, _, err = run_cli(capsys, "record", agent, "-o", video, "--background", "nosuch")
+    code, _, err = evolve_cli("record", agent, "-o", video, "--background", "nosuch")
     assert code == 2 and "background 'nosuch' is neither an offered image" in err
     assert not video.exists()
 
@@ -242,8 +232,8 @@ def test_the_shipped_carracing_agent_drives_shuffled_and_reshuffled_patches():
     assert min(shuffled["returns"]) > 180 and min(reshuffled["returns"]) > 180
 
 
-def test_the_table_takes_only_a_cnn_as_its_baseline(vision_policy, tmp_path, capsys):
+def test_the_table_takes_only_a_cnn_as_its_baseline(vision_policy, tmp_path, evolve_cli):
     save_policy(tmp_path / "agent.npz", vision_policy)
     argv = ["eval", str(tmp_path / "agent.npz"), "--paper-table", str(tmp_path / "t")]
-    code, _, err = run_cli(capsys, *argv, "--cnn", str(tmp_path / "agent.npz"))
+    code, _, err = evolve_cli(*argv, "--cnn", str(tmp_path / "agent.npz"))
     assert code == 2 and "not a CNN baseline (its model is vision-attention-neuron)" in err

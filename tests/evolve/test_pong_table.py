@@ -8,22 +8,12 @@ import json
 import numpy as np
 import pytest
 
-from evolve import cli
 from sensoryneuron import Policy, VisionAttentionNeuronModel, save_policy
 from tasks.spec import get_task
 
 pytest.importorskip("ale_py")
 
 PONG = "ALE/Pong-v5"
-
-
-def run_cli(capsys, *args):
-    try:
-        code = cli.main([str(a) for a in args])
-    except SystemExit as exc:
-        code = exc.code
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 @pytest.fixture(scope="module")
@@ -73,13 +63,13 @@ def test_the_pong_table_puts_the_paper_beside_every_row_and_keeps_them(
     assert again["rows"] == result["rows"]
 
 
-def test_the_pong_tables_options_are_checked(pong_policy, tmp_path, capsys):
+def test_the_pong_tables_options_are_checked(pong_policy, tmp_path, evolve_cli):
     save_policy(tmp_path / "pong.npz", pong_policy)
     agent = str(tmp_path / "pong.npz")
-    code, _, err = run_cli(capsys, "eval", agent, "--occluded", agent)
+    code, _, err = evolve_cli("eval", agent, "--occluded", agent)
     assert code == 2 and "--occluded is measured by --paper-table; add --paper-table DIR" in err
     table = ["--paper-table", str(tmp_path / "t")]
-    code, _, err = run_cli(capsys, "eval", agent, *table, "--cnn", agent)
+    code, _, err = evolve_cli("eval", agent, *table, "--cnn", agent)
     assert code == 2 and "--cnn is not measured by the ALE/Pong-v5 table" in err
     car = Policy(
         VisionAttentionNeuronModel(head="pool", hidden=8),
@@ -88,8 +78,8 @@ def test_the_pong_tables_options_are_checked(pong_policy, tmp_path, capsys):
         action=get_task("CarRacing-v3").action,
     )
     save_policy(tmp_path / "car.npz", car)
-    code, _, err = run_cli(capsys, "eval", tmp_path / "car.npz", *table, "--occluded", agent)
+    code, _, err = evolve_cli("eval", tmp_path / "car.npz", *table, "--occluded", agent)
     assert code == 2 and "--occluded is for the ALE/Pong-v5 table, not CarRacing-v3's" in err
-    code, _, err = run_cli(capsys, "eval", agent, *table, "--occluded", tmp_path / "car.npz")
+    code, _, err = evolve_cli("eval", agent, *table, "--occluded", tmp_path / "car.npz")
     assert code == 2 and "an agent of CarRacing-v3, not ALE/Pong-v5" in err
     assert not (tmp_path / "t").exists()
