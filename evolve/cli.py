@@ -371,8 +371,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument(
         "--background",
         metavar="IMAGE",
-        help="image tasks: the grass replaced by IMAGE, a name "
-        f"({', '.join(offered_backgrounds())}) or an image file",
+        help="image tasks: the background (CarRacing's grass, Pong's court) replaced by IMAGE, "
+        f"a name ({', '.join(offered_backgrounds())}) or an image file",
     )
     r.add_argument(
         "--occlude",

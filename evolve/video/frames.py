@@ -216,7 +216,11 @@ def overlay_text(data: FrameData) -> dict[str, str]:
     if data.done:
         status = f"episode over after {data.step} steps  |  return {data.episode_return:.1f}"
     else:
-        action = " ".join(_signed(a) for a in np.asarray(data.action).ravel()[:3])
+        values = np.asarray(data.action)
+        if values.dtype.kind in "iu":  # a discrete choice: its index
+            action = " ".join(str(int(a)) for a in values.ravel()[:3])
+        else:
+            action = " ".join(_signed(a) for a in values.ravel()[:3])
         status = f"step {data.step}  |  return {data.episode_return:.1f}  |  action {action}"
     banner = "RESHUFFLE: inputs re-permuted" if data.banner and not data.done else ""
     return {"label": data.label, "status": status, "banner": banner}

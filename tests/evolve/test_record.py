@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import subprocess
 import sys
@@ -119,6 +120,11 @@ def test_frames_show_the_banner_exactly_after_each_reshuffle():
     assert [f.step for f in column if f.banner] == expected
     assert [f.step for f in column if overlay_text(f)["banner"]] == expected
     assert overlay_text(column[10])["banner"].startswith("RESHUFFLE")
+    # the status line: a Box action as signed values, a discrete one as its index
+    box = dataclasses.replace(column[5], action=np.array([0.5, -0.25], np.float32))
+    assert overlay_text(box)["status"].endswith("action +0.50 -0.25")
+    choice = dataclasses.replace(column[5], action=np.int64(3))
+    assert overlay_text(choice)["status"].endswith("action 3")
 
 
 def test_side_by_side_agents_share_start_permutations_and_noise():
