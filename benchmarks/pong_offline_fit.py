@@ -5,8 +5,9 @@ iterations to use, by default the first two, which the teacher drives), holds th
 ``--held-out`` episodes out, and fits each model from scratch on the rest with
 distillation's own window loss (:func:`evolve.training.frame_replay.rows_loss`, the
 cross-entropy of the logits against the teacher's choice, 32-step windows after 16 of
-burn-in, Adam with a cosine decay). Every ``--eval-every`` steps it reports the held-out
-cross-entropy beside that of the best constant guess (the training labels' frequencies):
+burn-in by default, Adam with a cosine decay). Every ``--eval-every`` steps it reports the
+held-out cross-entropy (over windows of ``--eval-window`` steps) beside that of the best
+constant guess (the training labels' frequencies):
 a model that does not beat the constant does not see what the teacher acts on. No env
 runs. ``--court`` replaces each frame by its distance from the court's gray (level 87):
 the court reads 0 and the ball, the paddles and the walls stand out (an input change for
@@ -43,6 +44,9 @@ MODELS = {
     # the newest frame, the pooling head on M = 400 codes
     "pool-content": dataclasses.replace(get_preset("pong").model, key_content=True),
 }
+# ... without memory: its head a tanh layer (head_memory=False), so each move follows from the
+# last 4 frames and the previous action alone: does the LSTM carry what the patches cannot?
+MODELS["pool-content-memoryless"] = dataclasses.replace(MODELS["pool-content"], head_memory=False)
 
 
 def court_removed(data: Dataset) -> Dataset:
@@ -72,12 +76,19 @@ def main() -> None:
     parser.add_argument("--held-out", type=int, default=2, help="episodes held out")
     parser.add_argument("--steps", type=int, default=400, help="Adam steps per model")
     parser.add_argument("--batch", type=int, default=8)
-    parser.add_argument("--window", type=int, default=32)
+    parser.add_argument("--window", type=int, default=32, help="steps a fitted window covers")
+    parser.add_argument(
+        "--eval-window",
+        type=int,
+        help="steps a held-out window covers (default: --window); longer windows test what a "
+        "student fitted on short ones does with a longer memory, as it plays",
+    )
     parser.add_argument("--lr", type=float, default=2e-3)
     parser.add_argument("--eval-every", type=int, default=200)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--court", action="store_true", help="frames less the court's gray")
     args = parser.parse_args()
+    args.eval_window = args.eval_window or args.window
     unknown = sorted(set(args.models) - set(MODELS))
     if unknown:
         parser.error(f"unknown model {unknown[0]!r}; allowed: {', '.join(sorted(MODELS))}")
@@ -106,7 +117,7 @@ def main() -> None:
 
         def evaluate(step: int, params: torch.Tensor, name: str = name, model=model) -> float:
             held = held_out_loss(
-                model, params, read, store.lengths, val_index, steps, args.window, 8
+                model, params, read, store.lengths, val_index, steps, args.eval_window, 8
             )
             print(f"{name} step {step}: held-out {held} (constant {constant})", flush=True)
             return held
@@ -123,6 +134,8 @@ def main() -> None:
             "held_out_episodes": int(val_index.size),
             "steps": args.steps,
             "batch": args.batch,
+            "window": args.window,
+            "eval_window": args.eval_window,
             "seed": args.seed,
             "court_removed": args.court,
             "constant_cross_entropy": constant,

@@ -358,8 +358,13 @@ class PongInterceptor:
             if none returns it, the one that loses latest; ties go to the one nearest
             ``contact``. Its choice holds for that ball's flight; the control stays
             closed-loop, so a student's late move is still corrected.
+        takeover_margin: :meth:`strayed` says so when the ball is coming, meets the
+            paddle's line within this many agent steps, and the paddle is more than
+            ``deadband`` off the aim: DAgger then lets the teacher take the step over, so a
+            student's episode goes on with rallies (0: never).
         memory: per env, the paddle's height at the step before, the meeting point of the
-            ball now coming (None: none coming) and the contact chosen for it.
+            ball now coming (None: none coming), the contact chosen for it, and the agent
+            steps till the ball reaches the paddle's line.
     """
 
     contact: int = 7
@@ -368,11 +373,17 @@ class PongInterceptor:
     horizon: int = 120
     frames_per_step: int = 4
     contacts: tuple[int, ...] = ()
-    memory: dict[int, tuple[int, int | None, int]] = field(default_factory=dict, repr=False)
+    takeover_margin: int = 0
+    memory: dict[int, tuple[int, int | None, int, int]] = field(default_factory=dict, repr=False)
     searches: int = field(default=0, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        for name, least in (("deadband", 0), ("horizon", 1), ("frames_per_step", 1)):
+        for name, least in (
+            ("deadband", 0),
+            ("horizon", 1),
+            ("frames_per_step", 1),
+            ("takeover_margin", 0),
+        ):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < least:
                 raise ConfigError(f"{name} must be an integer >= {least}; got {value!r}")
@@ -392,14 +403,29 @@ class PongInterceptor:
         """The action for ``env`` (an unwrapped ``AtariEnv`` of Pong) now: an index."""
         ram = env.ale.getRAM()
         paddle = int(ram[PONG_PADDLE_Y])
-        before, meeting, contact = self.memory.get(id(env), (paddle, None, self.contact))
+        before, meeting, contact, left = self.memory.get(id(env), (paddle, None, self.contact, 0))
         if not ball_coming(ram):
-            meeting, contact = None, self.contact
+            meeting, contact, left = None, self.contact, 0
         elif meeting is None:
-            meeting = self.meeting_point(env)
+            meeting, left = self._predict(env)
             contact = self.choose_contact(env, before, meeting)
-        self.memory[id(env)] = (paddle, meeting, contact)
+        else:
+            left = max(left - 1, 0)
+        self.memory[id(env)] = (paddle, meeting, contact, left)
         return self._move(paddle, before, meeting, contact)
+
+    def strayed(self, env: Any) -> bool:
+        """Whether the ball coming meets the paddle's line within ``takeover_margin`` agent
+        steps while the paddle (led by its last move) is more than ``deadband`` off the aim
+        :meth:`act` last set for ``env``; never with ``takeover_margin`` 0."""
+        kept = self.memory.get(id(env))
+        if not self.takeover_margin or kept is None or kept[1] is None:
+            return False
+        paddle = int(env.ale.getRAM()[PONG_PADDLE_Y])
+        before, meeting, contact, left = kept
+        if left > self.takeover_margin:
+            return False
+        return self._move(paddle, before, meeting, contact) != PONG_NOOP
 
     def _move(self, paddle: int, before: int, meeting: int | None, contact: int) -> np.int64:
         """The control law: the move towards ``meeting - contact`` (the middle with no ball
@@ -467,16 +493,22 @@ class PongInterceptor:
         """The ball's height where it reaches our paddle's line (x :data:`PONG_MEET_X`; its
         last height if it leaves the screen first) if nobody moves; ``env``'s state is left
         as it was."""
+        return self._predict(env)[0]
+
+    def _predict(self, env: Any) -> tuple[int, int]:
+        """:meth:`meeting_point`, and the agent steps till the ball gets there."""
         ale = env.ale
         ram = ale.getRAM()
         height = int(ram[PONG_BALL_Y])
         if ram[PONG_BALL_X] >= PONG_MEET_X:
-            return height
+            return height, 0
         start = ale.cloneState(include_rng=True)
         self.searches += 1
         noop = ale.getMinimalActionSet()[PONG_NOOP]
+        steps = 0
         try:
             for _ in range(self.horizon):
+                steps += 1
                 for _ in range(self.frames_per_step):
                     ale.act(noop)
                 ram = ale.getRAM()
@@ -487,7 +519,7 @@ class PongInterceptor:
                     break
         finally:
             ale.restoreState(start)
-        return height
+        return height, steps
 
     def forget(self) -> None:
         """Drops what it kept of past envs (call between batches of episodes)."""

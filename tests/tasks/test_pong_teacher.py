@@ -182,3 +182,26 @@ def test_the_aimers_contacts_are_checked_and_an_empty_list_is_the_interceptor():
         actions.append(played)
         env.close()
     assert actions[0] == actions[1] and len(set(actions[0])) == 3
+
+
+def test_the_aimer_takes_over_a_waiting_student_only_near_the_meeting():
+    def play(margin: int) -> tuple[int, int, int]:
+        """A student that always waits, the aimer taking over where it strayed: the points
+        won and lost in 1,500 steps of seed 0, and the steps taken over."""
+        env, _ = pong(0)
+        teacher = PongAimer(takeover_margin=margin)
+        ours = theirs = took = 0
+        for _ in range(1500):
+            label = teacher.act(env.unwrapped)
+            over = teacher.strayed(env.unwrapped)
+            took += over
+            _, reward, terminated, truncated, _ = env.step(label if over else 0)
+            ours, theirs = ours + (reward > 0), theirs + (reward < 0)
+            if terminated or truncated:
+                break
+        env.close()
+        return ours, theirs, took
+
+    assert play(0) == (0, 21, 0)  # never: the waiting student loses every point
+    ours, theirs, took = play(8)
+    assert theirs <= 4 and ours >= 2 and 0 < took < 150  # rallies, on a tenth of the steps
