@@ -101,6 +101,16 @@ VARIANTS: dict[str, dict] = {
         "model": dataclasses.replace(get_preset("pong").model, key_content=True),
         "distill": {"recent_fraction": 0.0, "iterations": 24},
     },
+    # ... with takeovers: the aimer takes a student's step over when the ball is within 8
+    # steps of the paddle's line and the paddle is off its aim, so the student's episodes go
+    # on with rallies (a waiting student then loses 3 points of 7 in 1,500 steps, not 21 in
+    # 758) and show the whole game, not only the losing serves.
+    "aimer-takeover": {
+        "teacher_controller": "pong-aimer",
+        "teacher_options": {"takeover_margin": 8},
+        "model": dataclasses.replace(get_preset("pong").model, key_content=True),
+        "distill": {"recent_fraction": 0.0, "iterations": 24},
+    },
     "cnn-interceptor-blind": {
         "teacher_controller": "pong-interceptor",
         "model": dataclasses.replace(PONG_CNN, action_input=False),
