@@ -113,7 +113,7 @@ def test_feed_forward_rows_say_why_a_condition_does_not_apply(tmp_path):
             ["train", "breakout"],
             "unknown task 'breakout'; allowed: ant, ant-fnn, carracing, carracing-cnn, cartpole-discrete, cartpole-swingup, "
             "cartpole-swingup-harder, cartpole-swingup-harder-es, cartpole-swingup-harder-fnn, "
-            "pendulum, pendulum-fnn, pong\n",
+            "pendulum, pendulum-fnn, pong, pong-occluded\n",
         ),
         (
             ["train", "--generations", "ten"],

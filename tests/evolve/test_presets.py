@@ -3,6 +3,7 @@ command-line options that reach them (``--env-id``, ``--engine``, ``evolve tasks
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import re
@@ -205,3 +206,18 @@ def test_evolve_tasks_lists_presets_and_registered_tasks(capsys):
     assert "registered tasks (evolve train --env-id ID" in out
     assert "Pendulum-v1\n" in out and "3 sensors | action Box([-2.0], [2.0]) | 200 steps" in out
     assert "4 sensors | action Discrete(2) | 500 steps | engines gym" in out
+
+
+def test_the_pong_recipes_learn_from_the_aimer_and_differ_only_in_occlusion():
+    pong, occluded = get_preset("pong"), get_preset("pong-occluded")
+    assert pong.teacher_controller == "pong-aimer"
+    assert pong.teacher_options == {"takeover_margin": 8}
+    assert pong.model.num_params == 34970 and pong.model.key_content
+    assert pong.model.output == "logits" and pong.distill.recent_fraction == 0.0
+    assert pong.perturbations.occlude == 0.0 and occluded.perturbations.occlude == 0.5
+    same = dataclasses.replace(
+        occluded, name="pong", description=pong.description, perturbations=pong.perturbations
+    )
+    assert same == pong
+    for preset in (pong, occluded):
+        assert TaskPreset.from_dict(preset.to_dict()) == preset
