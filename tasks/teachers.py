@@ -416,8 +416,8 @@ class PongInterceptor:
 
     def strayed(self, env: Any) -> bool:
         """Whether the ball coming meets the paddle's line within ``takeover_margin`` agent
-        steps while the paddle (led by its last move) is more than ``deadband`` off the aim
-        :meth:`act` last set for ``env``; never with ``takeover_margin`` 0."""
+        steps while the paddle is more than ``deadband`` off the aim :meth:`act` (called
+        first, this step) set for ``env``; never with ``takeover_margin`` 0."""
         kept = self.memory.get(id(env))
         if not self.takeover_margin or kept is None or kept[1] is None:
             return False
