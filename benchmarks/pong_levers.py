@@ -140,6 +140,14 @@ VARIANTS: dict[str, dict] = {
         model=CONTENT,
         distill={"recent_fraction": 0.0, "iterations": 24},
     ),
+    # ... fitted three times as long each iteration (600 Adam steps): does the dithering
+    # student lack fitting? Run --from the aimer-takeover run (it goes on from there).
+    "aimer-takeover-fit": on_planner_recipe(
+        teacher_controller="pong-aimer",
+        teacher_options={"takeover_margin": 8},
+        model=CONTENT,
+        distill={"recent_fraction": 0.0, "iterations": 24, "grad_steps": 600},
+    ),
     "cnn-interceptor-blind": on_planner_recipe(
         teacher_controller="pong-interceptor",
         model=dataclasses.replace(PONG_CNN, action_input=False),
