@@ -251,7 +251,7 @@ def test_the_fnn_is_given_or_the_runs_teacher_or_the_shipped_baseline(tmp_path):
         (
             ["--paper-table", "{tmp}", "--env-id", "SensoryNeuron/CartPoleSwingUp-v0"],
             "--paper-table reproduces the paper's tables of SensoryNeuron/CartPoleSwingUpHarder-v0, "
-            "Ant-v5, CarRacing-v3, not SensoryNeuron/CartPoleSwingUp-v0's",
+            "Ant-v5, CarRacing-v3, ALE/Pong-v5, not SensoryNeuron/CartPoleSwingUp-v0's",
         ),
         (
             ["--paper-table", "{tmp}", "--fnn", "cartpole-swingup-harder"],
