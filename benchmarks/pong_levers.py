@@ -142,6 +142,10 @@ VARIANTS: dict[str, dict] = {
     ),
     # ... fitted three times as long each iteration (600 Adam steps): does the dithering
     # student lack fitting? Run --from the aimer-takeover run (it goes on from there).
+    # Seed 0 (`--from runs/pong-levers-aimer-takeover-s0 --minutes 55`: iterations 18-24 in
+    # 32 min): validation -19.9, -20.5, -20.9, -20.2 after iterations 18 to 24; -20.2 +- 0.8
+    # (iteration 18, the pick) and -20.2 +- 1.3 (iteration 24) over 4 held-out games. Its
+    # fit loss falls (0.59-0.78 against 0.67-0.84 at 200 steps); its play does not improve.
     "aimer-takeover-fit": on_planner_recipe(
         teacher_controller="pong-aimer",
         teacher_options={"takeover_margin": 8},
