@@ -16,7 +16,6 @@ state and reads the executed mean as its previous action. Usage::
 from __future__ import annotations
 
 import argparse
-import json
 import time
 
 import numpy as np
@@ -26,6 +25,7 @@ import sensoryneuron as sn
 from evolve.logs import console
 from evolve.rollout import StepView, batched_task, episodes
 from evolve.seeds import test_seeds
+from sensoryneuron.files import append_json_line
 from tasks.perturbations import Perturbations
 from tasks.spec import get_task
 
@@ -90,8 +90,7 @@ def main() -> None:
         f"committee of {len(students)}: {row['mean']} +- {row['std']} over {args.episodes} tracks"
     )
     if args.json:
-        with open(args.json, "a") as f:
-            f.write(json.dumps(row) + "\n")
+        append_json_line(args.json, row)
 
 
 if __name__ == "__main__":

@@ -19,7 +19,6 @@ an output is worth: ``gas=0.3`` adds 0.3 to the gas output's bias (before the ta
 from __future__ import annotations
 
 import argparse
-import json
 import time
 
 import numpy as np
@@ -30,6 +29,7 @@ import sensoryneuron as sn
 from evolve.logs import console
 from evolve.rollout import Observer, StepView
 from evolve.seeds import test_seeds
+from sensoryneuron.files import append_json_line
 from tasks.spec import get_task
 from tasks.teachers import CarRacingPursuit
 
@@ -147,8 +147,7 @@ def main() -> None:
         )
         if args.json:
             row = {"agent": args.source, "teacher": settings, "shift": shift, "tracks": tracks}
-            with open(args.json, "a") as f:
-                f.write(json.dumps(row) + "\n")
+            append_json_line(args.json, row)
 
 
 if __name__ == "__main__":

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import time
 
 import numpy as np
@@ -32,6 +31,7 @@ from evolve.seeds import test_seeds
 from evolve.training.distill import ControllerTeacher, Excursions, TeacherJitter, teacher_episodes
 from sensoryneuron.actions import ActionMap
 from sensoryneuron.checkpoints import load_reference_policy
+from sensoryneuron.files import append_json_line
 from sensoryneuron.models import VisionAttentionNeuronModel
 from tasks.perturbations import Perturbations
 from tasks.spec import get_task
@@ -228,9 +228,8 @@ def main() -> None:
         f"finished, {time.perf_counter() - start:.0f} s"
     )
     if args.json:
-        with open(args.json, "a") as f:
-            row = {"agent": name, "noise": args.noise, "correlation": args.correlation}
-            f.write(json.dumps({**row, "tracks": rows}) + "\n")
+        row = {"agent": name, "noise": args.noise, "correlation": args.correlation}
+        append_json_line(args.json, {**row, "tracks": rows})
 
 
 if __name__ == "__main__":

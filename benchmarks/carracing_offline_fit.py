@@ -17,7 +17,6 @@ they are. One JSON line per model is appended to
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -29,6 +28,7 @@ import torch
 from evolve.training.dataset import Dataset
 from evolve.training.distill import BURN_IN, load_distill_data
 from evolve.training.frame_replay import draw_windows, rows_loss, window_rows
+from sensoryneuron.files import append_json_line
 from sensoryneuron.models import ConvModel, VisionAttentionNeuronModel
 
 RESULTS = Path(__file__).parent / "results" / "carracing_offline_fit.jsonl"
@@ -168,9 +168,7 @@ def main() -> None:
             "label_variance": variance,
             "curve": curve,
         }
-        RESULTS.parent.mkdir(parents=True, exist_ok=True)
-        with RESULTS.open("a") as f:
-            f.write(json.dumps(row) + "\n")
+        append_json_line(RESULTS, row)
 
 
 if __name__ == "__main__":

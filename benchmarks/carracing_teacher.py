@@ -14,13 +14,13 @@ early; an episode of 1,000 steps did not finish its lap in CarRacing-v3's time l
 from __future__ import annotations
 
 import argparse
-import json
 import time
 
 import numpy as np
 
 from evolve.seeds import test_seeds
 from evolve.training.distill import ControllerTeacher, TeacherJitter, teacher_episodes
+from sensoryneuron.files import append_json_line
 from sensoryneuron.models import VisionAttentionNeuronModel
 from tasks.spec import get_task
 from tasks.teachers import CarRacingPursuit
@@ -63,8 +63,7 @@ def main() -> None:
             "mean": round(float(returns.mean()), 1),
             "laps_finished": laps,
         }
-        with open(args.json, "a") as f:
-            f.write(json.dumps(row) + "\n")
+        append_json_line(args.json, row)
 
 
 if __name__ == "__main__":

@@ -32,6 +32,7 @@ from evolve.presets import TaskPreset, get_preset
 from evolve.training.loop import train
 from evolve.training.run_folder import load_state, read_config, write_config
 from sensoryneuron.checkpoints import load_policy
+from sensoryneuron.files import append_json_line
 from tasks.perturbations import Perturbations
 
 
@@ -232,7 +233,5 @@ def main(
         }
         print(f"{args.variant} {name}: {row[name]}", flush=True)
     row["wall_minutes"] = round(trained_min, 1)
-    results_file.parent.mkdir(parents=True, exist_ok=True)
-    with results_file.open("a") as f:
-        f.write(json.dumps(row, default=repr) + "\n")
+    append_json_line(results_file, row, default=repr)
     print(json.dumps(row, default=repr))

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +31,7 @@ from evolve.presets import get_preset
 from evolve.training.dataset import Dataset
 from evolve.training.distill import BURN_IN, load_distill_data
 from evolve.training.frame_replay import draw_windows, rows_loss, window_rows
+from sensoryneuron.files import append_json_line
 from sensoryneuron.models import ConvModel
 
 RESULTS = Path(__file__).parent / "results" / "pong_offline_fit.jsonl"
@@ -141,9 +141,7 @@ def main() -> None:
             "constant_cross_entropy": constant,
             "curve": curve,
         }
-        RESULTS.parent.mkdir(parents=True, exist_ok=True)
-        with RESULTS.open("a") as f:
-            f.write(json.dumps(row) + "\n")
+        append_json_line(RESULTS, row)
 
 
 if __name__ == "__main__":

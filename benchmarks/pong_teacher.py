@@ -17,7 +17,6 @@ Each run appends a JSON line to ``benchmarks/results/pong_teacher.jsonl``. Usage
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import time
 from pathlib import Path
@@ -26,6 +25,7 @@ import numpy as np
 
 from evolve.seeds import test_seeds
 from evolve.training.distill import ControllerTeacher, teacher_episodes
+from sensoryneuron.files import append_json_line
 from sensoryneuron.models import VisionAttentionNeuronModel
 from tasks.spec import get_task
 from tasks.teachers import TEACHERS, make_teacher
@@ -92,9 +92,7 @@ def main() -> None:
         "steps_per_s": round(steps_per_s, 1),
         "sticky_actions": 0.25,
     }
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    with RESULTS.open("a") as f:
-        f.write(json.dumps(record) + "\n")
+    append_json_line(RESULTS, record)
 
 
 def _number(text: str) -> float:

@@ -149,6 +149,21 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     atomic_write(path, lambda f: f.write(data), size=len(data))
 
 
+def append_json_line(
+    path: str | os.PathLike, row: dict[str, Any], default: Callable | None = None
+) -> None:
+    """Append ``row`` to the JSON-lines file ``path`` as one line, making its folders.
+
+    ``default``: what serialises the values JSON cannot (as ``json.dumps`` takes it); the
+    row is serialised before the file is opened, so a row that cannot be leaves it as it was.
+    """
+    line = json.dumps(row, default=default) + "\n"
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as f:
+        f.write(line)
+
+
 def save_npz(path: str | os.PathLike, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> None:
     """Atomically save arrays plus a JSON ``meta`` dict in one uncompressed ``.npz``.
 
