@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class SensoryNeuronError(Exception):
     """Base class of every error this project raises on purpose."""
@@ -33,3 +35,12 @@ class StorageError(SensoryNeuronError):
         self.path = path
         self.errno = errno
         self.needed = needed
+
+
+def check_integers(owner: Any, **least: int) -> None:
+    """ConfigError unless each attribute ``name`` of ``owner`` (a dataclass checking its
+    fields) is an integer, not a bool, of at least ``least[name]``."""
+    for name, bound in least.items():
+        value = getattr(owner, name)
+        if isinstance(value, bool) or not isinstance(value, int) or value < bound:
+            raise ConfigError(f"{name} must be an integer >= {bound}; got {value!r}")

@@ -29,7 +29,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from sensoryneuron.errors import ConfigError
+from sensoryneuron.errors import ConfigError, check_integers
 from tasks.images import grayscale
 from tasks.perturbations.patch_wrappers import SwapBackground
 
@@ -62,10 +62,7 @@ class AtariFramePreparation:
     background: str | None = None
 
     def __post_init__(self) -> None:
-        for name, least in (("frames", 1), ("frame_skip", 1), ("screen_size", 1), ("zero_top", 0)):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < least:
-                raise ConfigError(f"{name} must be an integer >= {least}; got {value!r}")
+        check_integers(self, frames=1, frame_skip=1, screen_size=1, zero_top=0)
         if self.zero_top >= self.screen_size:
             raise ConfigError(
                 f"zero_top={self.zero_top} would zero all {self.screen_size} rows of the frame"

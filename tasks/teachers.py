@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from sensoryneuron.errors import ConfigError
+from sensoryneuron.errors import ConfigError, check_integers
 
 ROAD_HALF_WIDTH = 40 / 6  # CarRacing's TRACK_WIDTH, in track units
 
@@ -164,15 +164,6 @@ PONG_BALL_X, PONG_BALL_Y, PONG_BALL_DX, PONG_BALL_DY = 49, 54, 58, 56
 PONG_NOOP, PONG_UP, PONG_DOWN = 0, 2, 3  # action indices: NOOP, RIGHT (up), LEFT (down)
 
 
-def _check_integers(owner: Any, **least: int) -> None:
-    """ConfigError unless each attribute ``name`` of ``owner`` is an integer (not a bool) of
-    at least ``least[name]``."""
-    for name, bound in least.items():
-        value = getattr(owner, name)
-        if isinstance(value, bool) or not isinstance(value, int) or value < bound:
-            raise ConfigError(f"{name} must be an integer >= {bound}; got {value!r}")
-
-
 def ball_coming(ram: np.ndarray) -> bool:
     """Whether Pong's RAM ``ram`` shows a ball on screen moving towards our paddle."""
     return bool(ram[PONG_BALL_Y] != 0 and ram[PONG_BALL_DX] == 255)
@@ -221,7 +212,7 @@ class PongPlanner:
     searches: int = field(default=0, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        _check_integers(self, max_moves=0, horizon=1, frames_per_step=1, takeover_margin=0)
+        check_integers(self, max_moves=0, horizon=1, frames_per_step=1, takeover_margin=0)
 
     def act(self, env: Any) -> np.int64:
         """The action for ``env`` (an unwrapped ``AtariEnv`` of Pong) now: an index."""
@@ -379,7 +370,7 @@ class PongInterceptor:
     searches: int = field(default=0, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        _check_integers(self, deadband=0, horizon=1, frames_per_step=1, takeover_margin=0)
+        check_integers(self, deadband=0, horizon=1, frames_per_step=1, takeover_margin=0)
         if isinstance(self.contact, bool) or not isinstance(self.contact, int):
             raise ConfigError(f"contact must be an integer; got {self.contact!r}")
         lead = self.lead
