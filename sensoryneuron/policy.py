@@ -34,8 +34,9 @@ class Policy:
         params: float32 ``[num_params]`` (read-only).
         task: the task configuration the policy was trained on, if known.
         info: free-form provenance (run, generation, scores).
-        action: the map from the model's outputs to the env's actions (default: outputs
-            unchanged, a Box on ``[-1, 1]``).
+        action: the map from the model's outputs to the env's actions (default: for a
+            model with ``output="logits"`` the argmax, a discrete choice of ``act_dim``;
+            else the outputs unchanged, a Box on ``[-1, 1]``).
     """
 
     def __init__(
@@ -55,7 +56,9 @@ class Policy:
         if not np.all(np.isfinite(params)):
             raise ConfigError("params contain NaN or infinite values")
         params.flags.writeable = False
-        action = ActionMap.unit_box(model.act_dim) if action is None else action
+        if action is None:  # logits are one per choice of a discrete task; else [-1, 1]
+            logits = getattr(model, "output", None) == "logits"
+            action = (ActionMap.discrete if logits else ActionMap.unit_box)(model.act_dim)
         if action.output_dim != model.act_dim:
             raise ConfigError(
                 f"the action {action.describe()} needs {action.output_dim} outputs; this "

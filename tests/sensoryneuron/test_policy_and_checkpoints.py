@@ -38,6 +38,20 @@ def test_act_is_numpy_in_numpy_out_with_explicit_state():
     np.testing.assert_array_equal(again, action)
 
 
+def test_a_logits_model_picks_a_discrete_action_by_default():
+    """A policy made from a logits model without an action map plays its argmax (a Box map
+    would hand the env a vector of logits)."""
+    model = sn.VisionAttentionNeuronModel(
+        act_dim=3, grid=2, msg_dim=4, head="pool", hidden=4, output="logits"
+    )
+    policy = Policy(model, np.zeros(model.num_params, dtype=np.float32))
+    assert policy.action == sn.ActionMap.discrete(3)
+    frames = np.random.default_rng(0).random((2, 4, 12, 12)).astype(np.float32)
+    action, _ = policy.act(frames, policy.reset(batch_size=2))
+    assert action.dtype == np.int64 and action.shape == (2,)
+    assert make_policy().action == sn.ActionMap.unit_box(1)
+
+
 def test_permute_state_contract_holds_mid_episode():
     policy = make_policy()
     rng = np.random.default_rng(2)
