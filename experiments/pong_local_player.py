@@ -6,9 +6,10 @@ from any patch that holds them) but not where the ball is against the paddle, ex
 one patch holds both. This probe plays full games of ``ALE/Pong-v5`` (sticky actions 0.25,
 frame skip 4) with RAM-reading players limited to that knowledge:
 
-- ``still``: keeps the paddle where it is; while the ball is in the paddle's patch column
-  and within ``--reach`` screen rows of the paddle's centre (one patch is 15 rows of the
-  210-row screen), it moves the paddle's centre onto the ball.
+- ``still``: keeps the paddle where it is; while the ball is near the paddle's line (within
+  about two patch widths: a patch is 11.4 of the screen's 160 columns) and within
+  ``--reach`` screen rows of the paddle's centre (a patch is 15 of its 210 rows), it moves
+  the paddle's centre onto the ball. That is a little more than one patch shows.
 - ``mirror``: the same, and otherwise moves the paddle as the ball moves vertically, so the
   offset between them stays what it was (velocity matching needs no position).
 
@@ -52,7 +53,7 @@ from tasks.teachers import (
 PONG = "ALE/Pong-v5"
 RESULTS = Path(__file__).parent / "results" / "pong_local_player.jsonl"
 PADDLE_CENTRE = 7  # the ball's height minus the paddle's at the paddle's centre (RAM units)
-COLUMN = (PONG_MEET_X - 10, PONG_MEET_X + 12)  # ball x inside the paddle's patch column
+COLUMN = (PONG_MEET_X - 10, PONG_MEET_X + 12)  # ball x near the paddle's line (~2 patches)
 
 
 @dataclass
