@@ -42,12 +42,10 @@ from tasks.spec import get_task
 from tasks.teachers import (
     PONG_BALL_X,
     PONG_BALL_Y,
-    PONG_DOWN,
     PONG_MEET_X,
-    PONG_NOOP,
     PONG_PADDLE_Y,
-    PONG_UP,
     make_teacher,
+    paddle_move,
 )
 
 PONG = "ALE/Pong-v5"
@@ -88,12 +86,7 @@ class LocalPlayer:
             aim = ball + ball_move - PADDLE_CENTRE
         else:
             aim = paddle + (ball_move if self.mirror else 0)
-        led = paddle + (paddle - paddle_before)
-        if led > aim + self.deadband:
-            return np.int64(PONG_UP)
-        if led < aim - self.deadband:
-            return np.int64(PONG_DOWN)
-        return np.int64(PONG_NOOP)
+        return paddle_move(paddle, paddle_before, aim, self.deadband, lead=1.0)
 
     def forget(self) -> None:
         self.memory.clear()

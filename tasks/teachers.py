@@ -164,6 +164,18 @@ PONG_BALL_X, PONG_BALL_Y, PONG_BALL_DX, PONG_BALL_DY = 49, 54, 58, 56
 PONG_NOOP, PONG_UP, PONG_DOWN = 0, 2, 3  # action indices: NOOP, RIGHT (up), LEFT (down)
 
 
+def paddle_move(paddle: int, before: int, aim: float, deadband: int, lead: float) -> np.int64:
+    """Our paddle's move towards height ``aim``: UP or DOWN while its height ``paddle`` (it
+    was at ``before`` a step ago), led by its last move times ``lead``, is more than
+    ``deadband`` off the aim; else NOOP."""
+    led = paddle + lead * (paddle - before)
+    if led > aim + deadband:
+        return np.int64(PONG_UP)  # up the screen: the height decreases
+    if led < aim - deadband:
+        return np.int64(PONG_DOWN)
+    return np.int64(PONG_NOOP)
+
+
 def ball_coming(ram: np.ndarray) -> bool:
     """Whether Pong's RAM ``ram`` shows a ball on screen moving towards our paddle."""
     return bool(ram[PONG_BALL_Y] != 0 and ram[PONG_BALL_DX] == 255)
@@ -415,12 +427,7 @@ class PongInterceptor:
         """The control law: the move towards ``meeting - contact`` (the middle with no ball
         coming) of a paddle at height ``paddle`` that was at ``before`` a step ago."""
         aim = PONG_MIDDLE if meeting is None else meeting - contact
-        led = paddle + self.lead * (paddle - before)
-        if led > aim + self.deadband:
-            return np.int64(PONG_UP)  # up the screen: the height decreases
-        if led < aim - self.deadband:
-            return np.int64(PONG_DOWN)
-        return np.int64(PONG_NOOP)
+        return paddle_move(paddle, before, aim, self.deadband, self.lead)
 
     def choose_contact(self, env: Any, before: int, meeting: int) -> int:
         """The contact of :attr:`contacts` that does best against the coming ball (see
