@@ -4,9 +4,11 @@ The task is CartPoleSwingUpHarder with the inputs shuffled at reset, one episode
 a population of 256 (``--popsize``), the paper's AttentionNeuron (16 latents, 32-wide
 messages, an 8-cell sensory LSTM):
 
-- ``sensoryneuron``: the batched engine (:mod:`evolve.rollout`) on 2 worker processes
-  (``LocalBackend(2)``), what ``evolve train`` runs; ``sensoryneuron_1_process`` is one
-  process. Our model has EvoJAX's biases (``attention_bias=True``: 977 parameters; EvoJAX
+- ``sensoryneuron``: the ``fused`` engine (:mod:`evolve.fused`: whole episodes as one
+  compiled kernel) on 2 worker processes (``LocalBackend(2)``), what ``evolve train
+  cartpole-swingup-harder-es`` runs; ``sensoryneuron_1_process`` is one process;
+  ``sensoryneuron_loop`` the episode loop (:mod:`evolve.rollout`, the ``simulator`` engine)
+  on 2 workers, what every other model and task runs. Our model has EvoJAX's biases (``attention_bias=True``: 977 parameters; EvoJAX
   counts 945 because flax's LSTM cell has one bias per gate where torch's has two).
   Counted over the steps of live episodes only: finished members leave the batch. The
   population is the paper's published weights (``../shared/reference/cartpole_pi.npz``, no
@@ -21,8 +23,8 @@ messages, an 8-cell sensory LSTM):
   says why.
 - ``original``: one member at a time, an ``nn.Module`` policy with its LSTM state in
   attributes and a per-step Gymnasium env, as the paper's code ran (timed on a few members).
-- ``default_student``: the default recipe's 12,929-parameter student on the batched engine
-  (2 workers), for scale: the shipped ``cartpole-swingup-harder`` agent plus noise.
+- ``default_student``: the default recipe's 12,929-parameter student on the episode loop
+  (2 workers; the kernel does not run its options), for scale: the shipped ``cartpole-swingup-harder`` agent plus noise.
 
 Every figure is the best of ``--rounds`` timed population episodes (fresh seeds each),
 after a warm-up (EvoJAX's jit compilation is not timed). Usage::
@@ -40,6 +42,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -118,14 +121,14 @@ def population(
     return flat.astype(np.float32), f"{REFERENCE.name} + noise of std {spread}"
 
 
-def time_ours(model, params: np.ndarray, workers: int, rounds: int) -> dict:
-    """Best member-steps/s of ``rounds`` population episodes on the batched engine."""
+def time_ours(model, params: np.ndarray, workers: int, rounds: int, engine: str) -> dict:
+    """Best member-steps/s of ``rounds`` population episodes on ``engine``."""
     best = None
     with LocalBackend(workers) as backend:
-        warm = EpisodeJob(model.to_dict(), ENV_ID, {"shuffle": True}, seeds=(10**6,))
-        backend.evaluate(warm, params)
+        job = EpisodeJob(model.to_dict(), ENV_ID, {"shuffle": True}, engine=engine)
+        backend.evaluate(replace(job, seeds=(10**6,)), params)  # compiles the fused kernel
         for r in range(rounds):
-            job = EpisodeJob(model.to_dict(), ENV_ID, {"shuffle": True}, seeds=(r,))
+            job = replace(job, seeds=(r,))
             start = time.perf_counter()
             result = backend.evaluate(job, params)
             elapsed = time.perf_counter() - start
@@ -197,8 +200,9 @@ def main() -> None:
         "load_average_at_start": list(os.getloadavg()),
         "our_weights": weights,
     }
-    results["sensoryneuron_run"] = time_ours(model, params, 2, args.rounds)
-    results["sensoryneuron_1_process_run"] = time_ours(model, params, 1, args.rounds)
+    results["sensoryneuron_run"] = time_ours(model, params, 2, args.rounds, "fused")
+    results["sensoryneuron_1_process_run"] = time_ours(model, params, 1, args.rounds, "fused")
+    results["sensoryneuron_loop_run"] = time_ours(model, params, 2, args.rounds, "simulator")
     results["original_run"] = time_original(model, params, args.original_members)
     # the shipped default agent plus noise, so that its episodes last as in training
     shipped = sn.load_policy("cartpole-swingup-harder")
@@ -208,7 +212,7 @@ def main() -> None:
     student_params = (np.asarray(shipped.params)[None] + noise).astype(np.float32)
     results["default_student_run"] = {
         "num_params": student.num_params,
-        **time_ours(student, student_params, 2, args.rounds),
+        **time_ours(student, student_params, 2, args.rounds, "simulator"),
     }
     results["evojax_run"] = None
     if not args.no_evojax:
@@ -221,7 +225,8 @@ def main() -> None:
             )
         except (RuntimeError, OSError, ValueError) as exc:
             results["evojax_error"] = str(exc)
-    for key in ("sensoryneuron", "sensoryneuron_1_process", "original", "default_student"):
+    keys = ("sensoryneuron", "sensoryneuron_1_process", "sensoryneuron_loop", "original")
+    for key in (*keys, "default_student"):
         results[key] = results[f"{key}_run"]["member_steps_per_s"]
     results["evojax"] = (
         None if results["evojax_run"] is None else results["evojax_run"]["member_steps_per_s"]
@@ -232,6 +237,7 @@ def main() -> None:
     print(f"{ENV_ID}, population {args.popsize}, one episode per member, shuffled at reset")
     print(f"  sensoryneuron, 2 workers   : {ours:12,.0f} member-steps/s (live steps)")
     print(f"  sensoryneuron, 1 process   : {results['sensoryneuron_1_process']:12,.0f}")
+    print(f"  episode loop, 2 workers    : {results['sensoryneuron_loop']:12,.0f}")
     if results["evojax"] is not None:
         print(f"  EvoJAX, 2 host devices     : {results['evojax']:12,.0f} (all 1,000 steps)")
         one = results["evojax_1_device_run"]["member_steps_per_s"]
@@ -244,6 +250,7 @@ def main() -> None:
         "sensoryneuron_over_evojax": None if not results["evojax"] else ours / results["evojax"],
         "sensoryneuron_over_original": ours / results["original"],
         "two_workers_over_one": ours / results["sensoryneuron_1_process"],
+        "fused_over_loop": ours / results["sensoryneuron_loop"],
     }
     results["ratios"] = ratios
     for name, value in ratios.items():

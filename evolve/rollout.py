@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from evolve import fused
 from sensoryneuron.actions import ActionMap
 from sensoryneuron.errors import ConfigError
 from sensoryneuron.models import Model, Weights, model_from_dict
@@ -333,7 +334,7 @@ def batched_task(
     background = None if perturbations is None else perturbations.background
     if background is not None:
         spec = perturbations.task(spec)
-    if engine == "simulator":
+    if engine in ("simulator", "fused"):
         return spec.make_batched(engine)
     key = (env_id, engine, background)
     if key not in _POOLS:
@@ -342,15 +343,34 @@ def batched_task(
 
 
 def rollout(job: EpisodeJob, params: np.ndarray, model: Model | None = None) -> RolloutResult:
-    """Run every member of ``params[P, D]`` on every episode of ``job`` (see :func:`episodes`)."""
+    """Run every member of ``params[P, D]`` on every episode of ``job`` (see :func:`episodes`).
+
+    On the ``fused`` engine, the episodes that :mod:`evolve.fused` can run are one compiled
+    kernel; the rest run the loop on the simulator.
+    """
     model = model or model_from_dict(job.model)
     spec = get_task(job.env_id)
     action_map = spec.action if job.action is None else ActionMap.from_dict(job.action)
     dtype = torch.float64 if job.float64 else torch.float32
     perturbations = Perturbations.from_dict(job.perturbations)
+    device = check_device(job.device)
+    if (
+        job.engine == "fused"
+        and device.type == "cpu"
+        and fused.unsupported(model, job.env_id, job.realign, action_map) is None
+    ):
+        returns, steps = fused.rollout(
+            model,
+            torch.tensor(np.asarray(params), dtype=dtype),
+            job.env_id,
+            perturbations,
+            job.seeds,
+            job.max_steps,
+        )
+        return RolloutResult(returns=returns, steps=steps)
     return episodes(
         model,
-        torch.tensor(np.asarray(params), dtype=dtype, device=check_device(job.device)),
+        torch.tensor(np.asarray(params), dtype=dtype, device=device),
         batched_task(job.env_id, job.engine, perturbations),
         perturbations.agent_side(),
         job.seeds,

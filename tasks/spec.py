@@ -34,7 +34,7 @@ from tasks.sensor_gains import SensorGains
 CARTPOLE_SWINGUP_ID = "SensoryNeuron/CartPoleSwingUp-v0"
 CARTPOLE_SWINGUP_HARDER_ID = "SensoryNeuron/CartPoleSwingUpHarder-v0"
 
-ENGINES = ("simulator", "gym", "envpool")
+ENGINES = ("simulator", "gym", "envpool", "fused")
 
 GYM_ENVS: dict[str, dict] = {
     CARTPOLE_SWINGUP_ID: {
@@ -157,11 +157,13 @@ class TaskSpec:
         max_steps: the episode length the engine runs to.
         engines: the batched engines that can run it, the default first: ``simulator``
             (a vectorised simulator), ``gym`` (a pool of Gymnasium envs), ``envpool``
-            (envpool's C++ envs, an optional extra).
+            (envpool's C++ envs, an optional extra), ``fused`` (the simulator, with plain
+            rollouts of the paper's model compiled into one kernel: :mod:`evolve.fused`).
         env_kwargs: keyword arguments for ``gym.make`` (and envpool's ``make``).
         render_kwargs: more keyword arguments for ``gym.make`` where the env renders (a
             camera that follows the body); they change the picture, never the episode.
-        simulator: builds the vectorised simulator (``simulator`` engine only).
+        simulator: builds the vectorised simulator (``simulator`` and ``fused`` engines
+            only).
         envpool_id: envpool's name for the task (``envpool`` engine only).
         description: one line for listings.
         prepare: wraps each env that :meth:`make_env` makes, e.g. the frame preparation of an
@@ -190,6 +192,8 @@ class TaskSpec:
             )
         if ("simulator" in self.engines) != (self.simulator is not None):
             raise ConfigError(f"{self.env_id}: the simulator engine needs a simulator, and only it")
+        if "fused" in self.engines and "simulator" not in self.engines:
+            raise ConfigError(f"{self.env_id}: the fused engine runs on the simulator")
         if ("envpool" in self.engines) != (self.envpool_id is not None):
             raise ConfigError(f"{self.env_id}: the envpool engine needs an envpool id, and only it")
 
@@ -203,7 +207,7 @@ class TaskSpec:
     def make_batched(self, engine: str | None = None) -> BatchedTask:
         """A fresh batched task on ``engine`` (default: the first of :attr:`engines`)."""
         engine = self.check_engine(engine)
-        if engine == "simulator":
+        if engine in ("simulator", "fused"):  # the loop's fused engine is the simulator
             assert self.simulator is not None
             return self.simulator()
         from tasks.pools import EnvpoolPool, GymPool  # the pools import this module
@@ -222,6 +226,8 @@ class TaskSpec:
             )
         if engine == "envpool" and importlib.util.find_spec("envpool") is None:
             raise ConfigError("the envpool engine needs envpool: pip install -e '.[envpool]'")
+        if engine == "fused" and importlib.util.find_spec("numba") is None:
+            raise ConfigError("the fused engine needs numba: pip install -e '.[fast]'")
         return engine
 
 
@@ -231,7 +237,7 @@ def _cartpole_swingup(harder: bool, description: str) -> TaskSpec:
         observation=VectorObservation(("x", "x_dot", "cos th", "sin th", "th_dot")),
         action=ActionMap.unit_box(1),
         max_steps=MAX_STEPS,
-        engines=("simulator", "gym"),
+        engines=("simulator", "gym", "fused"),
         simulator=lambda: VecCartPoleSwingUp(harder=harder),
         description=description,
     )
