@@ -431,6 +431,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     d.add_argument("--seed", type=non_negative_int, default=0, help="first episode seed")
     d.add_argument(
+        "--compare",
+        metavar="SOURCE2",
+        help="a second agent that plays the same episode beside AGENT, under the same shuffles "
+        "(vector tasks; e.g. fnn-baseline)",
+    )
+    d.add_argument(
         "--max-tabs",
         type=positive_int,
         default=4,
@@ -946,6 +952,8 @@ def _demo_export(args: argparse.Namespace, policy: Policy, label: str, env_id: s
 def cmd_demo(args: argparse.Namespace) -> int:
     if args.steps is not None and args.export is None:
         raise UsageError("--steps sets the length of an --export; add --export DIR")
+    if args.export is not None and args.compare is not None:
+        raise UsageError("--compare plays live only; an --export records one agent")
     if args.export is not None:
         from evolve.demo.session import DemoSession
 
@@ -964,7 +972,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from evolve.demo.session import DemoSession
 
     policy, label, env_id = _demo_source(args)
-    DemoSession(policy, env_id, seed=args.seed, label=label).close()  # a bad task fails now
+    baseline, baseline_label = _record_source(args.compare, None) if args.compare else (None, None)
+    side = {"baseline": baseline, "baseline_label": baseline_label}
+    DemoSession(policy, env_id, seed=args.seed, label=label, **side).close()  # fails now
     app = create_app(
         policy,
         env_id,
@@ -972,6 +982,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         seed=args.seed,
         max_sessions=args.max_tabs,
         reshuffle_every=args.reshuffle_every or 0,
+        **side,
     )
     try:
         sock = bind(args.host, args.port)

@@ -44,6 +44,8 @@ def create_app(
     max_sessions: int = MAX_SESSIONS,
     start_paused: bool = False,
     reshuffle_every: int = 0,
+    baseline: Policy | None = None,
+    baseline_label: str | None = None,
 ) -> Starlette:
     """The Starlette app that serves the demo of ``policy`` on ``env_id``.
 
@@ -56,6 +58,8 @@ def create_app(
         start_paused: each tab's episode waits for ``{"type": "pause", "on": false}`` or
             ``{"type": "step"}`` (for tests).
         reshuffle_every: each tab's first reshuffle schedule (0: off).
+        baseline: a second agent that plays each tab's episode beside ``policy``, under
+            the same shuffles (vector tasks); ``baseline_label`` its name on the page.
     """
     import anyio
     from starlette.applications import Starlette
@@ -88,7 +92,13 @@ def create_app(
         try:
             session = await anyio.to_thread.run_sync(
                 lambda: DemoSession(
-                    policy, env_id, seed=seed, label=label, reshuffle_every=reshuffle_every
+                    policy,
+                    env_id,
+                    seed=seed,
+                    label=label,
+                    reshuffle_every=reshuffle_every,
+                    baseline=baseline,
+                    baseline_label=baseline_label,
                 )
             )
             session.settings.paused = start_paused

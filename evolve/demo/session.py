@@ -7,13 +7,20 @@ one step per :meth:`DemoSession.step`. Controls go through :meth:`DemoSession.co
 - ``{"type": "shuffle"}``: a new permutation from the next step on, drawn by the
   perturbation itself (:meth:`~tasks.perturbations.BatchPerturbation.reshuffle_at`);
 - ``{"type": "reshuffle_every", "steps": T}``: reshuffle every T steps (0: off);
-- ``{"type": "noise", "channels": N}``, ``{"type": "realign", "on": bool}``: these change
-  the policy's input width or the loop's settings, so they start a new episode (same seed);
+- ``{"type": "noise", "channels": N}``, ``{"type": "duplicate", "copies": K}`` (every input
+  K times), ``{"type": "realign", "on": bool}``: these change the policy's input width or the
+  loop's settings, so they start a new episode (same seed);
 - image tasks only: ``{"type": "occlude", "fraction": F}`` (patches hidden, ``[0, 0.9]``) and
   ``{"type": "background", "name": NAME}`` (a name of
   :func:`~tasks.perturbations.offered_backgrounds`, or null: none); both start a new episode;
 - ``{"type": "reset"}`` (optionally ``"seed": S``), ``{"type": "pause", "on": bool}``,
   ``{"type": "speed", "steps_per_second": X}``, ``{"type": "step"}`` (one step, paused).
+
+A ``baseline`` policy (vector tasks; ``evolve demo --compare``) plays the same episode beside
+the agent, in a loop of its own on an env of its own, under the same perturbation draws: the
+same seed gives its perturbation the same Generator, and every shuffle, scheduled or asked
+for, happens to both at the same step. A feed-forward baseline takes the task's own inputs
+only, so noise channels and duplicates are refused while it plays.
 
 A bad message raises :class:`ControlError` and changes nothing. No web code here: the app
 (:mod:`evolve.demo.app`) sends what :meth:`DemoSession.step` returns as JSON, and
@@ -54,6 +61,7 @@ from tasks.perturbations import Perturbations, background_image, offered_backgro
 from tasks.spec import PatchObservation, VectorObservation, get_task
 
 MAX_NOISE_CHANNELS = 64
+MAX_DUPLICATE = 8
 MAX_RESHUFFLE_EVERY = 100_000
 MAX_SEED = 2**31 - 1
 SPEED_RANGE = (1.0, 1000.0)  # steps per second
@@ -68,6 +76,7 @@ CONTROLS: dict[str, tuple[str, ...]] = {  # message type -> its fields
     "shuffle": (),
     "reshuffle_every": ("steps",),
     "noise": ("channels",),
+    "duplicate": ("copies",),
     "realign": ("on",),
     "reset": ("seed",),
     "pause": ("on",),
@@ -77,7 +86,7 @@ CONTROLS: dict[str, tuple[str, ...]] = {  # message type -> its fields
     "background": ("name",),
 }
 OPTIONAL = {("reset", "seed")}
-VECTOR_ONLY = ("noise", "realign")
+VECTOR_ONLY = ("noise", "duplicate", "realign")
 IMAGE_ONLY = ("occlude", "background")
 
 
@@ -140,6 +149,8 @@ def parse_control(text: str | bytes) -> dict[str, Any]:
         _int_field(message, "steps", 0, MAX_RESHUFFLE_EVERY)
     elif kind == "noise":
         _int_field(message, "channels", 0, MAX_NOISE_CHANNELS)
+    elif kind == "duplicate":
+        _int_field(message, "copies", 1, MAX_DUPLICATE)
     elif kind == "reset" and "seed" in message:
         _int_field(message, "seed", 0, MAX_SEED)
     elif kind in ("realign", "pause") and not isinstance(message["on"], bool):
@@ -178,6 +189,7 @@ class Settings:
     seed: int = 0
     reshuffle_every: int = 0
     noise_channels: int = 0
+    duplicate: int = 1
     realign: bool = False
     paused: bool = False
     speed: float = DEFAULT_SPEED
@@ -214,6 +226,8 @@ class DemoSession:
         seed: int = 0,
         label: str | None = None,
         reshuffle_every: int = 0,
+        baseline: Policy | None = None,
+        baseline_label: str | None = None,
     ) -> None:
         spec = get_task(env_id)
         self.image_task = isinstance(spec.observation, PatchObservation)
@@ -224,6 +238,12 @@ class DemoSession:
             )
         if not self.image_task and not isinstance(spec.observation, VectorObservation):
             raise ConfigError(f"evolve demo cannot show {env_id}'s observation")
+        if baseline is not None and self.image_task:
+            raise ConfigError(f"a baseline side by side needs a vector task; {env_id} has images")
+        self.baseline = baseline
+        self.baseline_label = None
+        if baseline is not None:
+            self.baseline_label = baseline_label or default_label(baseline)
         self.policy = policy
         self.env_id = env_id
         self.label = label or default_label(policy)
@@ -246,6 +266,7 @@ class DemoSession:
         self._loop = None
         self._view: StepView | None = None
         self.ended = False
+        self._baseline = _Baseline(baseline) if baseline is not None else None
         self._last_image_t = -math.inf
         self.reset()
 
@@ -255,7 +276,7 @@ class DemoSession:
         s = self.settings
         if self.image_task:
             return Perturbations(shuffle=True, occlude=s.occlude, background=s.background)
-        return Perturbations(shuffle=True, noise_channels=s.noise_channels)
+        return Perturbations(shuffle=True, noise_channels=s.noise_channels, duplicate=s.duplicate)
 
     def _task_for(self, perturbations: Perturbations) -> None:
         """(Re)makes the renderable task where there is none or its background changed."""
@@ -274,29 +295,22 @@ class DemoSession:
                 self.settings.seed = seed
             self._close_loop()
             perturbations = self._perturbations()
-            model = self.policy.model
             if self.image_task:
                 agent_side = perturbations.agent_side()
             else:
                 agent_side = perturbations
-                width = perturbations.batch(self.observation).out_dim
-                if isinstance(model, FeedForwardModel) and width != model.obs_dim:
-                    raise ControlError(
-                        f"the feed-forward policy takes exactly {model.obs_dim} inputs; "
-                        f"{perturbations.noise_channels} noise channels make {width}"
-                    )
+                for policy in filter(None, (self.policy, self.baseline)):
+                    self._check_width(policy.model, perturbations)
             self._task_for(perturbations)
-            self._loop = iterate(
-                model,
-                torch.from_numpy(self.policy.params.copy())[None],
-                self.task,
-                agent_side,
-                [self.settings.seed],
-                action_map=self.policy.action,
-                realign=self.settings.realign,
-                observers=[self._watch],
-                observation=self.observation,
-            )
+            self._loop = self._episode(self.policy, self.task, agent_side, self._watch)
+            if self._baseline is not None:
+                b = self._baseline
+                if b.loop is not None:
+                    b.loop.close()
+                if b.task is None:
+                    b.task = renderable_task(self.env_id, perturbations)
+                b.loop = self._episode(self.baseline, b.task, agent_side, b.watch)
+                b.view, b.ended, b.episode_return = None, False, 0.0
             self.ended = False
             self.episode_return = 0.0
             self.steps = 0
@@ -304,7 +318,34 @@ class DemoSession:
             self._advance()
             self._schedule()
 
+    def _check_width(self, model: Any, perturbations: Perturbations) -> None:
+        width = perturbations.batch(self.observation).out_dim
+        if isinstance(model, FeedForwardModel) and width != model.obs_dim:
+            raise ControlError(
+                f"the feed-forward policy takes exactly {model.obs_dim} inputs; "
+                f"{perturbations.noise_channels} noise channels and "
+                f"x{perturbations.duplicate} duplicates make {width}"
+            )
+
+    def _episode(
+        self, policy: Policy, task: Any, perturbations: Perturbations, watch: _Watch
+    ) -> Any:
+        """One policy's episode loop with the current settings."""
+        return iterate(
+            policy.model,
+            torch.from_numpy(policy.params.copy())[None],
+            task,
+            perturbations,
+            [self.settings.seed],
+            action_map=policy.action,
+            realign=self.settings.realign,
+            observers=[watch],
+            observation=self.observation,
+        )
+
     def _advance(self) -> None:
+        if self._baseline is not None:
+            self._baseline.advance()
         try:
             self._view = next(self._loop)
         except StopIteration as end:
@@ -318,8 +359,16 @@ class DemoSession:
     def _schedule(self) -> None:
         """Where the next automatic reshuffle is, counted from now."""
         every = self.settings.reshuffle_every
-        perturb = self._view.perturbation
-        perturb.reshuffle_at(perturb.steps + every if every else None)
+        for perturb in self._perturbations_now():
+            perturb.reshuffle_at(perturb.steps + every if every else None)
+
+    def _perturbations_now(self) -> list[Any]:
+        """The running episodes' perturbations: the agent's, and the baseline's while its
+        episode goes on (both at the same step)."""
+        perturbs = [self._view.perturbation]
+        if self._baseline is not None and not self._baseline.ended:
+            perturbs.append(self._baseline.view.perturbation)
+        return perturbs
 
     def step(self, images: bool | None = None) -> dict[str, Any]:
         """The frame message of the current step, then the loop moves on one step.
@@ -367,6 +416,8 @@ class DemoSession:
             "return": self.episode_return,
             "image": image,
         }
+        if self._baseline is not None:
+            common["baseline"] = self._baseline.message(images)
         if self.image_task:
             mosaic = attended = None
             if images:
@@ -451,19 +502,22 @@ class DemoSession:
             elif kind == "shuffle":
                 if self.ended:
                     raise ControlError("shuffle: the episode is over; reset")
-                perturb = self._view.perturbation
-                perturb.reshuffle_at(perturb.steps + 1)
+                for perturb in self._perturbations_now():
+                    perturb.reshuffle_at(perturb.steps + 1)
             elif kind == "reshuffle_every":
                 self.settings.reshuffle_every = message["steps"]
                 if not self.ended:
                     self._schedule()
-            elif kind == "noise":
-                before = self.settings.noise_channels
-                self.settings.noise_channels = message["channels"]
+            elif kind in ("noise", "duplicate"):
+                name, field = {"noise": ("noise_channels", "channels")}.get(
+                    kind, ("duplicate", "copies")
+                )
+                before = getattr(self.settings, name)
+                setattr(self.settings, name, message[field])
                 try:
                     self.reset()
                 except ControlError:
-                    self.settings.noise_channels = before
+                    setattr(self.settings, name, before)
                     self.reset()
                     raise
             elif kind == "realign":
@@ -492,6 +546,9 @@ class DemoSession:
             "seed": s.seed,
             "reshuffle_every": s.reshuffle_every,
             "noise_channels": s.noise_channels,
+            "duplicate": s.duplicate,
+            "max_duplicate": MAX_DUPLICATE,
+            "baseline": self.baseline_label,
             "realign": s.realign,
             "paused": s.paused,
             "steps_per_second": s.speed,
@@ -513,3 +570,52 @@ class DemoSession:
             self._close_loop()
             if self.task is not None:
                 self.task.close()
+            if self._baseline is not None:
+                self._baseline.close()
+
+
+class _Baseline:
+    """The baseline's side of a session: its episode loop, its env and where it stands."""
+
+    def __init__(self, policy: Policy) -> None:
+        self.policy = policy
+        self.watch = _Watch()
+        self.task: Any = None
+        self.loop: Any = None
+        self.view: StepView | None = None
+        self.ended = False
+        self.episode_return = 0.0
+        self.steps = 0
+
+    def advance(self) -> None:
+        if self.ended:
+            return
+        try:
+            self.view = next(self.loop)
+        except StopIteration as end:
+            self.ended = True
+            self.episode_return = float(end.value.returns[0, 0])
+            self.steps = int(end.value.steps[0, 0])
+            return
+        self.steps = self.view.t
+        self.episode_return = float(self.view.returns[0, 0])
+
+    def message(self, images: bool) -> dict[str, Any]:
+        """Where the baseline stands, for the frame message."""
+        return {
+            "return": self.episode_return,
+            "ended": self.ended,
+            "steps": self.steps,
+            "action": None
+            if self.ended
+            else np.asarray(self.view.action[0, 0], dtype=float).reshape(-1).tolist(),
+            "image": _data_url(self.task.render(0, 0)) if images else None,
+        }
+
+    def close(self) -> None:
+        if self.loop is not None:
+            self.loop.close()
+            self.loop = None
+        if self.task is not None:
+            self.task.close()
+            self.task = None

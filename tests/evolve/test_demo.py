@@ -24,6 +24,7 @@ from evolve.cli import main  # noqa: E402
 from evolve.demo.app import create_app  # noqa: E402
 from evolve.demo.session import ControlError, parse_control  # noqa: E402
 from sensoryneuron.checkpoints import load_policy, load_reference_policy  # noqa: E402
+from sensoryneuron.errors import ConfigError  # noqa: E402
 from tasks.perturbations import BatchPerturbation  # noqa: E402
 
 ENV_ID = "SensoryNeuron/CartPoleSwingUpHarder-v0"
@@ -174,6 +175,64 @@ def test_episode_end_and_reset(policy):
         settings = control(ws, {"type": "reset", "seed": 5})
         assert settings["type"] == "settings" and settings["seed"] == 5
         assert receive(ws, "frame")["t"] == 0
+
+
+def test_duplicated_inputs_show_each_sensor_k_times(policy):
+    with client(policy, start_paused=True) as c, c.websocket_connect("/ws") as ws:
+        ws.receive_json()
+        settings = control(ws, {"type": "duplicate", "copies": 2})
+        assert settings["duplicate"] == 2 and settings["max_duplicate"] == 8
+        frame = control(ws, {"type": "step"})
+        assert len(frame["obs"]) == 10 and sorted(frame["sources"]) == sorted(list(range(5)) * 2)
+        assert np.array(frame["attention"]).shape == (16, 10)
+        for copies in (0, 9, "2", True):
+            reply = control(ws, {"type": "duplicate", "copies": copies})
+            assert reply == {
+                "type": "error",
+                "message": "duplicate: copies must be an integer in [1, 8]",
+            }
+
+
+@pytest.fixture(scope="module")
+def fnn():
+    return load_policy("fnn-baseline")
+
+
+def test_a_baseline_plays_beside_the_agent_under_the_same_shuffles(policy, fnn):
+    from evolve.demo.session import DemoSession
+
+    session = DemoSession(policy, ENV_ID, seed=0, reshuffle_every=7, baseline=fnn)
+    try:
+        assert session.hello()["baseline"] == "feed-forward (FNN)"
+        seen = set()
+        for t in range(40):
+            if t == 10:
+                session.control('{"type": "shuffle"}')
+            frame = session.step(images=t == 0)
+            twin = session._baseline.view.perturbation
+            np.testing.assert_array_equal(
+                twin.permutations, session._view.perturbation.permutations
+            )
+            seen.add(tuple(frame["permutation"]))
+            assert frame["baseline"]["image"] if t == 0 else frame["baseline"]["image"] is None
+        assert len(seen) >= 5  # reshuffles at 7, 11, 14, 21, 28, 35 (the click at 11)
+        assert frame["baseline"]["return"] > 0 and frame["baseline"]["action"] is not None
+        with pytest.raises(ControlError, match=r"^the feed-forward policy takes exactly 5 inputs; "
+                           r"2 noise channels and x1 duplicates make 7$"):  # fmt: skip
+            session.control('{"type": "noise", "channels": 2}')
+        assert session.settings.noise_channels == 0 and session.step()["t"] == 0
+    finally:
+        session.close()
+
+
+def test_a_baseline_needs_a_vector_task_and_plays_live_only(policy, fnn, capsys):
+    from evolve.demo.session import DemoSession
+
+    with pytest.raises(ConfigError, match=r"^a baseline side by side needs a vector task"):
+        DemoSession(load_policy("carracing"), "CarRacing-v3", baseline=fnn)
+    assert main(["demo", "--compare", "fnn-baseline", "--export", "x"]) == 2
+    err = capsys.readouterr().err
+    assert err == "evolve: error: --compare plays live only; an --export records one agent\n"
 
 
 def test_parse_control_rejects_out_of_range_values():

@@ -1,0 +1,136 @@
+"""`evolve demo` in headless Chromium: the frame rate its page reaches, and the README's screenshots.
+
+For each agent, starts ``evolve demo AGENT`` in a subprocess, opens its page in the system
+Chromium through Playwright (the ``browser`` extra), and:
+
+- asks the server for its top speed (1,000 steps a second) and counts, over ``--seconds``,
+  the frames the page draws (each a step: the slots, the attention map and the reward plot
+  for a vector task; the patch mosaics for an image task; the env's own picture at most 25
+  times a second), both at the top speed and at the page's default 50;
+- back at the default speed, clicks Shuffle and saves a screenshot while the RESHUFFLED
+  banner shows (``videos/demo_<name>.png`` with ``--screenshots``); ``cartpole_vs_fnn``
+  plays the feed-forward baseline beside the agent (``--compare fnn-baseline``).
+
+One JSON file holds the figures (``--json``). Usage::
+
+    python benchmarks/demo_browser.py --json benchmarks/results/demo_browser.json --screenshots
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import platform
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from playwright.sync_api import sync_playwright
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests" / "evolve"))
+from test_demo_browser import chromium  # noqa: E402  (one place that finds the browser)
+
+AGENTS = {  # name -> evolve demo's arguments
+    "cartpole": ["cartpole-swingup-harder"],
+    "carracing": ["carracing"],
+    "cartpole_vs_fnn": ["cartpole-swingup-harder", "--compare", "fnn-baseline"],
+}
+
+COUNT_FRAMES = """() => {
+  window.__frames = 0;
+  const draw = onFrame;
+  onFrame = (frame) => { window.__frames += 1; draw(frame); };
+}"""
+
+
+def frames_per_second(page, seconds: float) -> float:
+    start = page.evaluate("window.__frames")
+    time.sleep(seconds)
+    return (page.evaluate("window.__frames") - start) / seconds
+
+
+def measure(name: str, agent: list[str], browser, seconds: float, shot: Path | None) -> dict:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "evolve", "demo", *agent, "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=dict(os.environ, OMP_NUM_THREADS="1"),
+    )
+    try:
+        proc.stdout.readline()
+        url = re.search(r"http://\S+/", proc.stdout.readline()).group(0)
+        page = browser.new_page(viewport={"width": 1040, "height": 980})
+        page.goto(url)
+        page.wait_for_function("Number(document.getElementById('step').textContent) >= 5")
+        page.evaluate(COUNT_FRAMES)
+        row = {"demo": " ".join(agent), "default_speed_fps": frames_per_second(page, seconds)}
+        page.evaluate("send({type: 'speed', steps_per_second: 1000})")
+        time.sleep(1.0)
+        row["top_speed_fps"] = frames_per_second(page, seconds)
+        page.evaluate("send({type: 'speed', steps_per_second: 50})")
+        page.click("#reset")  # a fresh episode for the picture
+        page.wait_for_function("Number(document.getElementById('step').textContent) < 20")
+        page.wait_for_function("Number(document.getElementById('step').textContent) >= 250")
+        page.click("#shuffle")
+        page.wait_for_function("getComputedStyle($('banner')).visibility === 'visible'")
+        if shot is not None:
+            page.screenshot(path=str(shot), full_page=True)
+            row["screenshot"] = str(shot.relative_to(ROOT))
+        row["error_line"] = page.text_content("#error")
+        page.close()
+        return row
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--json", type=Path, help="write the figures to this file")
+    parser.add_argument("--seconds", type=float, default=10.0, help="counting window")
+    parser.add_argument("--screenshots", action="store_true", help="save videos/demo_*.png")
+    parser.add_argument("agents", nargs="*", help=f"some of {', '.join(AGENTS)} (default: all)")
+    args = parser.parse_args()
+    unknown = [a for a in args.agents if a not in AGENTS]
+    if unknown:
+        parser.error(f"unknown agents {unknown}: choose from {', '.join(AGENTS)}")
+    args.agents = args.agents or list(AGENTS)
+    path = chromium()
+    if path is None:
+        raise SystemExit("no Chromium: install Debian's chromium package (or set SN_CHROMIUM)")
+    results = {
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
+        "load_average_at_start": list(os.getloadavg()),
+        "browser": path,
+        "runs": [],
+    }
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=path, args=["--no-sandbox"])
+        results["browser_version"] = browser.version
+        for name in args.agents:
+            if name == "carracing" and importlib.util.find_spec("Box2D") is None:
+                print("carracing: skipped (no Box2D: pip install -e '.[box2d]')")
+                continue
+            shot = ROOT / "videos" / f"demo_{name}.png" if args.screenshots else None
+            row = measure(name, AGENTS[name], browser, args.seconds, shot)
+            results["runs"].append(row)
+            print(json.dumps(row))
+        browser.close()
+    results["load_average_at_end"] = list(os.getloadavg())
+    if args.json is not None:
+        args.json.write_text(json.dumps(results, indent=2) + "\n")
+        print(f"wrote {args.json}")
+
+
+if __name__ == "__main__":
+    main()
