@@ -23,9 +23,6 @@ import importlib.util
 import json
 import os
 import platform
-import re
-import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -34,7 +31,7 @@ from playwright.sync_api import sync_playwright
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "evolve"))
-from test_demo_browser import chromium  # noqa: E402  (one place that finds the browser)
+from test_demo_browser import chromium, demo_server  # noqa: E402  (one place for each)
 
 AGENTS = {  # name -> evolve demo's arguments
     "cartpole": ["cartpole-swingup-harder"],
@@ -55,17 +52,8 @@ def frames_per_second(page, seconds: float) -> float:
     return (page.evaluate("window.__frames") - start) / seconds
 
 
-def measure(name: str, agent: list[str], browser, seconds: float, shot: Path | None) -> dict:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "evolve", "demo", *agent, "--port", "0"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=dict(os.environ, OMP_NUM_THREADS="1"),
-    )
-    try:
-        proc.stdout.readline()
-        url = re.search(r"http://\S+/", proc.stdout.readline()).group(0)
+def measure(agent: list[str], browser, seconds: float, shot: Path | None) -> dict:
+    with demo_server(*agent) as url:
         page = browser.new_page(viewport={"width": 1040, "height": 980})
         page.goto(url)
         page.wait_for_function("Number(document.getElementById('step').textContent) >= 5")
@@ -86,12 +74,6 @@ def measure(name: str, agent: list[str], browser, seconds: float, shot: Path | N
         row["error_line"] = page.text_content("#error")
         page.close()
         return row
-    finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
 
 def main() -> None:
@@ -122,7 +104,7 @@ def main() -> None:
                 print("carracing: skipped (no Box2D: pip install -e '.[box2d]')")
                 continue
             shot = ROOT / "videos" / f"demo_{name}.png" if args.screenshots else None
-            row = measure(name, AGENTS[name], browser, args.seconds, shot)
+            row = measure(AGENTS[name], browser, args.seconds, shot)
             results["runs"].append(row)
             print(json.dumps(row))
         browser.close()

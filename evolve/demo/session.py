@@ -344,17 +344,12 @@ class DemoSession:
         )
 
     def _advance(self) -> None:
-        if self._baseline is not None:
-            self._baseline.advance()
-        try:
-            self._view = next(self._loop)
-        except StopIteration as end:
-            self.ended = True
-            self.episode_return = float(end.value.returns[0, 0])
-            self.steps = int(end.value.steps[0, 0])
-            return
-        self.steps = self._view.t
-        self.episode_return = float(self._view.returns[0, 0])
+        if self._baseline is not None and not self._baseline.ended:
+            b = self._baseline
+            view, b.ended, b.episode_return, b.steps = _next_step(b.loop)
+            b.view = view or b.view
+        view, self.ended, self.episode_return, self.steps = _next_step(self._loop)
+        self._view = view or self._view  # an ended episode keeps its last view
 
     def _schedule(self) -> None:
         """Where the next automatic reshuffle is, counted from now."""
@@ -574,6 +569,16 @@ class DemoSession:
                 self._baseline.close()
 
 
+def _next_step(loop: Any) -> tuple[StepView | None, bool, float, int]:
+    """One episode loop moved on a step: its next view (None once it is over), whether it
+    ended, the return so far and the steps taken."""
+    try:
+        view = next(loop)
+    except StopIteration as end:
+        return None, True, float(end.value.returns[0, 0]), int(end.value.steps[0, 0])
+    return view, False, float(view.returns[0, 0]), view.t
+
+
 class _Baseline:
     """The baseline's side of a session: its episode loop, its env and where it stands."""
 
@@ -586,19 +591,6 @@ class _Baseline:
         self.ended = False
         self.episode_return = 0.0
         self.steps = 0
-
-    def advance(self) -> None:
-        if self.ended:
-            return
-        try:
-            self.view = next(self.loop)
-        except StopIteration as end:
-            self.ended = True
-            self.episode_return = float(end.value.returns[0, 0])
-            self.steps = int(end.value.steps[0, 0])
-            return
-        self.steps = self.view.t
-        self.episode_return = float(self.view.returns[0, 0])
 
     def message(self, images: bool) -> dict[str, Any]:
         """Where the baseline stands, for the frame message."""

@@ -14,6 +14,8 @@ import shutil
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 
@@ -31,16 +33,15 @@ def chromium() -> str | None:
 pytestmark = pytest.mark.skipif(chromium() is None, reason="no Chromium on this machine")
 
 
-@pytest.fixture(scope="module")
-def demo_url():
-    """``evolve demo`` (the shipped cart-pole agent) in a subprocess: its URL."""
-    env = dict(os.environ, OMP_NUM_THREADS="1")
+@contextmanager
+def demo_server(*args: str) -> Iterator[str]:
+    """``evolve demo ARGS`` in a subprocess on a free port: its URL; Ctrl-C at the end."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "evolve", "demo", "--port", "0"],
+        [sys.executable, "-m", "evolve", "demo", *args, "--port", "0"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env=env,
+        env=dict(os.environ, OMP_NUM_THREADS="1"),
     )
     try:
         proc.stdout.readline()  # "listening on 127.0.0.1 ..."
@@ -52,6 +53,13 @@ def demo_url():
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+@pytest.fixture(scope="module")
+def demo_url():
+    """The shipped cart-pole agent's demo."""
+    with demo_server() as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
@@ -87,9 +95,7 @@ def test_a_click_on_shuffle_recolours_the_slots_and_the_return_keeps_growing(
     for _ in range(5):  # a new permutation may, rarely, be the old one
         page.click("#shuffle")
         step = number(page, "#step")
-        page.wait_for_function(
-            f"Number(document.getElementById('step').textContent) >= {step + 5}"
-        )
+        page.wait_for_function(f"Number(document.getElementById('step').textContent) >= {step + 5}")
         if slot_sensors(page) != sensors:
             break
     after = slot_sensors(page)
