@@ -27,7 +27,7 @@ def test_registered_tasks_say_what_they_give_and_take():
     harder = get_task(CARTPOLE_SWINGUP_HARDER_ID)
     assert harder.observation.names == ("x", "x_dot", "cos th", "sin th", "th_dot")
     assert harder.action.is_identity and harder.max_steps == 1000
-    assert harder.engines == ("simulator", "gym")
+    assert harder.engines == ("simulator", "gym", "fused")
     assert get_task("CartPole-v1").action == ActionMap.discrete(2)
     assert get_task("Pendulum-v1").action == ActionMap.box([-2.0], [2.0])
     ant = get_task("Ant-v5")
