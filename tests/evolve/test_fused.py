@@ -176,3 +176,15 @@ def test_training_on_the_fused_engine_repeats_and_learns_what_the_loop_learns(tm
         logs[name] = np.asarray(state.log)[:, 1:5]  # best, mean, worst, std
     np.testing.assert_array_equal(logs["a"], logs["b"])
     np.testing.assert_allclose(logs["a"], logs["loop"], rtol=1e-3)
+
+
+def test_non_finite_parameters_give_nan_returns_as_in_the_loop():
+    # what training ranks last and reports (fast-math must not turn them into numbers)
+    params = population(PAPER, 3, 0.1, dtype=torch.float32)
+    params[1, 5], params[2, 100] = float("nan"), float("inf")
+    args = (PAPER, params, CARTPOLE_SWINGUP_HARDER_ID, Perturbations(), [0, 1], 50)
+    returns, steps = fused.rollout(*args)
+    want_returns, want_steps = loop(*args)
+    np.testing.assert_array_equal(np.isnan(returns), np.isnan(want_returns))
+    assert np.isnan(returns[1:]).all() and np.isfinite(returns[0]).all()
+    np.testing.assert_array_equal(steps, want_steps)
