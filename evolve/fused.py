@@ -162,7 +162,8 @@ def rollout(
     returns = np.zeros((members, episodes))
     lengths = np.zeros((members, episodes), dtype=np.int64)
     numba = _numba()
-    threads = max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS))
+    torch_threads = torch.get_num_threads()
+    threads = max(1, min(torch_threads, numba.config.NUMBA_NUM_THREADS))
     kernel = _kernel(fast=params.dtype == torch.float32)
     weights = tuple(w[name] for name in WEIGHTS)
     draws = (starts, sources, noise.astype(w["lstm"].dtype))
@@ -170,7 +171,7 @@ def rollout(
         # compile, and start numba's thread pool, on episodes of no steps: the pool starts
         # with every core, and under OpenMP (shared with torch) torch's count follows it
         kernel(*weights, *draws, 0, returns, lengths)
-        torch.set_num_threads(threads)
+        torch.set_num_threads(torch_threads)
     numba.set_num_threads(threads)
     kernel(*weights, *draws, limit, returns, lengths)
     return returns, lengths

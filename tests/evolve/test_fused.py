@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib.util
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -188,3 +190,23 @@ def test_non_finite_parameters_give_nan_returns_as_in_the_loop():
     np.testing.assert_array_equal(np.isnan(returns), np.isnan(want_returns))
     assert np.isnan(returns[1:]).all() and np.isfinite(returns[0]).all()
     np.testing.assert_array_equal(steps, want_steps)
+
+
+def test_the_first_rollout_in_a_process_leaves_torchs_thread_count_alone():
+    # numba's OpenMP pool is torch's: starting it once set torch to every core, and each
+    # one-thread worker of a backend then ran two threads (two workers slower than one)
+    script = (
+        "import torch\n"
+        "torch.set_num_threads(1)\n"
+        "from evolve import fused\n"
+        "from sensoryneuron import AttentionNeuronModel\n"
+        "from tasks.perturbations import Perturbations\n"
+        "m = AttentionNeuronModel(act_dim=1)\n"
+        "fused.rollout(m, torch.zeros(2, m.num_params), "
+        f"{CARTPOLE_SWINGUP_ID!r}, Perturbations(), [0], 5)\n"
+        "import numba\n"
+        "print(torch.get_num_threads(), numba.get_num_threads())\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["1", "1"]
