@@ -36,12 +36,10 @@ from sensoryneuron.actions import ActionMap
 from sensoryneuron.errors import ConfigError
 from sensoryneuron.models import AttentionNeuronModel, Model
 from tasks import cartpole
-from tasks.batched import episode_rngs
-from tasks.cartpole import sample_initial_state
 from tasks.perturbations import Perturbations
 from tasks.spec import CARTPOLE_SWINGUP_HARDER_ID, CARTPOLE_SWINGUP_ID, get_task
 
-TASKS = {CARTPOLE_SWINGUP_ID: False, CARTPOLE_SWINGUP_HARDER_ID: True}  # env id -> harder
+TASKS = (CARTPOLE_SWINGUP_ID, CARTPOLE_SWINGUP_HARDER_ID)  # their simulator, compiled
 # the kernel's weight arguments, in order (see weights_of)
 WEIGHTS = (
     "lstm",
@@ -78,23 +76,24 @@ def unsupported(
 
 
 def schedule(
-    perturbations: Perturbations, seeds: list[int] | tuple[int, ...], harder: bool, limit: int
+    perturbations: Perturbations, seeds: list[int] | tuple[int, ...], env_id: str, limit: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The episodes' start states and every perturbation draw, as the loop makes them.
 
-    Each episode's Generator draws its start state, then its permutations, reshuffle
-    intervals and noise, in the loop's order (:class:`~tasks.perturbations.BatchPerturbation`
-    on a one-member batch): draws never depend on the observations.
+    The task's simulator starts the episodes (one member), each from its seed's Generator;
+    the same Generators then draw the permutations, reshuffle intervals and noise, in the
+    loop's order (:class:`~tasks.perturbations.BatchPerturbation` on that one-member batch):
+    draws never depend on the observations.
 
     Returns:
         ``starts`` float64 ``[B, 4]``; ``sources`` int64 ``[S, B, N]``, the raw input each
         shuffled slot reads at step ``t`` (row ``min(t, S - 1)``); ``noise`` float32
         ``[S, B, K]``, the noise channels' values (``K`` may be 0).
     """
-    rngs = episode_rngs(seeds)
-    starts = np.stack([sample_initial_state(rng, harder) for rng in rngs])
+    task = get_task(env_id).make_batched("simulator")
+    raw, rngs = task.start(seeds, members=1)
+    starts = task.state[0]
     perturb = perturbations.batch(cartpole.OBS_DIM)
-    raw = cartpole.observe(starts)[None]  # the values are never read by the draws
     steps = 1 if perturb.reshuffle_every is None and not perturb.noise_channels else limit
     sources, noise = [], []
     for t in range(steps):
@@ -156,7 +155,7 @@ def rollout(
     if params.dtype not in (torch.float32, torch.float64):
         raise ConfigError(f"params must be float32 or float64; got {params.dtype}")
     limit = cartpole.MAX_STEPS if max_steps is None else min(max_steps, cartpole.MAX_STEPS)
-    starts, sources, noise = schedule(perturbations, seeds, TASKS[env_id], limit)
+    starts, sources, noise = schedule(perturbations, seeds, env_id, limit)
     w = weights_of(model, params)
     members, episodes = params.shape[0], len(seeds)
     returns = np.zeros((members, episodes))

@@ -87,6 +87,8 @@ CONTROLS: dict[str, tuple[str, ...]] = {  # message type -> its fields
 }
 OPTIONAL = {("reset", "seed")}
 VECTOR_ONLY = ("noise", "duplicate", "realign")
+WIDTH_CONTROLS = {"noise": ("noise_channels", "channels"), "duplicate": ("duplicate", "copies")}
+"""Controls that change the policy's input width: message type -> (setting, field)."""
 IMAGE_ONLY = ("occlude", "background")
 
 
@@ -240,10 +242,6 @@ class DemoSession:
             raise ConfigError(f"evolve demo cannot show {env_id}'s observation")
         if baseline is not None and self.image_task:
             raise ConfigError(f"a baseline side by side needs a vector task; {env_id} has images")
-        self.baseline = baseline
-        self.baseline_label = None
-        if baseline is not None:
-            self.baseline_label = baseline_label or default_label(baseline)
         self.policy = policy
         self.env_id = env_id
         self.label = label or default_label(policy)
@@ -266,7 +264,9 @@ class DemoSession:
         self._loop = None
         self._view: StepView | None = None
         self.ended = False
-        self._baseline = _Baseline(baseline) if baseline is not None else None
+        self._baseline = None
+        if baseline is not None:
+            self._baseline = _Baseline(baseline, baseline_label or default_label(baseline))
         self._last_image_t = -math.inf
         self.reset()
 
@@ -299,8 +299,9 @@ class DemoSession:
                 agent_side = perturbations.agent_side()
             else:
                 agent_side = perturbations
-                for policy in filter(None, (self.policy, self.baseline)):
-                    self._check_width(policy.model, perturbations)
+                self._check_width(self.policy.model, perturbations)
+                if self._baseline is not None:
+                    self._check_width(self._baseline.policy.model, perturbations)
             self._task_for(perturbations)
             self._loop = self._episode(self.policy, self.task, agent_side, self._watch)
             if self._baseline is not None:
@@ -309,7 +310,7 @@ class DemoSession:
                     b.loop.close()
                 if b.task is None:
                     b.task = renderable_task(self.env_id, perturbations)
-                b.loop = self._episode(self.baseline, b.task, agent_side, b.watch)
+                b.loop = self._episode(b.policy, b.task, agent_side, b.watch)
                 b.view, b.ended, b.episode_return = None, False, 0.0
             self.ended = False
             self.episode_return = 0.0
@@ -503,10 +504,8 @@ class DemoSession:
                 self.settings.reshuffle_every = message["steps"]
                 if not self.ended:
                     self._schedule()
-            elif kind in ("noise", "duplicate"):
-                name, field = {"noise": ("noise_channels", "channels")}.get(
-                    kind, ("duplicate", "copies")
-                )
+            elif kind in WIDTH_CONTROLS:
+                name, field = WIDTH_CONTROLS[kind]
                 before = getattr(self.settings, name)
                 setattr(self.settings, name, message[field])
                 try:
@@ -543,7 +542,7 @@ class DemoSession:
             "noise_channels": s.noise_channels,
             "duplicate": s.duplicate,
             "max_duplicate": MAX_DUPLICATE,
-            "baseline": self.baseline_label,
+            "baseline": None if self._baseline is None else self._baseline.label,
             "realign": s.realign,
             "paused": s.paused,
             "steps_per_second": s.speed,
@@ -582,8 +581,9 @@ def _next_step(loop: Any) -> tuple[StepView | None, bool, float, int]:
 class _Baseline:
     """The baseline's side of a session: its episode loop, its env and where it stands."""
 
-    def __init__(self, policy: Policy) -> None:
+    def __init__(self, policy: Policy, label: str) -> None:
         self.policy = policy
+        self.label = label
         self.watch = _Watch()
         self.task: Any = None
         self.loop: Any = None
