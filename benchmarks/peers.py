@@ -6,10 +6,11 @@ messages, an 8-cell sensory LSTM):
 
 - ``sensoryneuron``: the ``fused`` engine (:mod:`evolve.fused`: whole episodes as one
   compiled kernel) on 2 worker processes (``LocalBackend(2)``), what ``evolve train
-  cartpole-swingup-harder-es`` runs; ``sensoryneuron_1_process`` is one process;
-  ``sensoryneuron_loop`` the episode loop (:mod:`evolve.rollout`, the ``simulator`` engine)
-  on 2 workers, what every other model and task runs. Our model has EvoJAX's biases (``attention_bias=True``: 977 parameters; EvoJAX
-  counts 945 because flax's LSTM cell has one bias per gate where torch's has two).
+  cartpole-swingup-harder-es --engine fused`` runs; ``sensoryneuron_1_process`` is one
+  process; ``sensoryneuron_loop`` the episode loop (:mod:`evolve.rollout`, the
+  ``simulator`` engine) on 2 workers, what every other model and task runs. Our model has
+  EvoJAX's biases (``attention_bias=True``: 977 parameters; EvoJAX counts 945 because
+  flax's LSTM cell has one bias per gate where torch's has two).
   Counted over the steps of live episodes only: finished members leave the batch. The
   population is the paper's published weights (``../shared/reference/cartpole_pi.npz``, no
   query/key biases) plus noise of std ``--spread``, so its episodes last about as long as
@@ -24,7 +25,8 @@ messages, an 8-cell sensory LSTM):
 - ``original``: one member at a time, an ``nn.Module`` policy with its LSTM state in
   attributes and a per-step Gymnasium env, as the paper's code ran (timed on a few members).
 - ``default_student``: the default recipe's 12,929-parameter student on the episode loop
-  (2 workers; the kernel does not run its options), for scale: the shipped ``cartpole-swingup-harder`` agent plus noise.
+  (2 workers; the kernel does not run its options), for scale: the shipped
+  ``cartpole-swingup-harder`` agent plus noise.
 
 Every figure is the best of ``--rounds`` timed population episodes (fresh seeds each),
 after a warm-up (EvoJAX's jit compilation is not timed). Usage::
@@ -225,8 +227,13 @@ def main() -> None:
             )
         except (RuntimeError, OSError, ValueError) as exc:
             results["evojax_error"] = str(exc)
-    keys = ("sensoryneuron", "sensoryneuron_1_process", "sensoryneuron_loop", "original")
-    for key in (*keys, "default_student"):
+    for key in (
+        "sensoryneuron",
+        "sensoryneuron_1_process",
+        "sensoryneuron_loop",
+        "original",
+        "default_student",
+    ):
         results[key] = results[f"{key}_run"]["member_steps_per_s"]
     results["evojax"] = (
         None if results["evojax_run"] is None else results["evojax_run"]["member_steps_per_s"]
