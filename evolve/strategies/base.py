@@ -94,19 +94,26 @@ def _check_int(name: str, value: Any, minimum: int) -> int:
 
 
 def _check_real(
-    name: str, value: Any, *, low: float, high: float = math.inf, low_open: bool
+    name: str,
+    value: Any,
+    *,
+    low: float,
+    high: float = math.inf,
+    low_open: bool,
+    high_open: bool = True,
 ) -> float:
-    """A finite real number in ``(low, high)`` (or ``[low, high)`` when not ``low_open``)."""
+    """A finite real number in ``(low, high)``; ``[low`` when not ``low_open``, ``high]``
+    when not ``high_open``."""
     ok = (
         not isinstance(value, bool)
         and isinstance(value, (int, float, np.integer, np.floating))
         and math.isfinite(value)
         and (value > low if low_open else value >= low)
-        and value < high
+        and (value < high if high_open else value <= high)
     )
     if not ok:
         left = "(" if low_open else "["
-        right = f"{high:g})" if math.isfinite(high) else "inf)"
+        right = f"{high:g}{')' if high_open else ']'}" if math.isfinite(high) else "inf)"
         raise ConfigError(
             f"{name} must be a finite number in {left}{low:g}, {right}, got {value!r}"
         )

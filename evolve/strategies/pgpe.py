@@ -39,6 +39,10 @@ class PGPE(Strategy):
         sigma_init (0.1): initial stdev of every parameter.
         optimizer ("clipup"): "clipup" (Toklu et al. 2020) or "adam" for the center.
         center_lr (0.15 for ClipUp, 0.01 for Adam): center step size.
+        center_lr_decay (1.0): the centre step size (and ClipUp's ``max_speed``) is
+            multiplied by this factor every generation: generation ``g`` steps with
+            ``center_lr * center_lr_decay**g``, down to ``center_lr_floor``.
+        center_lr_floor (0.0): the smallest step size the decay reaches.
         max_speed (ClipUp only; 2 * center_lr): cap on the ClipUp velocity norm.
         momentum (ClipUp only; 0.9): ClipUp velocity decay.
         stdev_lr (0.1): stdev step size (plain gradient step; 0 keeps stdev fixed).
@@ -53,6 +57,8 @@ class PGPE(Strategy):
         "sigma_init": 0.1,
         "optimizer": "clipup",
         "center_lr": None,
+        "center_lr_decay": 1.0,
+        "center_lr_floor": 0.0,
         "max_speed": None,
         "momentum": None,
         "stdev_lr": 0.1,
@@ -73,6 +79,22 @@ class PGPE(Strategy):
         clipup = h["optimizer"] == "clipup"
         center_lr = h["center_lr"] if h["center_lr"] is not None else (0.15 if clipup else 0.01)
         out["center_lr"] = _check_real("center_lr", center_lr, low=0.0, low_open=True)
+        out["center_lr_decay"] = _check_real(
+            "center_lr_decay",
+            h["center_lr_decay"],
+            low=0.0,
+            high=1.0,
+            low_open=True,
+            high_open=False,
+        )
+        out["center_lr_floor"] = _check_real(
+            "center_lr_floor",
+            h["center_lr_floor"],
+            low=0.0,
+            high=out["center_lr"],
+            low_open=False,
+            high_open=False,
+        )
         if clipup:
             max_speed = h["max_speed"] if h["max_speed"] is not None else 2.0 * out["center_lr"]
             out["max_speed"] = _check_real("max_speed", max_speed, low=0.0, low_open=True)
@@ -167,16 +189,22 @@ class PGPE(Strategy):
         self._eps = None
         self._generation += 1
 
+    def center_lr_at(self, generation: int) -> float:
+        """The centre step size of ``generation`` (after the decay)."""
+        h = self.hyper
+        return max(h["center_lr_floor"], h["center_lr"] * h["center_lr_decay"] ** generation)
+
     def _center_step(self, grad: np.ndarray) -> np.ndarray:
         """The step to add to the center for the (ascent) gradient ``grad``."""
-        lr = self.hyper["center_lr"]
+        lr = self.center_lr_at(self._generation)
         if self.hyper["optimizer"] == "clipup":
+            max_speed = self.hyper["max_speed"] * lr / self.hyper["center_lr"]
             norm = np.linalg.norm(grad)
             direction = grad / norm if norm > 0 else np.zeros_like(grad)
             velocity = self.hyper["momentum"] * self._velocity + lr * direction
             speed = np.linalg.norm(velocity)
-            if speed > self.hyper["max_speed"]:
-                velocity = velocity * (self.hyper["max_speed"] / speed)
+            if speed > max_speed:
+                velocity = velocity * (max_speed / speed)
             self._velocity = velocity
             return velocity
         beta1, beta2 = self._ADAM_BETAS

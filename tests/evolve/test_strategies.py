@@ -184,6 +184,33 @@ def test_to_minimisation_is_the_one_flip() -> None:
     assert np.argmin(_to_minimisation(fitness)) == np.argmax(fitness)
 
 
+@pytest.mark.parametrize("optimizer", ["adam", "clipup"])
+def test_pgpe_center_lr_decays_each_generation_down_to_its_floor(optimizer: str) -> None:
+    # fitness by member index: the noise, stdev and gradients do not depend on the centre, so
+    # the decayed run's steps are the constant run's, scaled by the schedule
+    def make(**decay: float) -> Strategy:
+        extra = {"momentum": 0.0} if optimizer == "clipup" else {}  # one generation's step
+        return make_strategy(
+            "pgpe", 6, 8, seed=0, optimizer=optimizer, center_lr=0.1, **extra, **decay
+        )
+
+    decayed, constant = make(center_lr_decay=0.5, center_lr_floor=0.01), make()
+    expected = [0.1, 0.05, 0.025, 0.0125, 0.01, 0.01]
+    assert [decayed.center_lr_at(g) for g in range(6)] == expected
+    for lr in expected:
+        steps = []
+        for strategy in (decayed, constant):
+            before = strategy.center
+            strategy.ask()
+            strategy.tell(np.arange(8.0))
+            steps.append(strategy.center - before)
+        if optimizer == "adam":
+            np.testing.assert_allclose(steps[0], steps[1] * lr / 0.1, rtol=1e-12)
+        else:  # ClipUp without momentum moves exactly the step size
+            assert np.linalg.norm(steps[0]) == pytest.approx(lr, rel=1e-12)
+            assert np.linalg.norm(steps[1]) == pytest.approx(0.1, rel=1e-12)
+
+
 def test_centered_ranks_best_gets_plus_half() -> None:
     ranks = _centered_ranks(np.array([0.3, -2.0, 7.0, 1.0, 1.0]))
     assert np.array_equal(ranks, np.array([-0.25, -0.5, 0.5, 0.125, 0.125]))
@@ -313,8 +340,13 @@ def test_unknown_strategy_name() -> None:
     ("name", "kwargs", "msg"),
     [
         ("pgpe", {"lr": 0.1}, "unknown hyperparameter 'lr' for strategy 'pgpe'; allowed: "
-         "antithetic, center_lr, max_speed, momentum, optimizer, sigma_init, stdev_lr, "
-         "stdev_max_change"),
+         "antithetic, center_lr, center_lr_decay, center_lr_floor, max_speed, momentum, "
+         "optimizer, sigma_init, stdev_lr, stdev_max_change"),
+        ("pgpe", {"center_lr_decay": 0}, "center_lr_decay must be a finite number in (0, 1], got 0"),
+        ("pgpe", {"center_lr_decay": 1.01}, "center_lr_decay must be a finite number in (0, 1], "
+         "got 1.01"),
+        ("pgpe", {"optimizer": "adam", "center_lr": 0.1, "center_lr_floor": 0.5},
+         "center_lr_floor must be a finite number in [0, 0.1], got 0.5"),
         ("pgpe", {"sigma_init": -1.0}, "sigma_init must be a finite number in (0, inf), got -1.0"),
         ("pgpe", {"optimizer": "sgd"}, "optimizer must be one of 'adam', 'clipup', got 'sgd'"),
         ("pgpe", {"momentum": 1.0}, "momentum must be a finite number in [0, 1), got 1.0"),
