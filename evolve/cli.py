@@ -60,7 +60,7 @@ from evolve.evaluation.pong_table import (
 from evolve.logs import console
 from evolve.presets import DEFAULT_PRESET, PRESETS, TaskPreset, generic_preset, get_preset
 from evolve.rollout import check_device
-from evolve.strategies import STRATEGIES, DivergedError
+from evolve.strategies import STRATEGIES, DivergedError, check_hyperparameters
 from evolve.training.loop import resume_preset, train
 from evolve.training.run_folder import TIME_BUDGET, update_run_settings
 from evolve.training.run_lock import hold_run_folder
@@ -150,6 +150,17 @@ def fraction_arg(text: str) -> float:
     return value
 
 
+def strategy_option_arg(text: str) -> tuple[str, Any]:
+    """``KEY=VALUE``: VALUE as JSON (``0.05``, ``true``), else as the bare string (``adam``)."""
+    key, sep, value = text.partition("=")
+    if not sep or not key.isidentifier():
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    try:
+        return key, json.loads(value)
+    except ValueError:
+        return key, value
+
+
 def workers_arg(text: str) -> int | str:
     return "max" if text == "max" else positive_int(text)
 
@@ -225,6 +236,14 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--repeats", type=positive_int, help="episodes per member per generation")
     t.add_argument("--strategy", help=f"one of {', '.join(sorted(STRATEGIES))}")
     t.add_argument("--sigma", type=positive_float, help="initial search standard deviation")
+    t.add_argument(
+        "--strategy-option",
+        type=strategy_option_arg,
+        action="append",
+        metavar="KEY=VALUE",
+        help="repeatable: one of the strategy's hyperparameters, over the preset's (e.g. "
+        "center_lr=0.02, center_lr_decay=0.9994; another --strategy starts from none)",
+    )
     t.add_argument("--seed", type=non_negative_int, help="master seed")
     t.add_argument(
         "--device",
@@ -481,6 +500,8 @@ def _training_overrides(args: argparse.Namespace) -> dict[str, Any]:
     ]:
         if getattr(args, arg) is not None:
             sections[section][key] = getattr(args, arg)
+    if args.strategy_option:
+        sections["strategy"]["options"] = dict(args.strategy_option)
     if args.reshuffle_every is not UNSET:
         sections["perturbations"]["reshuffle_every"] = args.reshuffle_every
     if args.teacher_generations is not None:
@@ -502,12 +523,21 @@ def _apply_overrides(preset: TaskPreset, overrides: dict[str, Any]) -> TaskPrese
             f"{' and '.join(STAGE_FLAGS[k] for k in sorted(staged))} {verb} for staged recipes only; "
             f"{preset.name!r} has {what}"
         )
+    strategy = overrides.get("strategy", {})
+    if "options" in strategy and strategy.get("name", preset.strategy.name) == preset.strategy.name:
+        # --strategy-option adds to the preset's options (another --strategy starts from none)
+        strategy = {**strategy, "options": {**preset.strategy.options, **strategy["options"]}}
+        overrides = {**overrides, "strategy": strategy}
     seed = overrides.get("training", {}).get("seed")
     if seed is not None and preset.teacher is not None:
         teacher = overrides.get("teacher", {})
         training = {**teacher.get("training", {}), "seed": seed}
         overrides = {**overrides, "teacher": {**teacher, "training": training}}
-    return preset.replace(**overrides)
+    preset = preset.replace(**overrides)
+    if "strategy" in overrides:  # a bad option: one line now, not once the run folder exists
+        s = preset.strategy
+        check_hyperparameters(s.name, s.popsize, sigma_init=s.sigma_init, **s.options)
+    return preset
 
 
 def _workers_changed(run_dir: Path, recorded: int) -> UsageError:

@@ -42,6 +42,16 @@ def make_strategy(name: str, num_params: int, popsize: int, seed: int, **hyper: 
     return cls(num_params, popsize, seed, **hyper)
 
 
+def check_hyperparameters(name: str, popsize: int, **hyper: Any) -> None:
+    """Raise the ConfigError that ``make_strategy(name, ..., popsize, ...)`` would raise for
+    these hyperparameters, without building a strategy of the model's size.
+
+    Raises:
+        ConfigError: Unknown name, or unknown or bad hyperparameter.
+    """
+    make_strategy(name, 2, popsize, 0, **hyper)  # two parameters: no matrix of the model's size
+
+
 def warn_if_costly(name: str, num_params: int) -> None:
     """Log a warning where strategy ``name`` on ``num_params`` parameters is too costly."""
     message = full_cma_warning(num_params) if name == CMAES.name else None
@@ -81,6 +91,7 @@ __all__ = [
     "FULL_CMA_WARN_PARAMS",
     "PGPE",
     "STRATEGIES",
+    "check_hyperparameters",
     "AskTellError",
     "DivergedError",
     "PopulationSpec",

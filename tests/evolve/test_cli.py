@@ -16,7 +16,7 @@ from evolve.backends import LocalBackend, population_shard, population_size
 from evolve.presets import PRESETS
 from evolve.rollout import RolloutResult
 from evolve.training.loop import train
-from evolve.training.run_folder import load_state
+from evolve.training.run_folder import load_state, read_config
 
 TINY = [
     "cartpole-swingup-harder-es", "--generations", "2", "--popsize", "8", "--repeats", "1", "--test-every", "1",
@@ -375,3 +375,36 @@ def test_ascii_numbers_still_parse():
     assert cli.positive_float("1e-3") == 0.001 and cli.positive_float(".5") == 0.5
     assert cli.positive_float("5.") == 5.0 and cli.non_negative_int("0") == 0
     assert cli.positive_int("0012") == 12 and cli.reshuffle_arg("20-200") == (20, 200)
+
+
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [
+        ("center_lr_decay", "argument --strategy-option: expected KEY=VALUE, got 'center_lr_decay'"),
+        ("center_lr_decay=0", "center_lr_decay must be a finite number in (0, 1], got 0"),
+        ("center_lr_floor=0.2", "center_lr_floor must be a finite number in [0, 0.05], got 0.2"),
+        ("bogus=1", "unknown hyperparameter 'bogus' for strategy 'pgpe'; allowed: antithetic, "),
+    ],
+)  # fmt: skip
+def test_a_bad_strategy_option_is_one_line_before_the_run_folder(option, message, capsys, tmp_path):
+    out = tmp_path / "run"
+    code, _, err = main(capsys, "train", *TINY, "--strategy-option", option, "--out", out)
+    assert code == 2 and err.startswith(f"evolve: error: {message}")
+    assert len(err.splitlines()) == 1 and not out.exists()
+
+
+def test_strategy_options_add_to_the_presets(capsys, tmp_path):
+    out = tmp_path / "run"
+    args = ["--strategy-option", "center_lr_decay=0.5", "--strategy-option", "optimizer=adam"]
+    code, _, err = main(capsys, "train", *TINY, *args, "--generations", "1", "--out", out)
+    assert code == 0, err
+    options = read_config(out)[0].strategy.options
+    # the preset's own (Adam, lr 0.05) kept, the decay added; the values parsed as JSON
+    assert options == {"optimizer": "adam", "center_lr": 0.05, "center_lr_decay": 0.5}
+    # another strategy starts from none of the preset's options
+    cma = tmp_path / "cma"
+    args = ["--strategy", "sep-cma", "--strategy-option", 'cma_options={"tolx": 1e-9}']
+    code, _, err = main(capsys, "train", *TINY, *args, "--generations", "1", "--out", cma)
+    assert code == 0, err
+    strategy = read_config(cma)[0].strategy
+    assert strategy.name == "sep-cma" and strategy.options == {"cma_options": {"tolx": 1e-9}}
