@@ -220,6 +220,12 @@ class DistillConfig:
             from ``training.seed``, so a recipe can fit several students to one set of
             episodes (``evolve train --episodes-from``) and the spread between them is the
             fit's alone.
+        compile_fit: vector tasks: the fit replays its episodes with the student's step
+            compiled by ``torch.compile`` (:mod:`evolve.training.compiled`: inductor's
+            C++; about twice as fast after a compile of some tens of seconds per shape; the
+            eager step, with a warning, where compiling fails). The losses equal the eager
+            fit's to round-off, so the student differs from an eager run's by as much as the
+            fit amplifies round-off; a run repeats exactly either way.
     """
 
     iterations: int = 100
@@ -248,8 +254,13 @@ class DistillConfig:
     episode_steps: int | None = None
     backgrounds: str | None = None
     student_seed: int | None = None
+    compile_fit: bool = False
 
     def __post_init__(self) -> None:
+        if not isinstance(self.compile_fit, bool):
+            raise ConfigError(
+                f"distill.compile_fit must be true or false; got {self.compile_fit!r}"
+            )
         if self.backgrounds is not None:
             try:
                 BackgroundPool.parse(self.backgrounds)  # the images are read when training

@@ -79,6 +79,7 @@ from evolve.rollout import (
     episodes,
 )
 from evolve.seeds import distill_init_seed, distill_seeds, distill_stream, teacher_noise_stream
+from evolve.training.compiled import compiled_step
 from evolve.training.dataset import Dataset, EpisodeStore
 from evolve.training.frame_replay import action_error, draw_windows, rows_loss, window_rows
 from evolve.training.held_out import held_out_score
@@ -623,15 +624,21 @@ def teacher_episodes(
 
 
 def replay(
-    model: Model, params: torch.Tensor, data: Dataset, with_attention: bool = False
+    model: Model,
+    params: torch.Tensor,
+    data: Dataset,
+    with_attention: bool = False,
+    compiled: bool = False,
 ) -> Iterator[tuple[torch.Tensor, PolicyState, torch.Tensor | None]]:
     """Step the student through recorded episodes: ``(output, state, attention)`` per step.
 
     ``output`` is ``[1, E, A]``; ``attention`` ``[1, E, M, N]`` with ``with_attention``, else
     None. After each step the state's previous action is the recorded executed action
     (``data.executed``), as it was when the episode was played; without a record, the
-    student's own output stays. The replay keeps the autograd graph (BPTT).
+    student's own output stays. The replay keeps the autograd graph (BPTT). ``compiled``:
+    the student's step compiled by ``torch.compile`` (:mod:`evolve.training.compiled`).
     """
+    step = compiled_step(model) if compiled else model.step_prepared
     device = params.device
     obs = torch.from_numpy(np.ascontiguousarray(data.obs)).to(device)
     executed = None if data.executed is None else torch.from_numpy(data.executed).to(device)
@@ -640,11 +647,9 @@ def replay(
     for t in range(data.steps):
         attention = None
         if with_attention:
-            output, state, attention = model.step_prepared(
-                weights, obs[t][None], state, with_attention=True
-            )
+            output, state, attention = step(weights, obs[t][None], state, with_attention=True)
         else:
-            output, state = model.step_prepared(weights, obs[t][None], state)
+            output, state = step(weights, obs[t][None], state)
         if executed is not None:
             state = model.with_previous_action(state, executed[t][None])
         yield output, state, attention
@@ -659,6 +664,7 @@ def imitation_loss(
     attention_sensors: int = 0,
     action_weights: torch.Tensor | None = None,
     discrete: bool = False,
+    compiled: bool = False,
 ) -> Losses:
     """The student's losses over the live steps of episodes ``index``, replayed (:func:`replay`).
 
@@ -676,6 +682,7 @@ def imitation_loss(
             in the cross-entropy (None: 1 each).
         discrete: the labels are choices: cross-entropy of the outputs as logits
             (:func:`evolve.training.frame_replay.action_error`).
+        compiled: replay with the student's step compiled (:func:`replay`).
     """
     if index is not None:
         data = data.select(index)
@@ -699,7 +706,7 @@ def imitation_loss(
     total = labels.new_zeros(())
     identity = labels.new_zeros(())
     attended = labels.new_zeros(())
-    steps = replay(model, params, data, with_attention=bool(attention_sensors))
+    steps = replay(model, params, data, bool(attention_sensors), compiled)
     for t, (action, state, attention) in enumerate(steps):
         error = action_error(action[0], labels[t], action_weights, discrete)
         total = total + (error * mask[t]).sum()
@@ -900,6 +907,7 @@ def distill(
                         attention_sensors,
                         weights,
                         discrete,
+                        cfg.compile_fit,
                     )
                 for group in opt.param_groups:
                     group["lr"] = cfg.lr_at(it * cfg.grad_steps + step)
