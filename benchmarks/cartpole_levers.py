@@ -28,6 +28,13 @@ VARIANTS: dict[str, dict] = {
     # distillation alone (the shipped teacher) had reached 609 there. Does the evolution
     # stage's time serve the noise row better as distillation?
     "no-evolution": {"training": {"generations": 0}},
+    # The preset with its fit's student step compiled (distill.compile_fit): an Adam step of
+    # the fit 2.2x faster (benchmarks/distill_fit_speed.py), so the budget holds about twice
+    # the distillation iterations. Run with --minutes 30 it stands for the 60-minute budget
+    # on a machine half as fast.
+    "compiled": {"distill": {"compile_fit": True}},
+    # Both: the compiled fit, and the evolution stage's time given to the distillation.
+    "compiled-no-evolution": {"distill": {"compile_fit": True}, "training": {"generations": 0}},
 }
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+import shutil
 
 import numpy as np
 import pytest
@@ -38,6 +39,10 @@ def _loss_and_gradient(model, data: Dataset, compiled: bool) -> tuple[float, np.
     return float(loss.detach()), params.grad.numpy()
 
 
+@pytest.mark.skipif(
+    not any(shutil.which(cxx) for cxx in ("g++", "c++", "clang++")),
+    reason="torch.compile's CPU backend needs a C++ compiler",
+)
 def test_the_compiled_fit_gives_the_eager_losses_and_gradients():
     # the default recipe's student (softmax attention, input changes, lateral messages, an
     # LSTM head), with 2 noise channels
