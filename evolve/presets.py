@@ -460,6 +460,13 @@ class TaskPreset:
                     "distill.backgrounds draws an image per episode, which only the gym "
                     f"engine's envs do; this preset's engine is {self.engine!r}"
                 )
+        if self.distill is not None and self.distill.compile_fit:
+            observation = get_task(self.env_id).observation
+            if not isinstance(observation, VectorObservation):
+                raise ConfigError(
+                    "distill.compile_fit compiles the step of a vector task's student; "
+                    f"{self.env_id} gives {observation.describe()}"
+                )
         if self.distill is not None and self.distill.noise_channels:
             observation = get_task(self.env_id).observation
             if not isinstance(observation, VectorObservation):

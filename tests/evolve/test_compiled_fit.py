@@ -87,7 +87,10 @@ def test_a_failed_compile_warns_once_and_goes_on_eager(monkeypatch):
     assert messages[0].endswith("); the fit goes on with the eager step")
 
 
-def test_compile_fit_is_a_bool():
+def test_compile_fit_is_a_bool_for_vector_tasks():
     msg = "distill.compile_fit must be true or false; got 1"
     with pytest.raises(ConfigError, match=re.escape(msg)):
         DistillConfig(compile_fit=1)
+    msg = "distill.compile_fit compiles the step of a vector task's student; CarRacing-v3 gives "
+    with pytest.raises(ConfigError, match=re.escape(msg)):
+        get_preset("carracing").replace(distill={"compile_fit": True})
