@@ -618,3 +618,25 @@ def test_a_version_1_state_loads_but_does_not_resume(tmp_path):
         ),
     ):
         load_distill_state(tmp_path)
+
+
+def test_the_distillation_fits_with_the_compiled_step_when_the_recipe_says_so(
+    tmp_path, monkeypatch
+):
+    compiled_calls = []
+
+    class Counting:  # stands for the compiled step: counts its calls, runs the eager one
+        def __init__(self, model):
+            self.model = model
+
+        def __call__(self, *args, **kwargs):
+            compiled_calls.append(1)
+            return self.model.step_prepared(*args, **kwargs)
+
+    monkeypatch.setattr(distill_module, "compiled_step", Counting)
+    for compile_fit in (False, True):
+        compiled_calls.clear()
+        preset = tiny_staged(iterations=1).replace(distill={"compile_fit": compile_fit})
+        distill(preset, tmp_path / str(compile_fit), TEACHER, backend=_backend())
+        # 2 Adam steps, each replaying 30 steps; the collection plays the eager policy
+        assert len(compiled_calls) == (2 * 30 if compile_fit else 0)
