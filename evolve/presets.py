@@ -460,20 +460,17 @@ class TaskPreset:
                     "distill.backgrounds draws an image per episode, which only the gym "
                     f"engine's envs do; this preset's engine is {self.engine!r}"
                 )
-        if self.distill is not None and self.distill.compile_fit:
-            observation = get_task(self.env_id).observation
-            if not isinstance(observation, VectorObservation):
-                raise ConfigError(
-                    "distill.compile_fit compiles the step of a vector task's student; "
-                    f"{self.env_id} gives {observation.describe()}"
-                )
-        if self.distill is not None and self.distill.noise_channels:
-            observation = get_task(self.env_id).observation
-            if not isinstance(observation, VectorObservation):
-                raise ConfigError(
-                    "distill.noise_channels adds noise inputs to a vector observation; "
-                    f"{self.env_id} gives {observation.describe()}"
-                )
+        vector_only = {  # distill options that act on a vector observation only
+            "compile_fit": "compiles the step of a vector task's student",
+            "noise_channels": "adds noise inputs to a vector observation",
+        }
+        for name, what in vector_only.items():
+            if self.distill is not None and getattr(self.distill, name):
+                observation = get_task(self.env_id).observation
+                if not isinstance(observation, VectorObservation):
+                    raise ConfigError(
+                        f"distill.{name} {what}; {self.env_id} gives {observation.describe()}"
+                    )
         self._check_outputs()
         if self.distill is not None and self.distill.attention_weight > 0:
             if getattr(self.model, "attention", None) != "softmax":
