@@ -23,6 +23,18 @@ def _centered_ranks(fitness: np.ndarray) -> np.ndarray:
     return ranks / (fitness.size - 1) - 0.5
 
 
+def _check_milestones(name: str, value: Any) -> list[int]:
+    """Strictly increasing positive generations (a list or tuple of ints)."""
+    ok = isinstance(value, (list, tuple)) and all(
+        not isinstance(m, bool) and isinstance(m, (int, np.integer)) and m > 0 for m in value
+    )
+    if not ok or any(a >= b for a, b in zip(value[:-1], value[1:], strict=True)):
+        raise ConfigError(
+            f"{name} must be a list of strictly increasing positive generations, got {value!r}"
+        )
+    return [int(m) for m in value]
+
+
 class PGPE(Strategy):
     """Policy-gradient parameter exploration (Sehnke et al. 2010) with rank shaping.
 
@@ -43,6 +55,10 @@ class PGPE(Strategy):
             multiplied by this factor every generation: generation ``g`` steps with
             ``center_lr * center_lr_decay**g``, down to ``center_lr_floor``.
         center_lr_floor (0.0): the smallest step size the decay reaches.
+        center_lr_milestones ([]): generations, strictly increasing, from which the step
+            size (and ClipUp's ``max_speed``) is multiplied by ``center_lr_gamma`` once more
+            (as torch's ``MultiStepLR``): a step schedule, on top of the decay.
+        center_lr_gamma (0.1): the factor applied at each milestone.
         max_speed (ClipUp only; 2 * center_lr): cap on the ClipUp velocity norm.
         momentum (ClipUp only; 0.9): ClipUp velocity decay.
         stdev_lr (0.1): stdev step size (plain gradient step; 0 keeps stdev fixed).
@@ -59,6 +75,8 @@ class PGPE(Strategy):
         "center_lr": None,
         "center_lr_decay": 1.0,
         "center_lr_floor": 0.0,
+        "center_lr_milestones": (),
+        "center_lr_gamma": 0.1,
         "max_speed": None,
         "momentum": None,
         "stdev_lr": 0.1,
@@ -94,6 +112,12 @@ class PGPE(Strategy):
             high=out["center_lr"],
             low_open=False,
             high_open=False,
+        )
+        out["center_lr_milestones"] = _check_milestones(
+            "center_lr_milestones", h["center_lr_milestones"]
+        )
+        out["center_lr_gamma"] = _check_real(
+            "center_lr_gamma", h["center_lr_gamma"], low=0.0, low_open=True
         )
         if clipup:
             max_speed = h["max_speed"] if h["max_speed"] is not None else 2.0 * out["center_lr"]
@@ -190,9 +214,11 @@ class PGPE(Strategy):
         self._generation += 1
 
     def center_lr_at(self, generation: int) -> float:
-        """The centre step size of ``generation`` (after the decay)."""
+        """The centre step size of ``generation`` (after the decay and the milestones)."""
         h = self.hyper
-        return max(h["center_lr_floor"], h["center_lr"] * h["center_lr_decay"] ** generation)
+        decayed = max(h["center_lr_floor"], h["center_lr"] * h["center_lr_decay"] ** generation)
+        passed = sum(1 for m in h["center_lr_milestones"] if generation >= m)
+        return decayed * h["center_lr_gamma"] ** passed
 
     def _center_step(self, grad: np.ndarray) -> np.ndarray:
         """The step to add to the center for the (ascent) gradient ``grad``."""

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -93,6 +94,10 @@ def _continue(strategy: Strategy, fitness_fn, generations: int) -> tuple[list, l
     return asked, centers
 
 
+# PGPE resumes with a step schedule whose milestone falls after the resume
+ROUND_TRIP_HYPER = {"pgpe": {"center_lr_decay": 0.9, "center_lr_milestones": [7]}}
+
+
 @pytest.mark.parametrize("name", NAMES)
 @pytest.mark.parametrize("between_ask_and_tell", [False, True], ids=["after-tell", "after-ask"])
 @pytest.mark.parametrize("popsize", [16, 4])  # below 6, pycma mirrors (and keeps a range)
@@ -101,7 +106,7 @@ def test_state_round_trip_resumes_identically(
 ) -> None:
     dim = 50
     fitness_fn = sphere(np.linspace(-0.5, 0.5, dim))
-    original = make_strategy(name, dim, popsize, seed=11)
+    original = make_strategy(name, dim, popsize, seed=11, **ROUND_TRIP_HYPER.get(name, {}))
     run(original, fitness_fn, 5)
     pending = original.ask() if between_ask_and_tell else None
 
@@ -184,19 +189,36 @@ def test_to_minimisation_is_the_one_flip() -> None:
     assert np.argmin(_to_minimisation(fitness)) == np.argmax(fitness)
 
 
+SCHEDULES = {
+    "decay to a floor": (
+        {"center_lr_decay": 0.5, "center_lr_floor": 0.01},
+        [0.1, 0.05, 0.025, 0.0125, 0.01, 0.01],
+    ),
+    "milestones": (
+        {"center_lr_milestones": [2, 5], "center_lr_gamma": 0.2},
+        [0.1, 0.1, 0.02, 0.02, 0.02, 0.004],
+    ),
+    "decay and a milestone": (
+        {"center_lr_decay": 0.5, "center_lr_floor": 0.02, "center_lr_milestones": [3]},
+        [0.1, 0.05, 0.025, 0.002, 0.002, 0.002],
+    ),
+}
+
+
+@pytest.mark.parametrize("schedule", SCHEDULES)
 @pytest.mark.parametrize("optimizer", ["adam", "clipup"])
-def test_pgpe_center_lr_decays_each_generation_down_to_its_floor(optimizer: str) -> None:
+def test_pgpe_center_lr_follows_its_schedule(optimizer: str, schedule: str) -> None:
     # fitness by member index: the noise, stdev and gradients do not depend on the centre, so
-    # the decayed run's steps are the constant run's, scaled by the schedule
-    def make(**decay: float) -> Strategy:
+    # the scheduled run's steps are the constant run's, scaled by the schedule
+    def make(**options: Any) -> Strategy:
         extra = {"momentum": 0.0} if optimizer == "clipup" else {}  # one generation's step
         return make_strategy(
-            "pgpe", 6, 8, seed=0, optimizer=optimizer, center_lr=0.1, **extra, **decay
+            "pgpe", 6, 8, seed=0, optimizer=optimizer, center_lr=0.1, **extra, **options
         )
 
-    decayed, constant = make(center_lr_decay=0.5, center_lr_floor=0.01), make()
-    expected = [0.1, 0.05, 0.025, 0.0125, 0.01, 0.01]
-    assert [decayed.center_lr_at(g) for g in range(6)] == expected
+    options, expected = SCHEDULES[schedule]
+    decayed, constant = make(**options), make()
+    assert [decayed.center_lr_at(g) for g in range(6)] == pytest.approx(expected, rel=1e-12)
     for lr in expected:
         steps = []
         for strategy in (decayed, constant):
@@ -340,8 +362,17 @@ def test_unknown_strategy_name() -> None:
     ("name", "kwargs", "msg"),
     [
         ("pgpe", {"lr": 0.1}, "unknown hyperparameter 'lr' for strategy 'pgpe'; allowed: "
-         "antithetic, center_lr, center_lr_decay, center_lr_floor, max_speed, momentum, "
-         "optimizer, sigma_init, stdev_lr, stdev_max_change"),
+         "antithetic, center_lr, center_lr_decay, center_lr_floor, center_lr_gamma, "
+         "center_lr_milestones, max_speed, momentum, optimizer, sigma_init, stdev_lr, "
+         "stdev_max_change"),
+        ("pgpe", {"center_lr_milestones": [5, 5]}, "center_lr_milestones must be a list of "
+         "strictly increasing positive generations, got [5, 5]"),
+        ("pgpe", {"center_lr_milestones": 5}, "center_lr_milestones must be a list of "
+         "strictly increasing positive generations, got 5"),
+        ("pgpe", {"center_lr_milestones": [0.5]}, "center_lr_milestones must be a list of "
+         "strictly increasing positive generations, got [0.5]"),
+        ("pgpe", {"center_lr_gamma": 0}, "center_lr_gamma must be a finite number in (0, inf), "
+         "got 0"),
         ("pgpe", {"center_lr_decay": 0}, "center_lr_decay must be a finite number in (0, 1], got 0"),
         ("pgpe", {"center_lr_decay": 1.01}, "center_lr_decay must be a finite number in (0, 1], "
          "got 1.01"),
