@@ -1,9 +1,11 @@
 """Does the ES-only cart-pole plateau lift with a smaller centre step? PGPE restarted from a run.
 
-Takes the last centre of an ES run of ``cartpole-swingup-harder-es`` (its ``state.npz``) and
-evolves it on with PGPE at another centre step, the stdev starting at the run's mean stdev,
-16 episodes a member on the fused engine (``fast`` extra), seed 1. Score the result with
-``evolve eval OUT/latest.npz --episodes 1000 --condition shuffled``. Usage::
+Takes the last centre of an ES run of ``cartpole-swingup-harder-es`` (its ``state.npz``, in
+float64) and evolves it on with PGPE at another centre step, the stdev starting at the run's
+mean stdev, 16 episodes a member on the fused engine (``fast`` extra), seed 1: a new run
+folder, started from that centre by ``train(init=...)`` (as ``evolve train --init``, which
+takes a policy file's float32 parameters instead). Score the result with ``evolve eval
+OUT/latest.npz --episodes 1000 --condition shuffled``. Usage::
 
     python benchmarks/cartpole_es_finetune.py RUN OUT [--center-lr 0.01] [--generations 600]
 """
@@ -18,9 +20,7 @@ import numpy as np
 from evolve.backends import LocalBackend
 from evolve.logs import console
 from evolve.presets import get_preset
-from evolve.training.loop import _evolve
-from evolve.training.run_folder import write_config
-from evolve.training.stopping import stop_on_signals
+from evolve.training.loop import train
 
 
 def main() -> None:
@@ -41,19 +41,16 @@ def main() -> None:
             "options": {"optimizer": "adam", "center_lr": args.center_lr},
         },
     )
-    args.out.mkdir(parents=True)
-    write_config(args.out, preset, {"from": str(args.run)})
-    with console(), stop_on_signals() as stop:
-        _evolve(
+    with console():
+        train(
             preset,
             args.out,
-            center,
-            resume=False,
             backend=LocalBackend(args.workers),
             checkpoint_every=50,
             final_episodes=0,
             progress=False,
-            stop=stop,
+            run_settings={"from": str(args.run)},
+            init=center,
         )
 
 

@@ -26,6 +26,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
+import numpy as np
+
 from evolve.backends import BACKENDS, make_backend
 from evolve.evaluation.carracing_table import (
     CARRACING_EPISODES,
@@ -129,6 +131,7 @@ positive_float = _number(float, 1e-300, "a positive number")
 
 
 EPISODES_FROM = "episodes_from"  # run settings: the run whose recorded episodes it takes
+INIT = "init"  # run settings: where a run's start point came from (``--init``)
 NO_BUDGET = "none"  # --time-budget none: every stage runs to its end
 
 
@@ -231,6 +234,14 @@ def build_parser() -> argparse.ArgumentParser:
         "iteration that the teacher drives whole, where RUN collected them as this recipe "
         "would (same task, seed, teacher, noise, episodes): only the fit runs, with the "
         "results of a fresh run",
+    )
+    t.add_argument(
+        "--init",
+        metavar="SOURCE",
+        help="one-stage recipes: start the evolution from SOURCE's parameters instead of "
+        "zeros (a run folder's best.npz, a policy .npz such as RUN/latest.npz, or a shipped "
+        "name), e.g. to evolve a run on with another step size; the model must be the "
+        "recipe's",
     )
     t.add_argument("--popsize", type=positive_int, help="members per generation")
     t.add_argument("--repeats", type=positive_int, help="episodes per member per generation")
@@ -582,13 +593,31 @@ def _on_engine(preset: TaskPreset, engine: str | None) -> TaskPreset:
     return preset.replace(engine=engine, teacher={"engine": engine})
 
 
+def _init_params(source: str, preset: TaskPreset) -> np.ndarray:
+    """The parameters of ``--init SOURCE``, checked against the recipe's model."""
+    if preset.distill is not None:
+        raise UsageError(
+            f"--init is for one-stage recipes; {preset.name!r} starts its evolution from its "
+            "distilled student"
+        )
+    policy = load_policy(source)
+    if policy.model.to_dict() != preset.model.to_dict():
+        raise UsageError(
+            f"--init {source}: its {policy.model.kind} model ({policy.num_params} parameters) "
+            f"is not the one of {preset.name!r} ({preset.model.kind}, "
+            f"{preset.model.num_params} parameters)"
+        )
+    return policy.params.astype(np.float64)
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     check_device(args.device)
-    if args.resume and (args.env_id or args.engine):
-        flags = " and ".join(
-            f for f, v in [("--env-id", args.env_id), ("--engine", args.engine)] if v
+    if args.resume and (args.env_id or args.engine or args.init):
+        given = [("--env-id", args.env_id), ("--engine", args.engine), ("--init", args.init)]
+        flags = " and ".join(f for f, v in given if v)
+        raise UsageError(
+            f"{flags} cannot be given when resuming: a run keeps its task, engine and start"
         )
-        raise UsageError(f"{flags} cannot be given when resuming: a run keeps its task and engine")
     if args.strategy is not None and args.strategy not in STRATEGIES:
         raise UsageError(
             f"unknown strategy {args.strategy!r}; allowed: {', '.join(sorted(STRATEGIES))}"
@@ -596,7 +625,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     overrides = _training_overrides(args)
     backend_name, workers = args.backend or DEFAULT_BACKEND, args.workers or DEFAULT_WORKERS
     recorded, recorded_budget = None, None
-    episodes_from = args.episodes_from
+    episodes_from, init = args.episodes_from, None
     if args.resume:
         run_dir = Path(args.resume)
         preset, settings = resume_preset(run_dir)
@@ -620,6 +649,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         episodes_from = episodes_from or settings.get(EPISODES_FROM)
     else:
         preset = _on_engine(_apply_overrides(_new_preset(args), overrides), args.engine)
+        if args.init is not None:
+            init = _init_params(args.init, preset)
         time_budget = preset.training.time_budget
         stamp = time.strftime("%Y%m%d-%H%M%S")
         run_dir = Path(
@@ -638,6 +669,8 @@ def cmd_train(args: argparse.Namespace) -> int:
             run_settings[TIME_BUDGET] = time_budget
         if episodes_from is not None:
             run_settings[EPISODES_FROM] = str(episodes_from)
+        if init is not None:
+            run_settings[INIT] = str(args.init)
         if args.resume and time_budget != recorded_budget:  # kept for the next --resume
             update_run_settings(run_dir, **{TIME_BUDGET: time_budget})
         result = train(
@@ -652,6 +685,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             device=args.device,
             time_budget=time_budget,
             episodes_from=episodes_from,
+            init=init,
         )
     print(f"run folder: {result.run_dir}")
     return result.exit_code if result.interrupted else 0

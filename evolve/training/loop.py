@@ -54,20 +54,23 @@ from evolve.training.distill import (
 )
 from evolve.training.held_out import held_out_score
 from evolve.training.run_folder import (
+    INIT_FILE,
     RunState,
     load_state,
     plot_curve,
     read_budget_cuts,
     read_config,
+    read_init,
     save_state,
     write_budget_cuts,
     write_config,
+    write_init,
     write_log_csv,
 )
 from evolve.training.run_lock import hold_run_folder
 from evolve.training.stopping import StopRequest, stop_on_signals
 from sensoryneuron.checkpoints import load_policy, save_policy
-from sensoryneuron.errors import CheckpointError
+from sensoryneuron.errors import CheckpointError, ConfigError
 from sensoryneuron.files import atomic_write_text
 from sensoryneuron.policy import Policy
 from tasks.spec import get_task
@@ -145,6 +148,7 @@ def train(
     time_budget: float | None = None,
     clock: Callable[[], float] = time.monotonic,
     episodes_from: str | Path | None = None,
+    init: np.ndarray | None = None,
 ) -> TrainResult:
     """Train ``preset`` into ``run_dir`` (or continue the run there with ``resume``).
 
@@ -176,6 +180,10 @@ def train(
         episodes_from: a run folder whose recorded episodes the distillation takes where
             its scripted teacher drives an iteration whole and the two recipes collect alike
             (see :func:`evolve.training.distill.distill`): checked before anything is written.
+        init: a new one-stage run's start point, one value per model parameter (default:
+            zeros), e.g. another run's centre to evolve on with other settings. Kept in
+            ``run_dir/init.npz``, so a resumed run (which takes no ``init``) builds the same
+            strategy; parameters outside ``strategy.params`` stay at these values.
 
     A member whose fitness is NaN or infinite ranks last, and the generation's log line
     counts such members (``| 3 non-finite``); its statistics are those of the others.
@@ -204,9 +212,12 @@ def train(
                 time_budget=time_budget,
                 clock=clock,
                 episodes_from=episodes_from,
+                init=init,
             )
     # read and checked once, before anything is written
     recorded = None if episodes_from is None else recorded_episodes(preset, Path(episodes_from))
+    if init is not None:
+        init = _checked_init(preset, init, resume)
     run_dir = Path(run_dir)
     backend = backend or LocalBackend(1)
     # one writer per run folder, held until the run ends (see evolve.training.run_lock)
@@ -217,6 +228,10 @@ def train(
         if not resume:
             if checkpointed:
                 raise CheckpointError(f"{run_dir} already holds a run; resume it with --resume")
+            if init is not None:
+                write_init(run_dir, init)
+            else:  # left by a run started here that stopped before its first checkpoint
+                (run_dir / INIT_FILE).unlink(missing_ok=True)
             write_config(run_dir, preset, run_settings or {})
         afresh = resume and not checkpointed  # stopped before its first checkpoint
         resume = resume and checkpointed
@@ -230,7 +245,7 @@ def train(
                 reserve = RESERVE if final_episodes > 0 else 0.0
                 budget = Budget(time_budget, recipe_stages(preset), reserve, clock)
                 log.info("time budget: %s", budget.describe())
-            x0 = None
+            x0 = read_init(run_dir, preset.model.num_params)
             if preset.distill is not None:
                 # said now, not when the last stage builds its strategy after the other two
                 space = Subspace.of(preset.model.param_spec, preset.strategy.params, None)
@@ -270,6 +285,28 @@ def train(
         finally:
             log.removeHandler(file_handler)
             file_handler.close()
+
+
+def _checked_init(preset: TaskPreset, init: Any, resume: bool) -> np.ndarray:
+    """``init`` as float64, checked against the recipe (ConfigError otherwise)."""
+    if resume:
+        raise ConfigError("init applies to a new run; a resumed run goes on from its checkpoint")
+    if preset.distill is not None:
+        raise ConfigError(
+            f"init applies to a one-stage recipe; {preset.name!r} starts its evolution from "
+            "its distilled student"
+        )
+    n = preset.model.num_params
+    try:
+        params = np.asarray(init, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ConfigError(f"init must be {n} numbers, got {type(init).__name__}") from None
+    if params.shape != (n,) or not np.all(np.isfinite(params)):
+        raise ConfigError(
+            f"init must hold {n} finite values (one per parameter of {preset.name!r}'s model), "
+            f"got shape {params.shape}" + ("" if params.shape != (n,) else " with non-finite ones")
+        )
+    return params
 
 
 def _earlier_stages(

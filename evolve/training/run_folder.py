@@ -8,6 +8,8 @@
 ``curve.png``     the training curve.
 ``train.log``     the log lines.
 ``budget.json``   with a time budget: the stages it cut (see :mod:`evolve.training.budget`).
+``init.npz``      a run started from given parameters: its start point, written before
+                  ``config.json`` (a resumed run builds its strategy around it again).
 """
 
 from __future__ import annotations
@@ -118,6 +120,35 @@ def read_budget_cuts(run_dir: Path) -> dict[str, StageCut]:
 def write_budget_cuts(run_dir: Path, cuts: dict[str, StageCut]) -> None:
     rows = [cut.to_dict() for cut in cuts.values()]
     atomic_write_text(run_dir / BUDGET_FILE, json.dumps({"cut": rows}, indent=1) + "\n")
+
+
+INIT_FILE = "init.npz"
+INIT_FORMAT = "sensoryneuron.run-init"
+
+
+def write_init(run_dir: Path, params: np.ndarray) -> None:
+    """Keep a run's start point (float64, one value per model parameter)."""
+    save_npz(run_dir / INIT_FILE, {"params": params}, {"format": INIT_FORMAT, "version": 1})
+
+
+def read_init(run_dir: Path, num_params: int) -> np.ndarray | None:
+    """The run's start point, or None for a run started from zeros (no ``init.npz``)."""
+    path = run_dir / INIT_FILE
+    if not path.exists():
+        return None
+    arrays, meta = load_npz(path)
+    params = arrays.get("params")
+    if (
+        meta.get("format") != INIT_FORMAT
+        or params is None
+        or params.dtype != np.float64
+        or params.shape != (num_params,)
+        or not np.all(np.isfinite(params))
+    ):
+        raise CheckpointError(
+            f"{path}: not a start point for this model ({num_params} finite float64 values)"
+        )
+    return params
 
 
 def save_state(

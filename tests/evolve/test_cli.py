@@ -17,6 +17,7 @@ from evolve.presets import PRESETS
 from evolve.rollout import RolloutResult
 from evolve.training.loop import train
 from evolve.training.run_folder import load_state, read_config
+from sensoryneuron.files import load_npz
 
 TINY = [
     "cartpole-swingup-harder-es", "--generations", "2", "--popsize", "8", "--repeats", "1", "--test-every", "1",
@@ -408,3 +409,44 @@ def test_strategy_options_add_to_the_presets(capsys, tmp_path):
     assert code == 0, err
     strategy = read_config(cma)[0].strategy
     assert strategy.name == "sep-cma" and strategy.options == {"cma_options": {"tolx": 1e-9}}
+
+
+def test_init_starts_a_run_from_another_runs_parameters(run_dir, capsys, tmp_path):
+    out = tmp_path / "run"
+    code, _, err = main(
+        capsys, "train", *TINY, "--generations", "1", "--init", run_dir, "--out", out
+    )
+    assert code == 0, err
+    assert read_config(out)[1]["init"] == str(run_dir)
+    start, _ = load_npz(out / "init.npz")
+    np.testing.assert_array_equal(start["params"], sn.load_policy(run_dir).params)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--init", "fnn-baseline"], "--init fnn-baseline: its fnn model (113 parameters) is not "
+         "the one of 'cartpole-swingup-harder-es' (attention-neuron, 913 parameters)"),
+        (["--init", "nowhere.npz"], "nowhere.npz: no such run folder, checkpoint file or pretrained agent"),
+    ],
+)  # fmt: skip
+def test_a_bad_init_is_one_line_before_the_run_folder(args, message, capsys, tmp_path):
+    out = tmp_path / "run"
+    code, _, err = main(capsys, "train", *TINY, *args, "--out", out)
+    assert code == 2 and err.startswith("evolve: error: ") and message in err
+    assert len(err.splitlines()) == 1 and not out.exists()
+
+
+def test_init_is_for_new_one_stage_runs(run_dir, capsys, tmp_path):
+    code, _, err = main(capsys, "train", "--resume", run_dir, "--init", run_dir)
+    assert code == 2 and err == (
+        "evolve: error: --init cannot be given when resuming: a run keeps its task, engine and "
+        "start\n"
+    )
+    out = tmp_path / "staged"
+    code, _, err = main(capsys, "train", "--init", "cartpole-swingup-harder", "--out", out)
+    assert code == 2 and err == (
+        "evolve: error: --init is for one-stage recipes; 'cartpole-swingup-harder' starts its "
+        "evolution from its distilled student\n"
+    )
+    assert not out.exists()

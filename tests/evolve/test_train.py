@@ -22,7 +22,7 @@ from evolve.presets import get_preset
 from evolve.rollout import RolloutResult
 from evolve.strategies import DivergedError
 from evolve.training.loop import train
-from evolve.training.run_folder import LOG_COLUMNS, load_state
+from evolve.training.run_folder import LOG_COLUMNS, load_state, write_init
 from evolve.training.stopping import StopRequest
 from sensoryneuron.errors import ConfigError
 
@@ -187,6 +187,72 @@ def test_strategy_params_evolve_the_named_tensors_and_keep_the_others(tmp_path, 
     train(short, split, final_episodes=0, progress=False, backend=TargetBackend())
     train(preset, split, resume=True, final_episodes=0, progress=False, backend=TargetBackend())
     np.testing.assert_array_equal(sn.load_policy(split / "latest.npz").params, params)
+
+
+def test_a_run_from_init_starts_there_and_resumes_to_the_same_parameters(tmp_path):
+    # only the output layer evolves, so the rest of every member is the start point itself
+    preset = tiny(generations=6, test_every=6).replace(
+        strategy={"params": ["out.weight", "out.bias"], "sigma_init": 0.1}
+    )
+    spec = preset.model.param_spec
+    kept = np.setdiff1d(np.arange(spec.num_params), spec.indices(["out.weight", "out.bias"]))
+    init = np.random.default_rng(0).normal(0.0, 0.3, spec.num_params)
+    backend = TargetBackend()
+    full = tmp_path / "full"
+    train(preset, full, final_episodes=0, progress=False, backend=backend, init=init)
+    first = backend.populations[0]  # members travel in float32
+    start = np.broadcast_to(init[kept].astype(first.dtype), first[:, kept].shape)
+    np.testing.assert_array_equal(first[:, kept], start)
+    assert (full / "init.npz").is_file()
+    # a run split in two (the second part takes no init: it reads init.npz) ends as one run
+    split = tmp_path / "split"
+    short = preset.replace(training={"generations": 2})
+    train(short, split, final_episodes=0, progress=False, backend=TargetBackend(), init=init)
+    train(preset, split, resume=True, final_episodes=0, progress=False, backend=TargetBackend())
+    resumed = sn.load_policy(split / "latest.npz").params
+    np.testing.assert_array_equal(resumed, sn.load_policy(full / "latest.npz").params)
+    np.testing.assert_array_equal(resumed[kept], init[kept].astype(np.float32))
+
+
+def test_a_new_run_without_init_forgets_a_start_point_left_in_its_folder(tmp_path):
+    preset = tiny(generations=2, test_every=2)
+    zeros = tmp_path / "zeros"
+    train(preset, zeros, final_episodes=0, progress=False, backend=TargetBackend())
+    # a run started from init.npz that stopped before its first checkpoint left only that
+    again = tmp_path / "again"
+    again.mkdir()
+    write_init(again, np.full(preset.model.num_params, 0.25))
+    train(preset, again, final_episodes=0, progress=False, backend=TargetBackend())
+    assert not (again / "init.npz").exists()
+    np.testing.assert_array_equal(
+        sn.load_policy(again / "latest.npz").params, sn.load_policy(zeros / "latest.npz").params
+    )
+
+
+@pytest.mark.parametrize(
+    ("case", "message"),
+    [
+        ("resume", "init applies to a new run; a resumed run goes on from its checkpoint"),
+        ("staged", "init applies to a one-stage recipe; 'cartpole-swingup-harder' starts its "
+         "evolution from its distilled student"),
+        ("shape", "init must hold 913 finite values (one per parameter of "
+         "'cartpole-swingup-harder-es''s model), got shape (912,)"),
+        ("nan", "init must hold 913 finite values (one per parameter of "
+         "'cartpole-swingup-harder-es''s model), got shape (913,) with non-finite ones"),
+    ],
+)  # fmt: skip
+def test_a_bad_init_is_refused_before_anything_is_written(case, message, tmp_path):
+    preset = tiny(generations=1) if case != "staged" else get_preset("cartpole-swingup-harder")
+    init = np.zeros(preset.model.num_params - (case == "shape"))
+    if case == "nan":
+        init[3] = np.nan
+    run = tmp_path / "run"
+    if case == "resume":
+        train(preset, run, final_episodes=0, progress=False, backend=TargetBackend())
+    before = sorted(p.name for p in run.iterdir()) if run.exists() else None
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        train(preset, run, resume=case == "resume", final_episodes=0, progress=False, init=init)
+    assert (sorted(p.name for p in run.iterdir()) if run.exists() else None) == before
 
 
 def test_strategy_params_must_name_the_models_tensors():
