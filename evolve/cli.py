@@ -597,8 +597,8 @@ def _init_params(source: str, preset: TaskPreset) -> np.ndarray:
     """The parameters of ``--init SOURCE``, checked against the recipe's model."""
     if preset.distill is not None:
         raise UsageError(
-            f"--init is for one-stage recipes; {preset.name!r} starts its evolution from its "
-            "distilled student"
+            f"--init is for one-stage recipes; {preset.name!r} is staged (its student comes "
+            "from distillation)"
         )
     policy = load_policy(source)
     if policy.model.to_dict() != preset.model.to_dict():

@@ -293,8 +293,8 @@ def _checked_init(preset: TaskPreset, init: Any, resume: bool) -> np.ndarray:
         raise ConfigError("init applies to a new run; a resumed run goes on from its checkpoint")
     if preset.distill is not None:
         raise ConfigError(
-            f"init applies to a one-stage recipe; {preset.name!r} starts its evolution from "
-            "its distilled student"
+            f"init applies to a one-stage recipe; {preset.name!r} is staged (its student "
+            "comes from distillation)"
         )
     n = preset.model.num_params
     try:

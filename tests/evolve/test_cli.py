@@ -446,7 +446,7 @@ def test_init_is_for_new_one_stage_runs(run_dir, capsys, tmp_path):
     out = tmp_path / "staged"
     code, _, err = main(capsys, "train", "--init", "cartpole-swingup-harder", "--out", out)
     assert code == 2 and err == (
-        "evolve: error: --init is for one-stage recipes; 'cartpole-swingup-harder' starts its "
-        "evolution from its distilled student\n"
+        "evolve: error: --init is for one-stage recipes; 'cartpole-swingup-harder' is staged "
+        "(its student comes from distillation)\n"
     )
     assert not out.exists()

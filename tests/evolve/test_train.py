@@ -233,8 +233,8 @@ def test_a_new_run_without_init_forgets_a_start_point_left_in_its_folder(tmp_pat
     ("case", "message"),
     [
         ("resume", "init applies to a new run; a resumed run goes on from its checkpoint"),
-        ("staged", "init applies to a one-stage recipe; 'cartpole-swingup-harder' starts its "
-         "evolution from its distilled student"),
+        ("staged", "init applies to a one-stage recipe; 'cartpole-swingup-harder' is staged "
+         "(its student comes from distillation)"),
         ("shape", "init must hold 913 finite values (one per parameter of "
          "'cartpole-swingup-harder-es''s model), got shape (912,)"),
         ("nan", "init must hold 913 finite values (one per parameter of "
