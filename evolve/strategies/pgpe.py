@@ -59,6 +59,10 @@ class PGPE(Strategy):
             size (and ClipUp's ``max_speed``) is multiplied by ``center_lr_gamma`` once more
             (as torch's ``MultiStepLR``): a step schedule, on top of the decay.
         center_lr_gamma (0.1): the factor applied at each milestone.
+        center_weight_decay (0.0): decoupled weight decay on the centre (as AdamW): each
+            generation also moves the centre by ``-lr * center_weight_decay * center``,
+            ``lr`` the generation's step size, so the parameters stay small unless the
+            fitness pays for them.
         max_speed (ClipUp only; 2 * center_lr): cap on the ClipUp velocity norm.
         momentum (ClipUp only; 0.9): ClipUp velocity decay.
         stdev_lr (0.1): stdev step size (plain gradient step; 0 keeps stdev fixed).
@@ -77,6 +81,7 @@ class PGPE(Strategy):
         "center_lr_floor": 0.0,
         "center_lr_milestones": (),
         "center_lr_gamma": 0.1,
+        "center_weight_decay": 0.0,
         "max_speed": None,
         "momentum": None,
         "stdev_lr": 0.1,
@@ -118,6 +123,9 @@ class PGPE(Strategy):
         )
         out["center_lr_gamma"] = _check_real(
             "center_lr_gamma", h["center_lr_gamma"], low=0.0, low_open=True
+        )
+        out["center_weight_decay"] = _check_real(
+            "center_weight_decay", h["center_weight_decay"], low=0.0, low_open=False
         )
         if clipup:
             max_speed = h["max_speed"] if h["max_speed"] is not None else 2.0 * out["center_lr"]
@@ -205,7 +213,11 @@ class PGPE(Strategy):
             weight = shaped - baseline
         grad_stdev = weight @ ((eps**2 - stdev**2) / stdev) / n
 
-        self._center = self._center + self._center_step(grad_center)
+        step = self._center_step(grad_center)
+        if self.hyper["center_weight_decay"] > 0:
+            decay = self.center_lr_at(self._generation) * self.hyper["center_weight_decay"]
+            step = step - decay * self._center
+        self._center = self._center + step
         change = self.hyper["stdev_max_change"] * stdev
         self._stdev = np.clip(
             stdev + self.hyper["stdev_lr"] * grad_stdev, stdev - change, stdev + change

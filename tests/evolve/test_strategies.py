@@ -233,6 +233,30 @@ def test_pgpe_center_lr_follows_its_schedule(optimizer: str, schedule: str) -> N
             assert np.linalg.norm(steps[1]) == pytest.approx(0.1, rel=1e-12)
 
 
+@pytest.mark.parametrize("optimizer", ["adam", "clipup"])
+def test_pgpe_weight_decay_pulls_the_centre_towards_zero_by_lr_times_decay(optimizer: str) -> None:
+    # fitness by member index: both runs take the same optimizer steps, and the decayed run
+    # also loses lr * decay of its centre each generation (lr after the schedule)
+    def make(**options: Any) -> Strategy:
+        x0 = np.linspace(-2.0, 2.0, 6)
+        return make_strategy(
+            "pgpe", 6, 8, seed=0, x0=x0, optimizer=optimizer, center_lr=0.1, **options
+        )
+
+    schedule = {"center_lr_milestones": [2], "center_lr_gamma": 0.5}
+    decayed, plain = make(center_weight_decay=0.3, **schedule), make(**schedule)
+    expected = decayed.center
+    for generation in range(4):
+        lr = plain.center_lr_at(generation)
+        before = plain.center
+        for strategy in (decayed, plain):
+            strategy.ask()
+            strategy.tell(np.arange(8.0))
+        expected = expected + (plain.center - before) - lr * 0.3 * expected
+        np.testing.assert_allclose(decayed.center, expected, rtol=1e-12, atol=1e-15)
+    assert np.linalg.norm(decayed.center) < np.linalg.norm(plain.center)
+
+
 def test_centered_ranks_best_gets_plus_half() -> None:
     ranks = _centered_ranks(np.array([0.3, -2.0, 7.0, 1.0, 1.0]))
     assert np.array_equal(ranks, np.array([-0.25, -0.5, 0.5, 0.125, 0.125]))
@@ -363,8 +387,10 @@ def test_unknown_strategy_name() -> None:
     [
         ("pgpe", {"lr": 0.1}, "unknown hyperparameter 'lr' for strategy 'pgpe'; allowed: "
          "antithetic, center_lr, center_lr_decay, center_lr_floor, center_lr_gamma, "
-         "center_lr_milestones, max_speed, momentum, optimizer, sigma_init, stdev_lr, "
-         "stdev_max_change"),
+         "center_lr_milestones, center_weight_decay, max_speed, momentum, optimizer, "
+         "sigma_init, stdev_lr, stdev_max_change"),
+        ("pgpe", {"center_weight_decay": -0.1}, "center_weight_decay must be a finite number "
+         "in [0, inf), got -0.1"),
         ("pgpe", {"center_lr_milestones": [5, 5]}, "center_lr_milestones must be a list of "
          "strictly increasing positive generations, got [5, 5]"),
         ("pgpe", {"center_lr_milestones": 5}, "center_lr_milestones must be a list of "
