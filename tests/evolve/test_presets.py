@@ -169,7 +169,7 @@ def test_evolve_train_pendulum_runs_every_stage_on_gymnasium(tmp_path, capsys):
         (["train", "--engine", "warp"], "argument --engine: invalid choice: 'warp'"),
         (
             ["train", "--resume", "somewhere", "--engine", "gym"],
-            "--engine cannot be given when resuming: a run keeps its task and engine",
+            "--engine cannot be given when resuming: a run keeps its task, engine and start",
         ),
         (["eval", "fnn-baseline", "--engine", "warp"], "argument --engine: invalid choice"),
     ],
