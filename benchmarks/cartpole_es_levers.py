@@ -65,6 +65,9 @@ VARIANTS: dict[str, dict] = {
     # (recurrent and attention weights 50 against 18 in norm, the output bias 3.1 against
     # 0.2), saturating its gates; a decoupled decay of 0.3 (with Adam's step of ~0.05 a
     # parameter, an equilibrium of a few units) keeps them near the checkpoint's scale.
+    # Stopped at generation 933 (9.6 min): held-out tests 181-243 from generation 700, where
+    # long-16's were 380-423; its survivors hold the pole up less than long-16's (mean cos
+    # 0.19). Too strong a decay at 0.3 (results/cartpole_es_weight_decay.json).
     "long-16-wd": {
         **FUSED,
         "training": {"generations": 100_000, "repeats": 16},
