@@ -15,12 +15,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import numpy as np
-
 from evolve.backends import LocalBackend
 from evolve.logs import console
 from evolve.presets import get_preset
 from evolve.training.loop import train
+from evolve.training.run_folder import load_state
 
 
 def main() -> None:
@@ -31,8 +30,8 @@ def main() -> None:
     parser.add_argument("--generations", type=int, default=600)
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
-    state = np.load(args.run / "state.npz")
-    center, sigma = state["strategy.center"], float(state["strategy.stdev"].mean())
+    strategy = load_state(args.run)[2]
+    center, sigma = strategy["center"], float(strategy["stdev"].mean())
     preset = get_preset("cartpole-swingup-harder-es").replace(
         engine="fused",
         training={"generations": args.generations, "repeats": 16, "seed": 1},

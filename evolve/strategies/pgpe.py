@@ -213,10 +213,10 @@ class PGPE(Strategy):
             weight = shaped - baseline
         grad_stdev = weight @ ((eps**2 - stdev**2) / stdev) / n
 
-        step = self._center_step(grad_center)
+        lr = self.center_lr_at(self._generation)
+        step = self._center_step(grad_center, lr)
         if self.hyper["center_weight_decay"] > 0:
-            decay = self.center_lr_at(self._generation) * self.hyper["center_weight_decay"]
-            step = step - decay * self._center
+            step = step - lr * self.hyper["center_weight_decay"] * self._center
         self._center = self._center + step
         change = self.hyper["stdev_max_change"] * stdev
         self._stdev = np.clip(
@@ -232,9 +232,8 @@ class PGPE(Strategy):
         passed = sum(1 for m in h["center_lr_milestones"] if generation >= m)
         return decayed * h["center_lr_gamma"] ** passed
 
-    def _center_step(self, grad: np.ndarray) -> np.ndarray:
-        """The step to add to the center for the (ascent) gradient ``grad``."""
-        lr = self.center_lr_at(self._generation)
+    def _center_step(self, grad: np.ndarray, lr: float) -> np.ndarray:
+        """The step to add to the center for the (ascent) gradient ``grad``, step size ``lr``."""
         if self.hyper["optimizer"] == "clipup":
             max_speed = self.hyper["max_speed"] * lr / self.hyper["center_lr"]
             norm = np.linalg.norm(grad)
