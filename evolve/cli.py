@@ -261,6 +261,12 @@ def build_parser() -> argparse.ArgumentParser:
         default="cpu",
         help="where distillation fits and tests its student: cpu (default) or cuda",
     )
+    t.add_argument(
+        "--train-env",
+        metavar="ID",
+        help="the Gymnasium id whose episodes give the training fitness (held-out tests and "
+        "scores stay on the task), e.g. SensoryNeuron/CartPoleSwingUpHarderTopStarts-v0",
+    )
     t.add_argument("--test-every", type=positive_int, help="generations between held-out tests")
     t.add_argument("--test-episodes", type=positive_int, help="episodes per held-out test")
     t.add_argument(
@@ -507,6 +513,7 @@ def _training_overrides(args: argparse.Namespace) -> dict[str, Any]:
         ("seed", "training", "seed"),
         ("test_every", "training", "test_every"),
         ("test_episodes", "training", "test_episodes"),
+        ("train_env", "training", "train_env"),
         ("noise_channels", "perturbations", "noise_channels"),
     ]:
         if getattr(args, arg) is not None:

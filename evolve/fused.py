@@ -11,7 +11,8 @@ step, the perturbation's own draws) and agrees with it to round-off: tests compa
 What it runs (:func:`unsupported` says why not, and :func:`evolve.rollout.rollout` then runs
 the loop on the simulator, so ``fused`` is always a valid engine for these tasks):
 
-- tasks: ``CartPoleSwingUp`` and ``CartPoleSwingUpHarder`` (``harder`` start states);
+- tasks: ``CartPoleSwingUp``, ``CartPoleSwingUpHarder`` (``harder`` start states) and its
+  training variant with starts near balanced (``CartPoleSwingUpHarderTopStarts``);
 - models: :class:`~sensoryneuron.AttentionNeuronModel` with tanh attention and tanh FC layers,
   without ``head_lstm``, ``input_change`` or ``lateral_dim`` (the paper's model, with or
   without query/key biases);
@@ -37,9 +38,15 @@ from sensoryneuron.errors import ConfigError
 from sensoryneuron.models import AttentionNeuronModel, Model
 from tasks import cartpole
 from tasks.perturbations import Perturbations
-from tasks.spec import CARTPOLE_SWINGUP_HARDER_ID, CARTPOLE_SWINGUP_ID, get_task
+from tasks.spec import (
+    CARTPOLE_SWINGUP_HARDER_ID,
+    CARTPOLE_SWINGUP_HARDER_TOP_ID,
+    CARTPOLE_SWINGUP_ID,
+    get_task,
+)
 
-TASKS = (CARTPOLE_SWINGUP_ID, CARTPOLE_SWINGUP_HARDER_ID)  # their simulator, compiled
+# their simulator, compiled
+TASKS = (CARTPOLE_SWINGUP_ID, CARTPOLE_SWINGUP_HARDER_ID, CARTPOLE_SWINGUP_HARDER_TOP_ID)
 # the kernel's weight arguments, in order (see weights_of)
 WEIGHTS = (
     "lstm",

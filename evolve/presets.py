@@ -89,6 +89,10 @@ class TrainingConfig:
             shift): Ant-v5's -1 cancels its healthy reward, so standing still is worth
             nothing and only moving pays. Training only: held-out tests, evaluation and
             every reported score are the env's own returns.
+        train_env: the Gymnasium id whose episodes the strategy's fitness comes from (None:
+            the preset's env), with the same observations and actions: e.g. a variant with
+            other start states. Training only: held-out tests, evaluation and every reported
+            score run on the preset's env.
     """
 
     generations: int = 300
@@ -98,8 +102,13 @@ class TrainingConfig:
     seed: int = 0
     time_budget: float | None = None
     step_bonus: float = 0.0
+    train_env: str | None = None
 
     def __post_init__(self) -> None:
+        if self.train_env is not None and (
+            not isinstance(self.train_env, str) or not self.train_env
+        ):
+            raise ConfigError(f"train_env must be a Gymnasium id or null; got {self.train_env!r}")
         for name in ("generations", "repeats", "test_every", "test_episodes"):
             value = getattr(self, name)
             least = 0 if name == "generations" else 1  # 0: a staged recipe without evolution
@@ -435,6 +444,7 @@ class TaskPreset:
             raise ConfigError(
                 "training.generations must be positive: only a staged recipe can skip evolution"
             )
+        self._check_train_env()
         if self.teacher is not None:
             if self.teacher.teacher is not None:
                 raise ConfigError("a teacher must be a plain recipe, without a teacher of its own")
@@ -478,6 +488,19 @@ class TaskPreset:
                     "distill.attention_weight needs a student with softmax attention; "
                     f"this {self.model.kind} model has {getattr(self.model, 'attention', 'none')}"
                 )
+
+    def _check_train_env(self) -> None:
+        """``training.train_env`` gives the observations and takes the actions of the env."""
+        train_env = self.training.train_env
+        if train_env is None or train_env == self.env_id:
+            return
+        spec, train = get_task(self.env_id), get_task(train_env)
+        if train.observation != spec.observation or train.action != spec.action:
+            raise ConfigError(
+                f"training.train_env {train_env} gives {train.observation.describe()} and takes "
+                f"{train.action.describe()}; {self.env_id} gives {spec.observation.describe()} "
+                f"and takes {spec.action.describe()}"
+            )
 
     def _check_outputs(self) -> None:
         """The student's outputs suit the task's actions: logits for a discrete task that is

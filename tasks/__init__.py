@@ -24,6 +24,7 @@ from tasks.perturbations import (
 )
 from tasks.spec import (
     CARTPOLE_SWINGUP_HARDER_ID,
+    CARTPOLE_SWINGUP_HARDER_TOP_ID,
     CARTPOLE_SWINGUP_ID,
     TASKS,
     PatchObservation,
@@ -39,6 +40,7 @@ register_envs()
 
 __all__ = [
     "CARTPOLE_SWINGUP_HARDER_ID",
+    "CARTPOLE_SWINGUP_HARDER_TOP_ID",
     "CARTPOLE_SWINGUP_ID",
     "BatchPerturbation",
     "CartPoleSwingUpEnv",

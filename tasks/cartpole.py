@@ -39,16 +39,38 @@ _NORMAL_MEAN = np.array([0.0, 0.0, np.pi, 0.0])
 _NORMAL_STD = 0.2
 _HARDER_LOW = np.array([-2.4, -10.0, np.pi / 2, -10.0])
 _HARDER_HIGH = np.array([2.4, 10.0, 3 * np.pi / 2, 10.0])
+# Near balanced: the pole within 0.3 rad of upright, turning slowly, the cart anywhere but the ends
+_TOP_LOW = np.array([-1.5, -1.0, -0.3, -1.0])
+_TOP_HIGH = np.array([1.5, 1.0, 0.3, 1.0])
 
 
-def sample_initial_state(rng: np.random.Generator, harder: bool) -> np.ndarray:
+def check_top_fraction(top_fraction: float) -> float:
+    """``top_fraction`` as a float in [0, 1]; ConfigError otherwise."""
+    if (
+        isinstance(top_fraction, bool)
+        or not isinstance(top_fraction, (int, float))
+        or not 0.0 <= top_fraction <= 1.0
+    ):
+        raise ConfigError(f"top_fraction must be a number in [0, 1], got {top_fraction!r}")
+    return float(top_fraction)
+
+
+def sample_initial_state(
+    rng: np.random.Generator, harder: bool, top_fraction: float = 0.0
+) -> np.ndarray:
     """Draws one initial state ``[x, x_dot, theta, theta_dot]`` (float64, shape (4,)).
 
     Args:
-        rng: The generator to draw from (exactly one call to it).
+        rng: The generator to draw from (one call to it; two with ``top_fraction``).
         harder: ``False``: N((0, 0, pi, 0), 0.2^2) near hanging down. ``True``: uniform with
             x in +-2.4, x_dot in +-10, theta in pi +- pi/2, theta_dot in +-10.
+        top_fraction: the chance that the episode starts near balanced instead (uniform with
+            x in +-1.5, x_dot in +-1, theta in +-0.3, theta_dot in +-1): a training variant
+            that shows the policy the balance it must hold after a swing-up (0: never, and
+            no extra draw).
     """
+    if top_fraction > 0.0 and rng.uniform() < top_fraction:
+        return rng.uniform(low=_TOP_LOW, high=_TOP_HIGH)
     if harder:
         return rng.uniform(low=_HARDER_LOW, high=_HARDER_HIGH)
     return rng.normal(loc=_NORMAL_MEAN, scale=_NORMAL_STD)
@@ -222,17 +244,22 @@ class CartPoleSwingUpEnv(gym.Env[np.ndarray, np.ndarray]):
     Attributes:
         state: float64 ``[x, x_dot, theta, theta_dot]`` (``None`` before the first reset).
         harder: Whether the start state is drawn from the wide uniform distribution.
+        top_fraction: The chance that an episode starts near balanced instead.
     """
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 50}
 
-    def __init__(self, harder: bool = False, render_mode: str | None = None) -> None:
+    def __init__(
+        self, harder: bool = False, render_mode: str | None = None, top_fraction: float = 0.0
+    ) -> None:
         """Creates the env.
 
         Args:
             harder: Start uniform over a wide box (CartPoleSwingUpHarder) instead of near
                 hanging down.
             render_mode: ``None`` or ``"rgb_array"``.
+            top_fraction: the chance that an episode starts near balanced instead
+                (see :func:`sample_initial_state`).
         """
         if not isinstance(harder, (bool, np.bool_)):
             raise ConfigError(f"harder must be a bool, got {harder!r}")
@@ -242,6 +269,7 @@ class CartPoleSwingUpEnv(gym.Env[np.ndarray, np.ndarray]):
                 f"got {render_mode!r}"
             )
         self.harder = bool(harder)
+        self.top_fraction = check_top_fraction(top_fraction)
         self.render_mode = render_mode
         self.observation_space = spaces.Box(-np.inf, np.inf, shape=(OBS_DIM,), dtype=np.float32)
         self.action_space = spaces.Box(-1.0, 1.0, shape=(ACT_DIM,), dtype=np.float32)
@@ -253,7 +281,7 @@ class CartPoleSwingUpEnv(gym.Env[np.ndarray, np.ndarray]):
     ) -> tuple[np.ndarray, dict[str, Any]]:
         """Draws a new start state from ``self.np_random``."""
         super().reset(seed=seed)
-        self.state = sample_initial_state(self.np_random, self.harder)
+        self.state = sample_initial_state(self.np_random, self.harder, self.top_fraction)
         return observe(self.state), {}
 
     def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:

@@ -18,6 +18,7 @@ from tasks.cartpole import (
     MAX_STEPS,
     OBS_DIM,
     CartPoleRenderer,
+    check_top_fraction,
     observe,
     out_of_bounds,
     reward,
@@ -37,6 +38,7 @@ class VecCartPoleSwingUp:
     Attributes:
         state: float64 ``[members, episodes, 4]`` (``None`` before the first reset).
         harder: Whether start states come from the wide uniform distribution.
+        top_fraction: The chance that an episode starts near balanced instead.
 
     Example:
         >>> import numpy as np
@@ -54,11 +56,14 @@ class VecCartPoleSwingUp:
     act_dim = ACT_DIM
     max_steps = MAX_STEPS
 
-    def __init__(self, harder: bool = False) -> None:
-        """Creates the simulator; ``harder`` selects the CartPoleSwingUpHarder start states."""
+    def __init__(self, harder: bool = False, top_fraction: float = 0.0) -> None:
+        """Creates the simulator; ``harder`` selects the CartPoleSwingUpHarder start states,
+        ``top_fraction`` the chance of a start near balanced (see
+        :func:`tasks.cartpole.sample_initial_state`)."""
         if not isinstance(harder, (bool, np.bool_)):
             raise ConfigError(f"harder must be a bool, got {harder!r}")
         self.harder = bool(harder)
+        self.top_fraction = check_top_fraction(top_fraction)
         self.state: np.ndarray | None = None
         self._renderer: CartPoleRenderer | None = None
 
@@ -75,7 +80,9 @@ class VecCartPoleSwingUp:
         members = validate_int("members", members, 1)
         if len(rngs) < 1:
             raise ConfigError("rngs must hold at least one Generator (one per episode), got 0")
-        starts = np.stack([sample_initial_state(rng, self.harder) for rng in rngs])
+        starts = np.stack(
+            [sample_initial_state(rng, self.harder, self.top_fraction) for rng in rngs]
+        )
         self.state = np.repeat(starts[None], members, axis=0)
         return observe(self.state)
 

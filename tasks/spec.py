@@ -33,6 +33,9 @@ from tasks.sensor_gains import SensorGains
 
 CARTPOLE_SWINGUP_ID = "SensoryNeuron/CartPoleSwingUp-v0"
 CARTPOLE_SWINGUP_HARDER_ID = "SensoryNeuron/CartPoleSwingUpHarder-v0"
+# A training variant: a quarter of the episodes start near balanced (training.train_env)
+CARTPOLE_SWINGUP_HARDER_TOP_ID = "SensoryNeuron/CartPoleSwingUpHarderTopStarts-v0"
+TOP_START_FRACTION = 0.25
 
 ENGINES = ("simulator", "gym", "envpool", "fused")
 
@@ -46,6 +49,11 @@ GYM_ENVS: dict[str, dict] = {
         "entry_point": "tasks.cartpole:CartPoleSwingUpEnv",
         "max_episode_steps": MAX_STEPS,
         "kwargs": {"harder": True},
+    },
+    CARTPOLE_SWINGUP_HARDER_TOP_ID: {
+        "entry_point": "tasks.cartpole:CartPoleSwingUpEnv",
+        "max_episode_steps": MAX_STEPS,
+        "kwargs": {"harder": True, "top_fraction": TOP_START_FRACTION},
     },
 }
 
@@ -231,14 +239,15 @@ class TaskSpec:
         return engine
 
 
-def _cartpole_swingup(harder: bool, description: str) -> TaskSpec:
+def _cartpole_swingup(env_id: str, description: str) -> TaskSpec:
+    kwargs = GYM_ENVS[env_id]["kwargs"]
     return TaskSpec(
-        env_id=CARTPOLE_SWINGUP_HARDER_ID if harder else CARTPOLE_SWINGUP_ID,
+        env_id=env_id,
         observation=VectorObservation(("x", "x_dot", "cos th", "sin th", "th_dot")),
         action=ActionMap.unit_box(1),
         max_steps=MAX_STEPS,
         engines=("simulator", "gym", "fused"),
-        simulator=lambda: VecCartPoleSwingUp(harder=harder),
+        simulator=lambda: VecCartPoleSwingUp(**kwargs),
         description=description,
     )
 
@@ -252,8 +261,18 @@ def register_task(spec: TaskSpec) -> TaskSpec:
     return spec
 
 
-register_task(_cartpole_swingup(False, "cart-pole swing-up, starts near hanging down"))
-register_task(_cartpole_swingup(True, "cart-pole swing-up, wide uniform starts"))
+register_task(
+    _cartpole_swingup(CARTPOLE_SWINGUP_ID, "cart-pole swing-up, starts near hanging down")
+)
+register_task(
+    _cartpole_swingup(CARTPOLE_SWINGUP_HARDER_ID, "cart-pole swing-up, wide uniform starts")
+)
+register_task(
+    _cartpole_swingup(
+        CARTPOLE_SWINGUP_HARDER_TOP_ID,
+        "cart-pole swing-up, wide uniform starts, a quarter near balanced (for training)",
+    )
+)
 register_task(
     TaskSpec(
         env_id="Pendulum-v1",

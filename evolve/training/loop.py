@@ -112,10 +112,11 @@ def build_strategy(preset: TaskPreset, x0: np.ndarray | None = None) -> tuple[St
     return strategy, space
 
 
-def _job(preset: TaskPreset, seeds: list[int]) -> EpisodeJob:
+def _job(preset: TaskPreset, seeds: list[int], env_id: str | None = None) -> EpisodeJob:
+    """Episodes of ``seeds`` on ``env_id`` (default: the preset's env)."""
     return EpisodeJob(
         model=preset.model.to_dict(),
-        env_id=preset.env_id,
+        env_id=env_id or preset.env_id,
         perturbations=preset.perturbations.to_dict(),
         seeds=tuple(seeds),
         engine=preset.engine,
@@ -508,7 +509,7 @@ def _evolve(
                 # parameters); others, and a part of the parameters, as float32.
                 compact = None if space.partial else strategy.compact_population()
                 result = backend.evaluate(
-                    _job(preset, training_seeds(cfg.seed, gen, cfg.repeats)),
+                    _job(preset, training_seeds(cfg.seed, gen, cfg.repeats), cfg.train_env),
                     population.astype(np.float32) if compact is None else compact,
                 )
                 fitness = result.fitness + cfg.step_bonus * result.steps.mean(axis=1)

@@ -437,6 +437,24 @@ def test_a_bad_init_is_one_line_before_the_run_folder(args, message, capsys, tmp
     assert len(err.splitlines()) == 1 and not out.exists()
 
 
+def test_train_env_trains_on_it_and_a_bad_one_is_one_line(capsys, tmp_path):
+    top = "SensoryNeuron/CartPoleSwingUpHarderTopStarts-v0"
+    out = tmp_path / "run"
+    code, _, err = main(
+        capsys, "train", *TINY, "--generations", "1", "--train-env", top, "--out", out
+    )
+    assert code == 0, err
+    task = read_config(out)[0]
+    assert task.training.train_env == top and task.env_id != top
+    for bad, message in [
+        ("CartPole-v1", "training.train_env CartPole-v1 gives 4 sensors and takes Discrete(2);"),
+        ("Nope-v9", "unknown task 'Nope-v9': not a registered task"),
+    ]:
+        code, _, err = main(capsys, "train", *TINY, "--train-env", bad, "--out", tmp_path / bad)
+        assert code == 2 and err.startswith(f"evolve: error: {message}")
+        assert len(err.splitlines()) == 1 and not (tmp_path / bad).exists()
+
+
 def test_init_is_for_new_one_stage_runs(run_dir, capsys, tmp_path):
     code, _, err = main(capsys, "train", "--resume", run_dir, "--init", run_dir)
     assert code == 2 and err == (

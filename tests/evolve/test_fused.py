@@ -18,7 +18,12 @@ from sensoryneuron import AttentionNeuronModel, FeedForwardModel
 from sensoryneuron.actions import ActionMap
 from sensoryneuron.errors import ConfigError
 from tasks.perturbations import Perturbations
-from tasks.spec import CARTPOLE_SWINGUP_HARDER_ID, CARTPOLE_SWINGUP_ID, get_task
+from tasks.spec import (
+    CARTPOLE_SWINGUP_HARDER_ID,
+    CARTPOLE_SWINGUP_HARDER_TOP_ID,
+    CARTPOLE_SWINGUP_ID,
+    get_task,
+)
 
 pytest.importorskip("numba")
 
@@ -67,6 +72,18 @@ def test_float64_episodes_equal_the_loops(model, perturbations):
         np.testing.assert_array_equal(steps, want_steps)
         np.testing.assert_allclose(returns, want_returns, rtol=1e-11, atol=1e-11)
     assert (steps < 1000).all() and steps.min() != steps.max()  # the harder task ended them
+
+
+def test_top_starts_run_on_the_kernel_as_in_the_loop():
+    # the training variant's starts come from the simulator as the stock task's do
+    params = population(PAPER, 3, 0.3)
+    seeds = [3, 11, 12, 13]  # 3 and 11 start near balanced
+    args = (PAPER, params, CARTPOLE_SWINGUP_HARDER_TOP_ID, PERTURBATIONS[1], seeds, 300)
+    assert fused.unsupported(PAPER, CARTPOLE_SWINGUP_HARDER_TOP_ID) is None
+    returns, steps = fused.rollout(*args)
+    want_returns, want_steps = loop(*args)
+    np.testing.assert_array_equal(steps, want_steps)
+    np.testing.assert_allclose(returns, want_returns, rtol=1e-11, atol=1e-11)
 
 
 def test_float32_episodes_match_the_loops_to_round_off():

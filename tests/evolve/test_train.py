@@ -121,6 +121,64 @@ def test_a_step_bonus_shifts_the_fitness_and_not_the_held_out_score(tmp_path):
         tiny(step_bonus=float("inf"))
 
 
+class EnvRecordingBackend(LocalBackend):
+    """Runs the episodes inline and records each job's env: (training?, env id)."""
+
+    def __init__(self) -> None:
+        super().__init__(1)
+        self.jobs: list[tuple[bool, str]] = []
+        self._training = False
+
+    def evaluate(self, job, population):
+        self._training = True
+        try:
+            return super().evaluate(job, population)
+        finally:
+            self._training = False
+
+    def run(self, tasks):
+        self.jobs += [(self._training, job.env_id) for job, _ in tasks]
+        return super().run(tasks)
+
+
+def test_a_train_env_gives_the_fitness_and_the_held_out_tests_stay_on_the_task(tmp_path):
+    top = "SensoryNeuron/CartPoleSwingUpHarderTopStarts-v0"
+    backend = EnvRecordingBackend()
+    train(
+        tiny(generations=2, train_env=top),
+        tmp_path / "top",
+        backend=backend,
+        final_episodes=2,
+        progress=False,
+    )
+    harder = get_preset("cartpole-swingup-harder-es").env_id
+    assert {env for training, env in backend.jobs if training} == {top}
+    assert {env for training, env in backend.jobs if not training} == {harder}  # tests, table
+    config = json.loads((tmp_path / "top" / "config.json").read_text())
+    assert config["task"]["training"]["train_env"] == top
+    # the training episodes differ (a quarter start near balanced), so the fitness does
+    train(tiny(generations=2), tmp_path / "stock", final_episodes=0, progress=False)
+    train(
+        tiny(generations=2, train_env=harder), tmp_path / "same", final_episodes=0, progress=False
+    )
+    logs = {
+        n: np.asarray(load_state(tmp_path / n)[0].log)[:, 1:5] for n in ("top", "stock", "same")
+    }
+    np.testing.assert_array_equal(logs["same"], logs["stock"])  # its own env: the same run
+    assert not np.array_equal(logs["top"], logs["stock"])
+
+
+def test_train_env_errors():
+    with pytest.raises(ConfigError, match=r"^train_env must be a Gymnasium id or null; got ''$"):
+        tiny(train_env="")
+    msg = (
+        "training.train_env CartPole-v1 gives 4 sensors and takes Discrete(2); "
+        "SensoryNeuron/CartPoleSwingUpHarder-v0 gives 5 sensors and takes Box([-1, 1]^1)"
+    )
+    with pytest.raises(ConfigError, match=f"^{re.escape(msg)}$"):
+        tiny(train_env="CartPole-v1")
+
+
 def test_run_folder_holds_config_checkpoints_log_and_curve(tmp_path):
     preset = tiny()
     result = train(preset, tmp_path / "run", final_episodes=3, progress=False)

@@ -246,6 +246,32 @@ def test_sample_initial_state_draws_from_given_rng() -> None:
     np.testing.assert_array_equal(a, b)
 
 
+def is_top_start(state: np.ndarray) -> np.ndarray:
+    return np.abs(state[..., 2]) <= 0.3  # a harder start has theta in [pi/2, 3 pi/2]
+
+
+def test_top_starts_are_a_fraction_of_the_episodes_near_balanced() -> None:
+    env = gym.make(tasks.CARTPOLE_SWINGUP_HARDER_TOP_ID).unwrapped
+    assert env.harder and env.top_fraction == 0.25
+    starts = initial_states(env, range(4000))
+    top = is_top_start(starts)
+    assert abs(top.mean() - 0.25) < 0.025
+    low, high = np.array([-1.5, -1.0, -0.3, -1.0]), np.array([1.5, 1.0, 0.3, 1.0])
+    assert np.all(starts[top] >= low) and np.all(starts[top] <= high)
+    np.testing.assert_allclose(starts[top].std(axis=0), (high - low) / np.sqrt(12), rtol=0.08)
+    harder_low = np.array([-2.4, -10.0, np.pi / 2, -10.0])
+    harder_high = np.array([2.4, 10.0, 3 * np.pi / 2, 10.0])
+    assert np.all(starts[~top] >= harder_low) and np.all(starts[~top] <= harder_high)
+    # all near balanced, or none; and none draws exactly as the stock task
+    assert is_top_start(
+        initial_states(CartPoleSwingUpEnv(harder=True, top_fraction=1), range(50))
+    ).all()
+    np.testing.assert_array_equal(
+        initial_states(CartPoleSwingUpEnv(harder=True, top_fraction=0.0), range(50)),
+        initial_states(CartPoleSwingUpEnv(harder=True), range(50)),
+    )
+
+
 def rollout(env: gym.Env, seed: int, steps: int = 200) -> tuple[np.ndarray, np.ndarray]:
     obs, _ = env.reset(seed=seed)
     env.action_space.seed(seed)
@@ -310,3 +336,7 @@ def test_config_errors() -> None:
         CartPoleSwingUpEnv(render_mode="human")
     with pytest.raises(ConfigError, match=re.escape("harder must be a bool, got 1")):
         CartPoleSwingUpEnv(harder=1)
+    for bad in (1.5, -0.1, "0.5", True):
+        msg = f"top_fraction must be a number in [0, 1], got {bad!r}"
+        with pytest.raises(ConfigError, match=f"^{re.escape(msg)}$"):
+            CartPoleSwingUpEnv(top_fraction=bad)
