@@ -88,6 +88,30 @@ VARIANTS: dict[str, dict] = {
             "train_env": "SensoryNeuron/CartPoleSwingUpHarderTopStarts-v0",
         },
     },
+    # Can PGPE find the balance at all? The balance task alone (CartPoleBalance: every episode
+    # starts near balanced, the classic task), shuffled at reset, from zero; its held-out tests
+    # run on the balance task (a score near 1000 holds the pole still).
+    "balance-16": {
+        **FUSED,
+        "env_id": "SensoryNeuron/CartPoleBalance-v0",
+        "training": {"generations": 100_000, "repeats": 16},
+    },
+    # The balance task by the paper's full CMA-ES (sigma 0.1 from zero).
+    "balance-cma-16": {
+        **FUSED,
+        "env_id": "SensoryNeuron/CartPoleBalance-v0",
+        "training": {"generations": 100_000, "repeats": 16},
+        "strategy": {"name": "cma", "sigma_init": 0.1, "options": {}},
+    },
+    # The balance task with sensory neurons that also read their input's change and the
+    # change times the last action (input_change; 977 parameters): a sensor's response to
+    # the action tells which sensor it is, the identification the balance needs.
+    "balance-change-16": {
+        **FUSED,
+        "env_id": "SensoryNeuron/CartPoleBalance-v0",
+        "model": {"input_change": True},
+        "training": {"generations": 100_000, "repeats": 16},
+    },
     # The paper's algorithm: full-covariance CMA-ES, sigma 0.1 from zero (0.14 s a generation
     # at 913 parameters, beside ~0.8 s of episodes). Stopped at generation 490 (5.8 min): held-
     # out tests 195 at generations 400-490, where long-16's were 365.

@@ -12,10 +12,11 @@ What it runs (:func:`unsupported` says why not, and :func:`evolve.rollout.rollou
 the loop on the simulator, so ``fused`` is always a valid engine for these tasks):
 
 - tasks: ``CartPoleSwingUp``, ``CartPoleSwingUpHarder`` (``harder`` start states) and its
-  training variant with starts near balanced (``CartPoleSwingUpHarderTopStarts``);
+  training variant with starts near balanced (``CartPoleSwingUpHarderTopStarts``), and
+  ``CartPoleBalance`` (every start near balanced);
 - models: :class:`~sensoryneuron.AttentionNeuronModel` with tanh attention and tanh FC layers,
-  without ``head_lstm``, ``input_change`` or ``lateral_dim`` (the paper's model, with or
-  without query/key biases);
+  without ``head_lstm`` or ``lateral_dim`` (the paper's model, with or without query/key
+  biases, with or without ``input_change``);
 - perturbations: any vector perturbation (duplicates, shuffles, reshuffles, noise channels);
   their draws are made beforehand from the episodes' own Generators, exactly as the loop
   draws them; not ``realign``, and no observers (those runs use the loop).
@@ -39,6 +40,7 @@ from sensoryneuron.models import AttentionNeuronModel, Model
 from tasks import cartpole
 from tasks.perturbations import Perturbations
 from tasks.spec import (
+    CARTPOLE_BALANCE_ID,
     CARTPOLE_SWINGUP_HARDER_ID,
     CARTPOLE_SWINGUP_HARDER_TOP_ID,
     CARTPOLE_SWINGUP_ID,
@@ -46,7 +48,12 @@ from tasks.spec import (
 )
 
 # their simulator, compiled
-TASKS = (CARTPOLE_SWINGUP_ID, CARTPOLE_SWINGUP_HARDER_ID, CARTPOLE_SWINGUP_HARDER_TOP_ID)
+TASKS = (
+    CARTPOLE_SWINGUP_ID,
+    CARTPOLE_SWINGUP_HARDER_ID,
+    CARTPOLE_SWINGUP_HARDER_TOP_ID,
+    CARTPOLE_BALANCE_ID,
+)
 # the kernel's weight arguments, in order (see weights_of)
 WEIGHTS = (
     "lstm",
@@ -70,10 +77,10 @@ def unsupported(
         return f"the fused kernel runs cart-pole swing-up only, not {env_id}"
     if not isinstance(model, AttentionNeuronModel):
         return f"the fused kernel runs the AttentionNeuron model only, not the {model.kind} model"
-    if model.attention != "tanh" or model.head_lstm or model.input_change or model.lateral_dim:
+    if model.attention != "tanh" or model.head_lstm or model.lateral_dim:
         return (
             "the fused kernel runs the paper's AttentionNeuron (tanh attention, no head LSTM, "
-            "no input_change, no lateral_dim)"
+            "no lateral_dim; input_change may be on)"
         )
     if model.act_dim != 1 or (action is not None and not action.is_identity):
         return "the fused kernel sends the policy's one output to the cart unchanged"
@@ -173,13 +180,15 @@ def rollout(
     kernel = _kernel(fast=params.dtype == torch.float32)
     weights = tuple(w[name] for name in WEIGHTS)
     draws = (starts, sources, noise.astype(w["lstm"].dtype))
+    # input_change: each slot's change since the last step, times this (0.0: off)
+    change = float(model.change_scale) if model.input_change else 0.0
     if not kernel.signatures:
         # compile, and start numba's thread pool, on episodes of no steps: the pool starts
         # with every core, and under OpenMP (shared with torch) torch's count follows it
-        kernel(*weights, *draws, 0, returns, lengths)
+        kernel(*weights, *draws, change, 0, returns, lengths)
         torch.set_num_threads(torch_threads)
     numba.set_num_threads(threads)
-    kernel(*weights, *draws, limit, returns, lengths)
+    kernel(*weights, *draws, change, limit, returns, lengths)
     return returns, lengths
 
 
@@ -257,12 +266,15 @@ def _build() -> Any:  # noqa: C901  (one kernel, its helpers inlined)
 
     def kernel(
         lstm, lstm_bias, query_key, query_key_bias, dense, dense_bias, dense_sizes,
-        starts, sources, noise, limit, returns, lengths,
+        starts, sources, noise, change_scale, limit, returns, lengths,
     ):  # fmt: skip
         members, episodes = returns.shape
         hidden = lstm_bias.shape[1] // 4
-        inputs = lstm.shape[1] - hidden  # a slot's own input: [o_i, a_{t-1}]
-        act_dim = inputs - 1
+        # a slot's own input: [o_i, a_{t-1}], then with input_change (change_scale > 0) the
+        # change d_i = change_scale * (o_i - its last value) and d_i * a_{t-1}
+        inputs = lstm.shape[1] - hidden
+        with_change = change_scale > 0.0
+        act_dim = (inputs - 2) // 2 if with_change else inputs - 1
         latents = query_key.shape[2]
         shuffled, extra = sources.shape[2], noise.shape[2]
         slots = shuffled + extra
@@ -279,6 +291,9 @@ def _build() -> Any:  # noqa: C901  (one kernel, its helpers inlined)
             prev = np.zeros(act_dim, dtype=lstm.dtype)
             raw = np.empty(5, dtype=lstm.dtype)
             obs = np.empty(slots, dtype=lstm.dtype)
+            last = np.zeros(slots, dtype=lstm.dtype)  # each slot's value a step ago
+            scale = lstm.dtype.type(change_scale)
+            zero = lstm.dtype.type(0.0)
             acts = np.empty((2, width), dtype=lstm.dtype)
             total_reward = 0.0
             steps = 0
@@ -304,6 +319,15 @@ def _build() -> Any:  # noqa: C901  (one kernel, its helpers inlined)
                     for k in range(act_dim):
                         for g in range(4 * hidden):
                             gates[g] += lstm[m, 1 + k, g] * prev[k]
+                    if with_change:
+                        d = scale * (obs[j] - last[j]) if t > 0 else zero
+                        last[j] = obs[j]
+                        for g in range(4 * hidden):
+                            gates[g] += lstm[m, 1 + act_dim, g] * d
+                        for k in range(act_dim):
+                            dk = d * prev[k]
+                            for g in range(4 * hidden):
+                                gates[g] += lstm[m, 2 + act_dim + k, g] * dk
                     for k in range(hidden):
                         hk = h[j, k]
                         for g in range(4 * hidden):

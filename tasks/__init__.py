@@ -23,6 +23,7 @@ from tasks.perturbations import (
     validate_reshuffle_every,
 )
 from tasks.spec import (
+    CARTPOLE_BALANCE_ID,
     CARTPOLE_SWINGUP_HARDER_ID,
     CARTPOLE_SWINGUP_HARDER_TOP_ID,
     CARTPOLE_SWINGUP_ID,
@@ -39,6 +40,7 @@ from tasks.spec import (
 register_envs()
 
 __all__ = [
+    "CARTPOLE_BALANCE_ID",
     "CARTPOLE_SWINGUP_HARDER_ID",
     "CARTPOLE_SWINGUP_HARDER_TOP_ID",
     "CARTPOLE_SWINGUP_ID",

@@ -36,6 +36,8 @@ CARTPOLE_SWINGUP_HARDER_ID = "SensoryNeuron/CartPoleSwingUpHarder-v0"
 # A training variant: a quarter of the episodes start near balanced (training.train_env)
 CARTPOLE_SWINGUP_HARDER_TOP_ID = "SensoryNeuron/CartPoleSwingUpHarderTopStarts-v0"
 TOP_START_FRACTION = 0.25
+# Every episode starts near balanced: the balance half of the swing-up task alone
+CARTPOLE_BALANCE_ID = "SensoryNeuron/CartPoleBalance-v0"
 
 ENGINES = ("simulator", "gym", "envpool", "fused")
 
@@ -54,6 +56,11 @@ GYM_ENVS: dict[str, dict] = {
         "entry_point": "tasks.cartpole:CartPoleSwingUpEnv",
         "max_episode_steps": MAX_STEPS,
         "kwargs": {"harder": True, "top_fraction": TOP_START_FRACTION},
+    },
+    CARTPOLE_BALANCE_ID: {
+        "entry_point": "tasks.cartpole:CartPoleSwingUpEnv",
+        "max_episode_steps": MAX_STEPS,
+        "kwargs": {"harder": False, "top_fraction": 1.0},
     },
 }
 
@@ -273,6 +280,7 @@ register_task(
         "cart-pole swing-up, wide uniform starts, a quarter near balanced (for training)",
     )
 )
+register_task(_cartpole_swingup(CARTPOLE_BALANCE_ID, "cart-pole, every start near balanced"))
 register_task(
     TaskSpec(
         env_id="Pendulum-v1",

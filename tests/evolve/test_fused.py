@@ -29,6 +29,8 @@ pytest.importorskip("numba")
 
 PAPER = AttentionNeuronModel(act_dim=1)
 BIASED = AttentionNeuronModel(act_dim=1, attention_bias=True, attention_scale=True, hidden=(6,))
+# the sensory neurons also read their input's change and the change times the last action
+CHANGE = AttentionNeuronModel(act_dim=1, input_change=True, change_scale=3.0)
 PERTURBATIONS = [
     Perturbations(shuffle=False),
     Perturbations(shuffle=True),
@@ -56,7 +58,9 @@ def loop(model, params, env_id, perturbations, seeds, max_steps=None):
     return result.returns, result.steps
 
 
-@pytest.mark.parametrize("model", [PAPER, BIASED], ids=["paper", "biases-and-fc"])
+@pytest.mark.parametrize(
+    "model", [PAPER, BIASED, CHANGE], ids=["paper", "biases-and-fc", "input-change"]
+)
 @pytest.mark.parametrize("perturbations", PERTURBATIONS, ids=["none", "shuffled", "reshuffled"])
 def test_float64_episodes_equal_the_loops(model, perturbations):
     # Small weights keep the cart on the track for whole episodes of the easy task; larger
@@ -86,9 +90,10 @@ def test_top_starts_run_on_the_kernel_as_in_the_loop():
     np.testing.assert_allclose(returns, want_returns, rtol=1e-11, atol=1e-11)
 
 
-def test_float32_episodes_match_the_loops_to_round_off():
-    params = population(PAPER, 4, 0.05, dtype=torch.float32)
-    args = (PAPER, params, CARTPOLE_SWINGUP_ID, PERTURBATIONS[2], [1, 2], 300)
+@pytest.mark.parametrize("model", [PAPER, CHANGE], ids=["paper", "input-change"])
+def test_float32_episodes_match_the_loops_to_round_off(model):
+    params = population(model, 4, 0.05, dtype=torch.float32)
+    args = (model, params, CARTPOLE_SWINGUP_ID, PERTURBATIONS[2], [1, 2], 300)
     returns, steps = fused.rollout(*args)
     want_returns, want_steps = loop(*args)
     np.testing.assert_array_equal(steps, want_steps)
@@ -141,8 +146,11 @@ def test_unsupported_episodes_say_why():
     assert fused.unsupported(PAPER, CARTPOLE_SWINGUP_ID) is None
     assert fused.unsupported(softmax, CARTPOLE_SWINGUP_ID) == (
         "the fused kernel runs the paper's AttentionNeuron (tanh attention, no head LSTM, "
-        "no input_change, no lateral_dim)"
+        "no lateral_dim; input_change may be on)"
     )
+    lateral = AttentionNeuronModel(act_dim=1, lateral_dim=4)
+    assert fused.unsupported(lateral, CARTPOLE_SWINGUP_ID) is not None
+    assert fused.unsupported(CHANGE, CARTPOLE_SWINGUP_ID) is None
     assert fused.unsupported(FeedForwardModel(obs_dim=5, act_dim=1), CARTPOLE_SWINGUP_ID) == (
         "the fused kernel runs the AttentionNeuron model only, not the fnn model"
     )

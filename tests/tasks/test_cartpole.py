@@ -262,10 +262,10 @@ def test_top_starts_are_a_fraction_of_the_episodes_near_balanced() -> None:
     harder_low = np.array([-2.4, -10.0, np.pi / 2, -10.0])
     harder_high = np.array([2.4, 10.0, 3 * np.pi / 2, 10.0])
     assert np.all(starts[~top] >= harder_low) and np.all(starts[~top] <= harder_high)
-    # all near balanced, or none; and none draws exactly as the stock task
-    assert is_top_start(
-        initial_states(CartPoleSwingUpEnv(harder=True, top_fraction=1), range(50))
-    ).all()
+    # all near balanced (the balance task), or none; and none draws exactly as the stock task
+    balance = gym.make(tasks.CARTPOLE_BALANCE_ID).unwrapped
+    assert not balance.harder and balance.top_fraction == 1.0
+    assert is_top_start(initial_states(balance, range(200))).all()
     np.testing.assert_array_equal(
         initial_states(CartPoleSwingUpEnv(harder=True, top_fraction=0.0), range(50)),
         initial_states(CartPoleSwingUpEnv(harder=True), range(50)),
