@@ -38,10 +38,33 @@ def test_the_teacher_holds_the_pole_still(bench):
     assert row["survivor_reward_per_step"]["800-1000"] > 0.99
 
 
+def test_sensor_weights_tell_the_checkpoint_from_an_agent_that_reads_a_sum(bench, tmp_path):
+    # the paper's checkpoint weighs th_dot four times x and sin once balanced; the linear head
+    # of an agent whose sensory neurons ignore their input weighs every sensor alike
+    reference = Path(__file__).resolve().parents[3] / "shared" / "reference" / "cartpole_pi.npz"
+    if not reference.exists():
+        pytest.skip("the published cartpole_pi.npz is not here")
+    seeds = held_out_seeds(6, 7000)
+    pi = sn.load_reference_policy(reference)
+    row = bench.profile(pi, Perturbations(shuffle=True), seeds, "SensoryNeuron/CartPoleBalance-v0")
+    late = row["sensor_weights"]["survivors_steps_400_1000"]
+    assert late["th_dot"] < 3 * min(late["x"], late["sin"]) < 0
+    params = pi.params.copy()
+    params[pi.model.param_spec.indices(["neuron.weight_ih"])] = 0.0  # one key for every slot
+    blind = sn.Policy(pi.model, params, action=pi.action)
+    first = bench.profile(blind, Perturbations(shuffle=True), seeds)["sensor_weights"]
+    values = list(first["steps_0_100"].values())
+    assert max(values) - min(values) < 1e-6 * max(abs(v) for v in values)
+    assert (
+        bench.profile(sn.load_policy("fnn-baseline"), Perturbations(), seeds[:1])["sensor_weights"]
+        is None
+    )  # a feed-forward agent has no attention
+
+
 def test_cli_writes_json(bench, tmp_path, capsys):
     out = tmp_path / "profile.json"
     bench.main(["fnn-baseline", "--episodes", "8", "--json", str(out)])
-    assert "fnn-baseline (unshuffled), 8 held-out episodes" in capsys.readouterr().out
+    assert "fnn-baseline (unshuffled), 8 held-out episodes of " in capsys.readouterr().out
     assert out.exists() and "held_still" in out.read_text()
 
 
