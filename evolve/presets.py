@@ -501,6 +501,11 @@ class TaskPreset:
                 f"{train.action.describe()}; {self.env_id} gives {spec.observation.describe()} "
                 f"and takes {spec.action.describe()}"
             )
+        if self.engine is not None and self.engine not in train.engines:
+            raise ConfigError(
+                f"training.train_env {train_env} runs on {', '.join(train.engines)}; "
+                f"not on this preset's engine {self.engine!r}"
+            )
 
     def _check_outputs(self) -> None:
         """The student's outputs suit the task's actions: logits for a discrete task that is

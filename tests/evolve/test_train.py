@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import logging
 import os
@@ -25,6 +26,7 @@ from evolve.training.loop import train
 from evolve.training.run_folder import LOG_COLUMNS, load_state, write_init
 from evolve.training.stopping import StopRequest
 from sensoryneuron.errors import ConfigError
+from tasks.spec import TASKS, get_task
 
 
 def tiny(name="cartpole-swingup-harder-es", **training):
@@ -168,7 +170,7 @@ def test_a_train_env_gives_the_fitness_and_the_held_out_tests_stay_on_the_task(t
     assert not np.array_equal(logs["top"], logs["stock"])
 
 
-def test_train_env_errors():
+def test_train_env_errors(monkeypatch):
     with pytest.raises(ConfigError, match=r"^train_env must be a Gymnasium id or null; got ''$"):
         tiny(train_env="")
     msg = (
@@ -177,6 +179,19 @@ def test_train_env_errors():
     )
     with pytest.raises(ConfigError, match=f"^{re.escape(msg)}$"):
         tiny(train_env="CartPole-v1")
+    balance = "SensoryNeuron/CartPoleBalance-v0"
+    assert tiny(train_env=balance).replace(engine="fused").training.train_env == balance
+    # a variant on other engines than the preset's
+    harder = get_task(tiny().env_id)
+    monkeypatch.setitem(
+        TASKS,
+        "Test/GymOnly-v0",
+        dataclasses.replace(harder, env_id="Test/GymOnly-v0", engines=("gym",), simulator=None),
+    )
+    tiny(train_env="Test/GymOnly-v0")  # the preset's engine unset: each env its own default
+    msg = "training.train_env Test/GymOnly-v0 runs on gym; not on this preset's engine 'fused'"
+    with pytest.raises(ConfigError, match=f"^{re.escape(msg)}$"):
+        tiny(train_env="Test/GymOnly-v0").replace(engine="fused")
 
 
 def test_run_folder_holds_config_checkpoints_log_and_curve(tmp_path):
