@@ -112,6 +112,15 @@ VARIANTS: dict[str, dict] = {
         "model": {"input_change": True},
         "training": {"generations": 100_000, "repeats": 16},
     },
+    # The balance task with softmax attention (a gain per latent; 929 parameters): each latent
+    # spreads one unit of attention over the slots, so small differences between keys are
+    # amplified instead of averaged as by tanh.
+    "balance-softmax-16": {
+        **FUSED,
+        "env_id": "SensoryNeuron/CartPoleBalance-v0",
+        "model": {"attention": "softmax"},
+        "training": {"generations": 100_000, "repeats": 16},
+    },
     # The paper's algorithm: full-covariance CMA-ES, sigma 0.1 from zero (0.14 s a generation
     # at 913 parameters, beside ~0.8 s of episodes). Stopped at generation 490 (5.8 min): held-
     # out tests 195 at generations 400-490, where long-16's were 365.

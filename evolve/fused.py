@@ -14,9 +14,9 @@ the loop on the simulator, so ``fused`` is always a valid engine for these tasks
 - tasks: ``CartPoleSwingUp``, ``CartPoleSwingUpHarder`` (``harder`` start states) and its
   training variant with starts near balanced (``CartPoleSwingUpHarderTopStarts``), and
   ``CartPoleBalance`` (every start near balanced);
-- models: :class:`~sensoryneuron.AttentionNeuronModel` with tanh attention and tanh FC layers,
-  without ``head_lstm`` or ``lateral_dim`` (the paper's model, with or without query/key
-  biases, with or without ``input_change``);
+- models: :class:`~sensoryneuron.AttentionNeuronModel` with tanh FC layers, without
+  ``head_lstm`` or ``lateral_dim`` (the paper's model, with or without query/key biases,
+  ``input_change``, softmax attention);
 - perturbations: any vector perturbation (duplicates, shuffles, reshuffles, noise channels);
   their draws are made beforehand from the episodes' own Generators, exactly as the loop
   draws them; not ``realign``, and no observers (those runs use the loop).
@@ -60,6 +60,7 @@ WEIGHTS = (
     "lstm_bias",
     "query_key",
     "query_key_bias",
+    "latent_gain",
     "dense",
     "dense_bias",
     "dense_sizes",
@@ -77,10 +78,10 @@ def unsupported(
         return f"the fused kernel runs cart-pole swing-up only, not {env_id}"
     if not isinstance(model, AttentionNeuronModel):
         return f"the fused kernel runs the AttentionNeuron model only, not the {model.kind} model"
-    if model.attention != "tanh" or model.head_lstm or model.lateral_dim:
+    if model.head_lstm or model.lateral_dim:
         return (
-            "the fused kernel runs the paper's AttentionNeuron (tanh attention, no head LSTM, "
-            "no lateral_dim; input_change may be on)"
+            "the fused kernel runs the paper's AttentionNeuron and its options attention, "
+            "input_change and attention biases; no head LSTM, no lateral_dim"
         )
     if model.act_dim != 1 or (action is not None and not action.is_identity):
         return "the fused kernel sends the policy's one output to the cart unchanged"
@@ -130,6 +131,10 @@ def weights_of(model: AttentionNeuronModel, params: torch.Tensor) -> dict[str, n
     out["query_key_bias"] = (
         bias[..., 0] if bias is not None else params.new_zeros(params.shape[0], model.num_latents)
     )
+    # softmax attention scales each latent by a learned gain; the kernel reads no gain (an
+    # empty array) for tanh attention
+    gain = w.get("latent.gain")
+    out["latent_gain"] = gain if gain is not None else params.new_zeros(params.shape[0], 0)
     names = [f"fc{i}" for i in range(len(model.hidden))] + ["out"]
     width = max([model.num_latents, *model.hidden, model.act_dim])
     layers = len(names)
@@ -265,7 +270,7 @@ def _build() -> Any:  # noqa: C901  (one kernel, its helpers inlined)
         return lambda x: 1.0 / (1.0 + math.exp(-x))
 
     def kernel(
-        lstm, lstm_bias, query_key, query_key_bias, dense, dense_bias, dense_sizes,
+        lstm, lstm_bias, query_key, query_key_bias, latent_gain, dense, dense_bias, dense_sizes,
         starts, sources, noise, change_scale, limit, returns, lengths,
     ):  # fmt: skip
         members, episodes = returns.shape
@@ -276,6 +281,7 @@ def _build() -> Any:  # noqa: C901  (one kernel, its helpers inlined)
         with_change = change_scale > 0.0
         act_dim = (inputs - 2) // 2 if with_change else inputs - 1
         latents = query_key.shape[2]
+        softmax = latent_gain.shape[1] > 0  # else tanh attention
         shuffled, extra = sources.shape[2], noise.shape[2]
         slots = shuffled + extra
         steps_drawn = sources.shape[0]
@@ -288,6 +294,7 @@ def _build() -> Any:  # noqa: C901  (one kernel, its helpers inlined)
             c = np.zeros((slots, hidden), dtype=lstm.dtype)
             gates = np.empty(4 * hidden, dtype=lstm.dtype)
             scores = np.empty(latents, dtype=lstm.dtype)
+            slot_scores = np.empty((slots, latents), dtype=lstm.dtype)  # softmax: all slots
             prev = np.zeros(act_dim, dtype=lstm.dtype)
             raw = np.empty(5, dtype=lstm.dtype)
             obs = np.empty(slots, dtype=lstm.dtype)
@@ -347,8 +354,27 @@ def _build() -> Any:  # noqa: C901  (one kernel, its helpers inlined)
                         for i in range(latents):
                             scores[i] += query_key[m, k, i] * hk
                     oj = obs[j]
+                    if softmax:
+                        for i in range(latents):
+                            slot_scores[j, i] = scores[i]
+                    else:
+                        for i in range(latents):
+                            acts[0, i] += act_tanh(scores[i]) * oj
+                if softmax:
+                    # each latent's attention: a softmax over the slots, times its gain
                     for i in range(latents):
-                        acts[0, i] += act_tanh(scores[i]) * oj
+                        top = slot_scores[0, i]
+                        for j in range(1, slots):
+                            top = max(top, slot_scores[j, i])
+                        norm = zero
+                        for j in range(slots):
+                            e = math.exp(slot_scores[j, i] - top)
+                            slot_scores[j, i] = e
+                            norm += e
+                        mixed = zero
+                        for j in range(slots):
+                            mixed += slot_scores[j, i] / norm * obs[j]
+                        acts[0, i] = mixed * latent_gain[m, i]
                 for i in range(latents):
                     acts[0, i] = act_tanh(acts[0, i])
                 # the head: tanh layers, the last one the action

@@ -31,6 +31,7 @@ PAPER = AttentionNeuronModel(act_dim=1)
 BIASED = AttentionNeuronModel(act_dim=1, attention_bias=True, attention_scale=True, hidden=(6,))
 # the sensory neurons also read their input's change and the change times the last action
 CHANGE = AttentionNeuronModel(act_dim=1, input_change=True, change_scale=3.0)
+SOFTMAX = AttentionNeuronModel(act_dim=1, attention="softmax")  # with a gain per latent
 PERTURBATIONS = [
     Perturbations(shuffle=False),
     Perturbations(shuffle=True),
@@ -59,7 +60,9 @@ def loop(model, params, env_id, perturbations, seeds, max_steps=None):
 
 
 @pytest.mark.parametrize(
-    "model", [PAPER, BIASED, CHANGE], ids=["paper", "biases-and-fc", "input-change"]
+    "model",
+    [PAPER, BIASED, CHANGE, SOFTMAX],
+    ids=["paper", "biases-and-fc", "input-change", "softmax"],
 )
 @pytest.mark.parametrize("perturbations", PERTURBATIONS, ids=["none", "shuffled", "reshuffled"])
 def test_float64_episodes_equal_the_loops(model, perturbations):
@@ -90,7 +93,9 @@ def test_top_starts_run_on_the_kernel_as_in_the_loop():
     np.testing.assert_allclose(returns, want_returns, rtol=1e-11, atol=1e-11)
 
 
-@pytest.mark.parametrize("model", [PAPER, CHANGE], ids=["paper", "input-change"])
+@pytest.mark.parametrize(
+    "model", [PAPER, CHANGE, SOFTMAX], ids=["paper", "input-change", "softmax"]
+)
 def test_float32_episodes_match_the_loops_to_round_off(model):
     params = population(model, 4, 0.05, dtype=torch.float32)
     args = (model, params, CARTPOLE_SWINGUP_ID, PERTURBATIONS[2], [1, 2], 300)
@@ -142,15 +147,17 @@ def test_a_fused_job_runs_the_kernel_and_others_run_the_loop():
 
 
 def test_unsupported_episodes_say_why():
-    softmax = AttentionNeuronModel(act_dim=1, attention="softmax")
+    head_lstm = AttentionNeuronModel(act_dim=1, head_lstm=4)
     assert fused.unsupported(PAPER, CARTPOLE_SWINGUP_ID) is None
-    assert fused.unsupported(softmax, CARTPOLE_SWINGUP_ID) == (
-        "the fused kernel runs the paper's AttentionNeuron (tanh attention, no head LSTM, "
-        "no lateral_dim; input_change may be on)"
+    message = (
+        "the fused kernel runs the paper's AttentionNeuron and its options attention, "
+        "input_change and attention biases; no head LSTM, no lateral_dim"
     )
+    assert fused.unsupported(head_lstm, CARTPOLE_SWINGUP_ID) == message
     lateral = AttentionNeuronModel(act_dim=1, lateral_dim=4)
-    assert fused.unsupported(lateral, CARTPOLE_SWINGUP_ID) is not None
-    assert fused.unsupported(CHANGE, CARTPOLE_SWINGUP_ID) is None
+    assert fused.unsupported(lateral, CARTPOLE_SWINGUP_ID) == message
+    for model in (CHANGE, SOFTMAX):
+        assert fused.unsupported(model, CARTPOLE_SWINGUP_ID) is None
     assert fused.unsupported(FeedForwardModel(obs_dim=5, act_dim=1), CARTPOLE_SWINGUP_ID) == (
         "the fused kernel runs the AttentionNeuron model only, not the fnn model"
     )
