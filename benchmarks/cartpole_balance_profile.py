@@ -9,10 +9,11 @@ held-out episodes and separates them. For each agent it prints:
 - the mean reward per step, in segments of the episode, over surviving episodes;
 - over steps 400-1000 of each surviving episode, the mean cos(theta), and the fraction of
   surviving episodes that hold the pole still (that mean at least 0.95);
-- for the paper's AttentionNeuron (tanh attention, the latent read by one linear layer),
-  how much the action reads each sensor: the head's weights times the attention on the
-  sensor's slot, ``sum_j w_j tanh(S)[j, slot]``, averaged over the same steps (and over
-  the first 100 steps of every episode). An agent that acts on ``x + x_dot + cos + sin +
+- for an AttentionNeuron whose latent one linear layer reads (the paper's), how much the
+  action reads each sensor: the head's weights times the attention on the sensor's slot,
+  ``sum_j w_j tanh(S)[j, slot]`` (softmax attention: ``sum_j w_j g_j softmax(S)[j, slot]``
+  with the latents' gains ``g``), averaged over the same steps (and over the first 100
+  steps of every episode). An agent that acts on ``x + x_dot + cos + sin +
   th_dot`` alike has not told its sensors apart.
 
 ``--env`` plays another cart-pole task, e.g. ``SensoryNeuron/CartPoleBalance-v0`` (every
@@ -75,8 +76,8 @@ class BalanceRecorder(Observer):
 
 class SensorWeightRecorder(Observer):
     """Records, per step and episode of member 0, how much the action reads each sensor
-    through the attention: ``weight[t, b, i] = sum_j w_j tanh(S)[j, slot of sensor i]``
-    (``w``: the head's weights on the latents), ``[T, E, 5]``."""
+    through the attention: ``weight[t, b, i] = sum_j w_j A[j, slot of sensor i]``
+    (``w``: :func:`head_weights`; ``A``: the attention weights), ``[T, E, 5]``."""
 
     attention = True
 
@@ -92,19 +93,22 @@ class SensorWeightRecorder(Observer):
 
 
 def head_weights(policy: Policy) -> np.ndarray | None:
-    """The linear head's weights on the latents ``[M]``, where the model is the paper's
-    AttentionNeuron (tanh attention, one linear layer on the latent, one action); else None."""
+    """The linear head's weights on the attention's mixes ``[M]`` (with softmax attention,
+    times each latent's gain), where the model is an AttentionNeuron whose latent one linear
+    layer reads for one action; else None."""
     model = policy.model
     if not (
         isinstance(model, AttentionNeuronModel)
-        and model.attention == "tanh"
         and not model.hidden
         and not model.head_lstm
         and model.act_dim == 1
     ):
         return None
     prepared = model.prepare(torch.from_numpy(policy.params.astype(np.float64))[None])
-    return prepared["out.weight"][0, 0].numpy()
+    weights = prepared["out.weight"][0, 0]
+    if model.attention == "softmax":
+        weights = weights * prepared["latent.gain"][0]
+    return weights.numpy()
 
 
 def play(

@@ -121,6 +121,13 @@ VARIANTS: dict[str, dict] = {
         "model": {"attention": "softmax"},
         "training": {"generations": 100_000, "repeats": 16},
     },
+    # Both: softmax attention over input_change neurons (993 parameters).
+    "balance-softmax-change-16": {
+        **FUSED,
+        "env_id": "SensoryNeuron/CartPoleBalance-v0",
+        "model": {"attention": "softmax", "input_change": True},
+        "training": {"generations": 100_000, "repeats": 16},
+    },
     # The paper's algorithm: full-covariance CMA-ES, sigma 0.1 from zero (0.14 s a generation
     # at 913 parameters, beside ~0.8 s of episodes). Stopped at generation 490 (5.8 min): held-
     # out tests 195 at generations 400-490, where long-16's were 365.
