@@ -34,6 +34,7 @@ def main() -> None:
     center, sigma = strategy["center"], float(strategy["stdev"].mean())
     preset = get_preset("cartpole-swingup-harder-es").replace(
         engine="fused",
+        model={"attention": "tanh", "input_change": False},  # the paper's, as RUN's
         training={"generations": args.generations, "repeats": 16, "seed": 1},
         strategy={
             "sigma_init": sigma,

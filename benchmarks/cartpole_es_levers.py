@@ -1,7 +1,8 @@
 """ES alone on cart-pole (issue 15's second gap): which levers lift the paper's model by PGPE.
 
-Each variant is the ``cartpole-swingup-harder-es`` preset (the paper's AttentionNeuron, no
-teacher, no gradients) with some sections replaced; a run trains it under ``--minutes`` and
+Each variant is the ``cartpole-swingup-harder-es`` preset with the paper's AttentionNeuron (no
+teacher, no gradients; the preset itself now holds ``long-16-softmax-change``'s model) and
+some sections replaced; a run trains it under ``--minutes`` and
 scores its evolved centre shuffled on held-out episodes of stock Gymnasium
 (:func:`distill_levers.main`). The variants run on the fused engine (:mod:`evolve.fused`, needs
 the ``fast`` extra), which runs the same episodes several times faster than the loop, so an
@@ -18,7 +19,10 @@ from pathlib import Path
 from distill_levers import main  # benchmarks/ is on the path when run
 
 RESULTS = Path(__file__).parent / "results" / "cartpole_es_levers.jsonl"
-FUSED = {"engine": "fused"}
+# The paper's model (913 parameters), which the preset held when these variants ran; the preset
+# now ships softmax attention over input-change neurons (long-16-softmax-change below)
+PAPER = {"attention": "tanh", "input_change": False}
+FUSED = {"engine": "fused", "model": PAPER}
 
 VARIANTS: dict[str, dict] = {
     # The preset as it is (1,000 generations, 4 episodes a member), on the fused engine.
@@ -109,7 +113,7 @@ VARIANTS: dict[str, dict] = {
     "balance-change-16": {
         **FUSED,
         "env_id": "SensoryNeuron/CartPoleBalance-v0",
-        "model": {"input_change": True},
+        "model": {**PAPER, "input_change": True},
         "training": {"generations": 100_000, "repeats": 16},
     },
     # The balance task with softmax attention (a gain per latent; 929 parameters): each latent
@@ -118,7 +122,7 @@ VARIANTS: dict[str, dict] = {
     "balance-softmax-16": {
         **FUSED,
         "env_id": "SensoryNeuron/CartPoleBalance-v0",
-        "model": {"attention": "softmax"},
+        "model": {**PAPER, "attention": "softmax"},
         "training": {"generations": 100_000, "repeats": 16},
     },
     # Both: softmax attention over input_change neurons (993 parameters).

@@ -50,8 +50,8 @@ def main() -> None:
     )
     if args.env:
         preset = preset.replace(env_id=args.env)
-    if args.input_change:
-        preset = preset.replace(model={"input_change": True})
+    # the paper's model (the preset now ships softmax over input-change neurons)
+    preset = preset.replace(model={"attention": "tanh", "input_change": args.input_change})
     init = np.random.default_rng(args.seed).normal(0.0, args.std, preset.model.num_params)
     with console():
         train(

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import logging
 import math
@@ -254,6 +255,14 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="KEY=VALUE",
         help="repeatable: one of the strategy's hyperparameters, over the preset's (e.g. "
         "center_lr=0.02, center_lr_decay=0.9994; another --strategy starts from none)",
+    )
+    t.add_argument(
+        "--model-option",
+        type=strategy_option_arg,
+        action="append",
+        metavar="KEY=VALUE",
+        help="repeatable: one of the model's settings, over the preset's (e.g. "
+        "attention=tanh, input_change=false; one-stage recipes)",
     )
     t.add_argument("--seed", type=non_negative_int, help="master seed")
     t.add_argument(
@@ -503,7 +512,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _training_overrides(args: argparse.Namespace) -> dict[str, Any]:
-    sections: dict[str, dict[str, Any]] = {"strategy": {}, "training": {}, "perturbations": {}}
+    sections: dict[str, dict[str, Any]] = {
+        "strategy": {},
+        "training": {},
+        "perturbations": {},
+        "model": {},
+    }
     for arg, section, key in [
         ("popsize", "strategy", "popsize"),
         ("strategy", "strategy", "name"),
@@ -520,6 +534,8 @@ def _training_overrides(args: argparse.Namespace) -> dict[str, Any]:
             sections[section][key] = getattr(args, arg)
     if args.strategy_option:
         sections["strategy"]["options"] = dict(args.strategy_option)
+    if args.model_option:
+        sections["model"] = dict(args.model_option)
     if args.reshuffle_every is not UNSET:
         sections["perturbations"]["reshuffle_every"] = args.reshuffle_every
     if args.teacher_generations is not None:
@@ -551,6 +567,15 @@ def _apply_overrides(preset: TaskPreset, overrides: dict[str, Any]) -> TaskPrese
         teacher = overrides.get("teacher", {})
         training = {**teacher.get("training", {}), "seed": seed}
         overrides = {**overrides, "teacher": {**teacher, "training": training}}
+    unknown = sorted(
+        set(overrides.get("model", {})) - {f.name for f in dataclasses.fields(preset.model)}
+    )
+    if unknown:
+        settings = ", ".join(f.name for f in dataclasses.fields(preset.model) if f.init)
+        raise UsageError(
+            f"--model-option {unknown[0]}: the {preset.model.kind} model has no such setting; "
+            f"it has {settings}"
+        )
     preset = preset.replace(**overrides)
     if "strategy" in overrides:  # a bad option: one line now, not once the run folder exists
         s = preset.strategy

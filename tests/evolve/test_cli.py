@@ -426,7 +426,7 @@ def test_init_starts_a_run_from_another_runs_parameters(run_dir, capsys, tmp_pat
     ("args", "message"),
     [
         (["--init", "fnn-baseline"], "--init fnn-baseline: its fnn model (113 parameters) is not "
-         "the one of 'cartpole-swingup-harder-es' (attention-neuron, 913 parameters)"),
+         "the one of 'cartpole-swingup-harder-es' (attention-neuron, 993 parameters)"),
         (["--init", "nowhere.npz"], "nowhere.npz: no such run folder, checkpoint file or pretrained agent"),
     ],
 )  # fmt: skip
@@ -453,6 +453,24 @@ def test_train_env_trains_on_it_and_a_bad_one_is_one_line(capsys, tmp_path):
         code, _, err = main(capsys, "train", *TINY, "--train-env", bad, "--out", tmp_path / bad)
         assert code == 2 and err.startswith(f"evolve: error: {message}")
         assert len(err.splitlines()) == 1 and not (tmp_path / bad).exists()
+
+
+def test_model_option_sets_the_models_settings_and_a_bad_one_is_one_line(capsys, tmp_path):
+    out = tmp_path / "paper"
+    options = ["--model-option", "attention=tanh", "--model-option", "input_change=false"]
+    code, _, err = main(capsys, "train", *TINY, "--generations", "1", *options, "--out", out)
+    assert code == 0, err
+    model = read_config(out)[0].model
+    assert model.attention == "tanh" and not model.input_change and model.num_params == 913
+    for option, message in [
+        ("nope=1", "--model-option nope: the attention-neuron model has no such setting; it "
+         "has act_dim, num_latents, "),
+        ("attention=bad", "attention must be one of tanh, softmax; got 'bad'"),
+    ]:  # fmt: skip
+        bad = tmp_path / option
+        code, _, err = main(capsys, "train", *TINY, "--model-option", option, "--out", bad)
+        assert code == 2 and err.startswith(f"evolve: error: {message}")
+        assert len(err.splitlines()) == 1 and not bad.exists()
 
 
 def test_init_is_for_new_one_stage_runs(run_dir, capsys, tmp_path):

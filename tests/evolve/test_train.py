@@ -308,10 +308,10 @@ def test_a_new_run_without_init_forgets_a_start_point_left_in_its_folder(tmp_pat
         ("resume", "init applies to a new run; a resumed run goes on from its checkpoint"),
         ("staged", "init applies to a one-stage recipe; 'cartpole-swingup-harder' is staged "
          "(its student comes from distillation)"),
-        ("shape", "init must hold 913 finite values (one per parameter of "
-         "'cartpole-swingup-harder-es''s model), got shape (912,)"),
-        ("nan", "init must hold 913 finite values (one per parameter of "
-         "'cartpole-swingup-harder-es''s model), got shape (913,) with non-finite ones"),
+        ("shape", "init must hold 993 finite values (one per parameter of "
+         "'cartpole-swingup-harder-es''s model), got shape (992,)"),
+        ("nan", "init must hold 993 finite values (one per parameter of "
+         "'cartpole-swingup-harder-es''s model), got shape (993,) with non-finite ones"),
     ],
 )  # fmt: skip
 def test_a_bad_init_is_refused_before_anything_is_written(case, message, tmp_path):
