@@ -57,6 +57,11 @@ STILL_COS = 0.95  # mean cos(theta) over the balance phase that counts as holdin
 X, COS = 0, 2  # columns of the true observation [x, x_dot, cos, sin, theta_dot]
 SENSOR_NAMES = ("x", "x_dot", "cos", "sin", "th_dot")
 SENSORS = len(SENSOR_NAMES)
+# the spans of the sensor weights: their JSON keys and printed labels
+WEIGHT_SPANS = {
+    "steps_0_100": "steps 0-100",
+    f"survivors_steps_{BALANCE_FROM}_1000": f"survivors' steps {BALANCE_FROM}-1000",
+}
 
 
 class BalanceRecorder(Observer):
@@ -88,8 +93,8 @@ class SensorWeightRecorder(Observer):
     def on_act(self, view: StepView) -> None:
         per_slot = np.einsum("m,bmn->bn", self.head, view.attention[0])  # [B, N]
         sources = view.perturbation.sources()  # [B, N]: the sensor in each slot
-        for b in range(per_slot.shape[0]):
-            np.add.at(self.weight[view.t, b], sources[b], per_slot[b])
+        episode = np.arange(per_slot.shape[0])[:, None]
+        np.add.at(self.weight[view.t], (episode, sources), per_slot)
 
 
 def head_weights(policy: Policy) -> np.ndarray | None:
@@ -180,9 +185,10 @@ def _sensor_weights(run: dict[str, np.ndarray], ok: np.ndarray) -> dict[str, Any
     weight = run["sensor_weight"]
     first = weight[:100].mean(axis=(0, 1))
     balance = weight[BALANCE_FROM:, ok].mean(axis=(0, 1)) if ok.any() else None
+    first_key, balance_key = WEIGHT_SPANS
     return {
-        "steps_0_100": dict(zip(SENSOR_NAMES, first.round(3).tolist(), strict=True)),
-        f"survivors_steps_{BALANCE_FROM}_1000": None
+        first_key: dict(zip(SENSOR_NAMES, first.round(3).tolist(), strict=True)),
+        balance_key: None
         if balance is None
         else dict(zip(SENSOR_NAMES, balance.round(3).tolist(), strict=True)),
     }
@@ -244,9 +250,7 @@ def main(argv: list[str] | None = None) -> None:
         for span, weights in (row["sensor_weights"] or {}).items():
             if weights is not None:
                 listed = ", ".join(f"{k} {v:+.2f}" for k, v in weights.items())
-                where = span.replace("survivors_", "survivors' ").replace("_", " ", 1)
-                where = where.replace("_", "-")
-                print(f"  sensor weights (head x attention), {where}: {listed}")
+                print(f"  sensor weights (head x attention), {WEIGHT_SPANS[span]}: {listed}")
     if args.json is not None:
         atomic_write_text(args.json, json.dumps(results, indent=1) + "\n")
 
